@@ -1,0 +1,104 @@
+"""Graph overrides kept inside the user's database, in table ``rdl_graph``.
+
+Real databases often lack declared constraints (DuckDB enforces foreign keys,
+so data with dangling keys cannot declare them) or have several timestamp
+columns. ``ALTER GRAPH`` statements record the missing facts here; keeping
+them in the database file means they persist, travel with the file and are
+visible to any SQL tool.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+from sqlglot import exp
+
+from .sql import ident, lit, run, table
+
+OVERRIDES_TABLE = "rdl_graph"
+
+KINDS = ("link", "drop_link", "time", "ignore")
+
+
+@dataclass(frozen=True)
+class Override:
+    kind: str
+    table: str
+    columns: tuple[str, ...]
+    ref_table: str | None = None
+    ref_columns: tuple[str, ...] | None = None
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``rdl_graph`` if missing; one row per override, in order of declaration."""
+    con.execute(
+        exp.Create(
+            this=exp.Schema(
+                this=table(OVERRIDES_TABLE),
+                expressions=[
+                    exp.ColumnDef(this=ident("kind"), kind=exp.DataType.build("VARCHAR")),
+                    exp.ColumnDef(this=ident("table_name"), kind=exp.DataType.build("VARCHAR")),
+                    exp.ColumnDef(this=ident("columns"), kind=exp.DataType.build("VARCHAR[]")),
+                    exp.ColumnDef(this=ident("ref_table"), kind=exp.DataType.build("VARCHAR")),
+                    exp.ColumnDef(this=ident("ref_columns"), kind=exp.DataType.build("VARCHAR[]")),
+                    exp.ColumnDef(this=ident("declared_at"), kind=exp.DataType.build("TIMESTAMP"),
+                                  constraints=[exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(
+                                      this=exp.CurrentTimestamp()))]),
+                ],
+            ),
+            kind="TABLE",
+            exists=True,
+        ).sql("duckdb")
+    )
+
+
+def has_table(con: duckdb.DuckDBPyConnection) -> bool:
+    rows = run(con, exp.select("1").from_("duckdb_tables()").where(
+        exp.column("table_name").eq(lit(OVERRIDES_TABLE))
+    ).where(exp.column("schema_name").eq(lit("main")))).fetchall()
+    return bool(rows)
+
+
+def record(con: duckdb.DuckDBPyConnection, override: Override) -> None:
+    """Append one override (the schema reader resolves them in declaration order)."""
+    ensure_table(con)
+    arr = lambda cols: exp.Array(expressions=[lit(c) for c in cols]) if cols is not None else exp.null()
+    insert = exp.insert(
+        exp.select(
+            lit(override.kind), lit(override.table), arr(override.columns),
+            lit(override.ref_table) if override.ref_table is not None else exp.null(),
+            arr(override.ref_columns),
+            exp.CurrentTimestamp(),
+        ),
+        table(OVERRIDES_TABLE),
+        columns=["kind", "table_name", "columns", "ref_table", "ref_columns", "declared_at"],
+    )
+    run(con, insert)
+
+
+def load(con: duckdb.DuckDBPyConnection) -> list[Override]:
+    if not has_table(con):
+        return []
+    q = exp.select("kind", "table_name", "columns", "ref_table", "ref_columns").from_(
+        table(OVERRIDES_TABLE)).order_by("declared_at", "rowid")
+    return [
+        Override(k, t, tuple(c or ()), rt, tuple(rc) if rc is not None else None)
+        for k, t, c, rt, rc in run(con, q).fetchall()
+    ]
+
+
+def add_link(con, child: str, columns, parent: str, ref_columns) -> None:
+    record(con, Override("link", child, tuple(columns), parent, tuple(ref_columns)))
+
+
+def drop_link(con, child: str, columns, parent: str | None = None) -> None:
+    record(con, Override("drop_link", child, tuple(columns), parent, None))
+
+
+def set_time_column(con, tbl: str, column: str | None) -> None:
+    """``column=None`` declares the table static (no time column)."""
+    record(con, Override("time", tbl, (column,) if column else (), None, None))
+
+
+def ignore_column(con, tbl: str, column: str) -> None:
+    record(con, Override("ignore", tbl, (column,), None, None))

@@ -1,0 +1,1 @@
+"""rdl-sql: relational deep learning inside DuckDB."""
