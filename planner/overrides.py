@@ -55,7 +55,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 def has_table(con: duckdb.DuckDBPyConnection) -> bool:
     rows = run(con, exp.select("1").from_("duckdb_tables()").where(
         exp.column("table_name").eq(lit(OVERRIDES_TABLE))
-    ).where(exp.column("schema_name").eq(lit("main")))).fetchall()
+    ).where(exp.column("schema_name").eq(lit("main"))))
     return bool(rows)
 
 
@@ -83,7 +83,7 @@ def load(con: duckdb.DuckDBPyConnection) -> list[Override]:
         table(OVERRIDES_TABLE)).order_by("declared_at", "rowid")
     return [
         Override(k, t, tuple(c or ()), rt, tuple(rc) if rc is not None else None)
-        for k, t, c, rt, rc in run(con, q).fetchall()
+        for k, t, c, rt, rc in run(con, q)
     ]
 
 

@@ -51,9 +51,13 @@ def to_sql(expression: exp.Expression) -> str:
     return expression.sql(DIALECT)
 
 
-def run(con: duckdb.DuckDBPyConnection, expression: exp.Expression):
-    """Execute a generated AST on ``con`` and return the DuckDB result."""
-    return con.execute(to_sql(expression))
+def run(con: duckdb.DuckDBPyConnection, expression: exp.Expression) -> list[tuple]:
+    """Execute a generated AST on ``con`` and return all its rows.
+
+    Fetching everything matters: DuckDB 2.0 refuses further work on a
+    connection whose last result was left half-read.
+    """
+    return con.execute(to_sql(expression)).fetchall()
 
 
 def arrow(con: duckdb.DuckDBPyConnection, expression: exp.Expression):

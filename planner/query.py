@@ -1,0 +1,76 @@
+"""The parsed predictive query: the contract between front-end and planner.
+
+The front-end builds these from its sqlglot AST; the planner compiles them to
+SQL. They hold sqlglot expressions only for user predicates (``WHERE`` of a
+filter, ``AGG(t.* WHERE ...)``), where each temporal aggregate is replaced by
+an :class:`AggRef` pointing into ``PredictQuery.aggregates``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from .errors import Position
+
+AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX", "COUNT_DISTINCT", "EXISTS", "FIRST", "LAST")
+UNITS = ("SECONDS", "MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS", "YEARS")
+COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+
+
+class AggRef(exp.Expression):
+    """Placeholder in a predicate for ``PredictQuery.aggregates[this]``."""
+
+    arg_types = {"this": True}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """``FUNC(table.column [WHERE pred] [VIA fk], start, end, UNIT)``.
+
+    The window is half-open ``(anchor + start, anchor + end]``. ``column`` is
+    None for ``table.*``. ``via`` names the foreign-key column of ``table``
+    that leads to the entity when ``table`` links to it more than once.
+    """
+
+    func: str
+    table: str
+    column: str | None
+    start: int
+    end: int
+    unit: str
+    where: exp.Expression | None = None
+    via: str | None = None
+    position: Position | None = field(default=None, compare=False)
+    table_position: Position | None = field(default=None, compare=False)
+    column_position: Position | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to predict: an aggregate, optionally compared to a constant (binary task)."""
+
+    aggregate: Aggregate
+    op: str | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class PredictQuery:
+    target: Target
+    entity_table: str
+    entity_column: str
+    where: exp.Expression | None = None
+    assuming: exp.Expression | None = None
+    aggregates: tuple[Aggregate, ...] = ()
+    as_of: dt.datetime | None = None
+    options: tuple[tuple[str, object], ...] = ()
+    text: str = ""
+    entity_position: Position | None = field(default=None, compare=False)
+    as_of_position: Position | None = field(default=None, compare=False)
+    options_position: Position | None = field(default=None, compare=False)
+
+    @property
+    def option_dict(self) -> dict[str, object]:
+        return dict(self.options)

@@ -1,0 +1,223 @@
+"""The key graph of a database: tables, keys, links, time columns, column types.
+
+Read from DuckDB's catalog (``duckdb_tables()``, ``duckdb_columns()``,
+``duckdb_constraints()``) and corrected by the overrides in ``rdl_graph``,
+so a database with declared constraints needs no set-up and one without can
+be described with ``ALTER GRAPH``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+from sqlglot import exp
+
+from . import overrides
+from .errors import PlanError, did_you_mean
+from .sql import alias, arrow, col, lit, run, table
+
+#: tables rdl-sql keeps in the user's database; never part of the graph
+INTERNAL_TABLES = {overrides.OVERRIDES_TABLE, "rdl_models"}
+
+TIME_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S",
+              "TIMESTAMP WITH TIME ZONE")
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                 "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "BOOLEAN")
+STRING_TYPES = ("VARCHAR",)
+
+#: a string column with at most this many distinct values (or few per row) is categorical
+MAX_CATEGORIES = 1000
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str
+    stype: str  # numerical | categorical | text | timestamp | id | time | ignored
+
+
+@dataclass(frozen=True)
+class Link:
+    """``child(child_columns) REFERENCES parent(parent_columns)``: one edge type each way."""
+
+    child: str
+    child_columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+    declared: str = "constraint"  # constraint | override
+
+    @property
+    def name(self) -> str:
+        return f"{self.child}({', '.join(self.child_columns)}) -> {self.parent}({', '.join(self.parent_columns)})"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    time_column: str | None
+    rows: int
+    notes: tuple[str, ...] = ()
+
+    def column(self, name: str) -> Column | None:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def features(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.stype in ("numerical", "categorical", "timestamp"))
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, TableInfo]
+    links: tuple[Link, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def table(self, name: str, position=None) -> TableInfo:
+        """The table called ``name``; a PlanError with the closest name when missing."""
+        if name in self.tables:
+            return self.tables[name]
+        raise PlanError(f"table `{name}` not found{did_you_mean(name, self.tables)}", position)
+
+    def links_from(self, child: str, parent: str) -> list[Link]:
+        return [lk for lk in self.links if lk.child == child and lk.parent == parent]
+
+    def fingerprint(self) -> str:
+        """Stable text of what a trained model depends on: tables, feature columns, links."""
+        parts = []
+        for name in sorted(self.tables):
+            t = self.tables[name]
+            cols = ",".join(f"{c.name}:{c.dtype}:{c.stype}" for c in t.columns)
+            parts.append(f"{name}[{cols}]pk={t.primary_key}time={t.time_column}")
+        parts.extend(sorted(lk.name for lk in self.links))
+        return "|".join(parts)
+
+
+def _catalog_tables(con) -> list[str]:
+    q = (exp.select("table_name").from_("duckdb_tables()")
+         .where(exp.column("schema_name").eq(lit("main")))
+         .where(exp.column("database_name").eq(exp.func("current_database")))
+         .where(exp.not_(exp.column("temporary")))
+         .order_by("table_name"))
+    return [r[0] for r in run(con, q) if r[0] not in INTERNAL_TABLES]
+
+
+def _catalog_columns(con) -> dict[str, list[tuple[str, str]]]:
+    q = (exp.select("table_name", "column_name", "data_type").from_("duckdb_columns()")
+         .where(exp.column("schema_name").eq(lit("main")))
+         .where(exp.column("database_name").eq(exp.func("current_database")))
+         .order_by("table_name", "column_index"))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for t, c, d in run(con, q):
+        out.setdefault(t, []).append((c, d))
+    return out
+
+
+def _catalog_constraints(con):
+    q = (exp.select("table_name", "constraint_type", "constraint_column_names",
+                    "referenced_table", "referenced_column_names")
+         .from_("duckdb_constraints()")
+         .where(exp.column("schema_name").eq(lit("main")))
+         .where(exp.column("database_name").eq(exp.func("current_database")))
+         .where(exp.column("constraint_type").isin(lit("PRIMARY KEY"), lit("FOREIGN KEY"), lit("UNIQUE")))
+         .order_by("table_name", "constraint_index"))
+    return run(con, q)
+
+
+def _base_type(dtype: str) -> str:
+    return dtype.split("(")[0].upper()
+
+
+def _distinct_counts(con, tname: str, columns: list[str]) -> tuple[int, dict[str, int]]:
+    """Row count and approximate distinct count per string column, in one scan."""
+    sel = [alias(exp.Count(this=exp.Star()), "__rows")]
+    sel += [alias(exp.func("approx_count_distinct", col(c)), f"d{i}") for i, c in enumerate(columns)]
+    row = arrow(con, exp.select(*sel).from_(table(tname))).to_pylist()[0]
+    return row["__rows"], {c: row[f"d{i}"] for i, c in enumerate(columns)}
+
+
+def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True) -> Schema:
+    """Discover the key graph of the database behind ``con``, overrides applied."""
+    names = _catalog_tables(con)
+    columns = _catalog_columns(con)
+    pks: dict[str, tuple[str, ...]] = {}
+    uniques: dict[str, list[tuple[str, ...]]] = {}
+    links: list[Link] = []
+    for tname, ctype, cols, ref_table, ref_cols in _catalog_constraints(con):
+        if tname not in names:
+            continue
+        if ctype == "PRIMARY KEY":
+            pks[tname] = tuple(cols)
+        elif ctype == "UNIQUE":
+            uniques.setdefault(tname, []).append(tuple(cols))
+        elif ctype == "FOREIGN KEY" and ref_table in names:
+            links.append(Link(tname, tuple(cols), ref_table, tuple(ref_cols)))
+
+    notes: list[str] = []
+    time_override: dict[str, str | None] = {}
+    ignored: dict[str, set[str]] = {}
+    for ov in overrides.load(con):
+        if ov.table not in names:
+            notes.append(f"override on missing table `{ov.table}` skipped")
+            continue
+        if ov.kind == "link":
+            links = [lk for lk in links if not (lk.child == ov.table and lk.child_columns == ov.columns)]
+            links.append(Link(ov.table, ov.columns, ov.ref_table, ov.ref_columns, "override"))
+        elif ov.kind == "drop_link":
+            links = [lk for lk in links if not (lk.child == ov.table and lk.child_columns == ov.columns)]
+        elif ov.kind == "time":
+            time_override[ov.table] = ov.columns[0] if ov.columns else None
+        elif ov.kind == "ignore":
+            ignored.setdefault(ov.table, set()).update(ov.columns)
+
+    key_cols: dict[str, set[str]] = {n: set(pks.get(n, ())) for n in names}
+    for lk in links:
+        key_cols.setdefault(lk.child, set()).update(lk.child_columns)
+        key_cols.setdefault(lk.parent, set()).update(lk.parent_columns)
+
+    tables: dict[str, TableInfo] = {}
+    for tname in names:
+        cols = columns.get(tname, [])
+        tnotes: list[str] = []
+        if tname in time_override:
+            tcol = time_override[tname]
+        else:
+            candidates = [c for c, d in cols if _base_type(d) in TIME_TYPES and c not in key_cols[tname]]
+            tcol = candidates[0] if len(candidates) == 1 else None
+            if len(candidates) > 1:
+                tnotes.append(f"several time columns ({', '.join(candidates)}); table treated as static "
+                              f"until ALTER GRAPH SET TIME COLUMN {tname}(<column>)")
+        strings = [c for c, d in cols if _base_type(d) in STRING_TYPES and c not in key_cols[tname]
+                   and c not in ignored.get(tname, ())]
+        rows, distinct = _distinct_counts(con, tname, strings) if with_counts else (0, {})
+        out_cols = []
+        for c, d in cols:
+            base = _base_type(d)
+            if c in ignored.get(tname, ()):
+                stype = "ignored"
+            elif c == tcol:
+                stype = "time"
+            elif c in key_cols[tname]:
+                stype = "id"
+            elif base in NUMERIC_TYPES or base.startswith("DECIMAL"):
+                stype = "numerical"
+            elif base in TIME_TYPES:
+                stype = "timestamp"
+            elif base in STRING_TYPES or base.startswith("ENUM"):
+                nd = distinct.get(c, 0)
+                stype = "categorical" if nd <= MAX_CATEGORIES or nd <= 0.05 * rows else "text"
+            else:
+                stype = "ignored"
+            out_cols.append(Column(c, d, stype))
+        pk = pks.get(tname) or next(iter(uniques.get(tname, [])), ())
+        tables[tname] = TableInfo(tname, tuple(out_cols), tuple(pk), tcol, rows, tuple(tnotes))
+
+    for lk in links:
+        if lk.parent not in tables or lk.child not in tables:
+            notes.append(f"link {lk.name} names a missing table; skipped")
+    links = [lk for lk in links if lk.parent in tables and lk.child in tables]
+    return Schema(tables, tuple(links), tuple(notes))

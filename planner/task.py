@@ -1,0 +1,333 @@
+"""Compile a PREDICT into SQL: anchor times, entity filters, labels and splits.
+
+Time rules (DESIGN.md section 3): for an example (entity, anchor t) the label
+reads only rows in ``(t + start, t + end]``; filters read only the past;
+validation and test anchors come after every training label window; with
+``AS OF`` nothing dated after it is read at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+from dateutil.relativedelta import relativedelta
+from sqlglot import exp
+
+from .errors import PlanError, Position, did_you_mean
+from .nodes import NODE, TIME, node_select, time_value
+from .query import AggRef, Aggregate, PredictQuery
+from .schema import Link, Schema, TableInfo
+from .sql import alias, col, ident, lit, run, table
+
+ENTITY = "__e"
+ANCHORS = "__anchors"
+ANCHOR = "anchor_time"
+SPLIT = "split"
+LABEL = "label"
+
+_SHIFT_FUNCS = {"SECONDS": "to_seconds", "MINUTES": "to_minutes", "HOURS": "to_hours", "DAYS": "to_days",
+                "WEEKS": "to_weeks", "MONTHS": "to_months", "YEARS": "to_years"}
+_RELATIVE = {"SECONDS": "seconds", "MINUTES": "minutes", "HOURS": "hours", "DAYS": "days",
+             "WEEKS": "weeks", "MONTHS": "months", "YEARS": "years"}
+_OPS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+
+#: options this slice understands, with their defaults (the front-end validates keys)
+DEFAULT_OPTIONS: dict[str, object] = {
+    "model": "gnn", "epochs": 10, "channels": 128, "layers": 2, "fanouts": "32,16",
+    "batch_size": 512, "lr": 0.005, "seed": 0, "val_start": None, "test_start": None,
+    "anchor_step": None, "max_train_rows": 50_000, "sampler": "uniform", "patience": 3,
+}
+MAX_TRAIN_ANCHORS = 64
+
+
+def shift(t: dt.datetime, n: int, unit: str) -> dt.datetime:
+    """``t + n UNIT`` with calendar months and years, as DuckDB's ``to_months`` does."""
+    return t + relativedelta(**{_RELATIVE[unit]: n})
+
+
+def shift_sql(t: exp.Expression, n: int, unit: str) -> exp.Expression:
+    return exp.Add(this=t, expression=exp.func(_SHIFT_FUNCS[unit], lit(n)))
+
+
+@dataclass(frozen=True)
+class ResolvedAggregate:
+    agg: Aggregate
+    table: TableInfo
+    link: Link
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """A checked PREDICT: every name resolved, every anchor time chosen."""
+
+    query: PredictQuery
+    schema: Schema
+    entity: TableInfo
+    task_type: str  # binary | regression
+    aggregates: tuple[ResolvedAggregate, ...]
+    options: dict
+    as_of: dt.datetime | None  # cut-off: nothing after it is read (None: read everything)
+    predict_anchor: dt.datetime
+    test_anchor: dt.datetime
+    val_anchor: dt.datetime
+    train_anchors: tuple[dt.datetime, ...]
+
+    @property
+    def target(self) -> ResolvedAggregate:
+        return self.aggregates[0]
+
+    # ---- SQL -----------------------------------------------------------------
+    def entity_rows(self) -> exp.Select:
+        """Entity rows visible at the cut-off, numbered as graph nodes, all columns kept."""
+        return node_select(self.entity, self.as_of, [exp.Column(this=exp.Star(), table=ident(self.entity.name))])
+
+    def _aggregate_sql(self, i: int, anchor: exp.Expression) -> exp.Expression:
+        ra = self.aggregates[i]
+        agg, tinfo, link = ra.agg, ra.table, ra.link
+        a = f"__a{i}"
+        value = col(agg.column, a) if agg.column else None
+        t = time_value(tinfo, a)
+        conds = [col(c, a).eq(col(p, ENTITY)) for c, p in zip(link.child_columns, link.parent_columns)]
+        conds += [t > shift_sql(anchor.copy(), agg.start, agg.unit), t.copy() <= shift_sql(anchor.copy(), agg.end, agg.unit)]
+        if self.as_of is not None:
+            conds.append(t.copy() <= lit(self.as_of))
+        if agg.where is not None:
+            conds.append(exp.paren(_rebind(agg.where, {agg.table: a}, None)))
+        f = agg.func
+        if f == "COUNT":
+            e = exp.Count(this=value or exp.Star())
+        elif f == "EXISTS":
+            e = exp.Count(this=value or exp.Star()) > 0
+        elif f == "COUNT_DISTINCT":
+            e = exp.Count(this=exp.Distinct(expressions=[value]))
+        elif f == "SUM":
+            e = exp.Coalesce(this=exp.Sum(this=value), expressions=[lit(0)])
+        elif f == "AVG":
+            e = exp.Avg(this=value)
+        elif f == "MIN":
+            e = exp.Min(this=value)
+        elif f == "MAX":
+            e = exp.Max(this=value)
+        elif f == "FIRST":
+            e = exp.func("arg_min", value, t.copy())
+        else:  # LAST
+            e = exp.func("arg_max", value, t.copy())
+        sub = exp.select(e).from_(table(tinfo.name, a)).where(exp.and_(*conds))
+        return exp.Subquery(this=sub)
+
+    def _predicate(self, pred: exp.Expression | None, anchor: exp.Expression) -> exp.Expression | None:
+        if pred is None:
+            return None
+        out = _rebind(pred, {self.entity.name: ENTITY}, None)
+        out = out.transform(lambda n: self._aggregate_sql(n.this, anchor) if isinstance(n, AggRef) else n)
+        return exp.paren(out)
+
+    def _label(self, anchor: exp.Expression) -> exp.Expression:
+        target = self.query.target
+        value = self._aggregate_sql(0, anchor)
+        if target.op is not None:
+            value = _OPS[target.op](this=value, expression=lit(target.value))
+        return exp.cast(value, "DOUBLE")
+
+    def examples_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
+        """Labelled rows ``(__node, <key>, anchor_time, split, label)`` for the given anchors.
+
+        Entities must exist at the anchor, pass the WHERE filter (past only)
+        and the ASSUMING condition; rows whose label is undefined (an AVG over
+        no rows) are dropped.
+        """
+        values = exp.values([exp.Tuple(expressions=[lit(t), lit(s)]) for t, s in anchors],
+                            alias=ANCHORS, columns=[ANCHOR, SPLIT])
+        anchor = col(ANCHOR, ANCHORS)
+        conds = [exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor.copy())]
+        for pred in (self.query.where, self.query.assuming):
+            p = self._predicate(pred, anchor)
+            if p is not None:
+                conds.append(p)
+        inner = (exp.select(col(NODE, ENTITY), alias(col(self.query.entity_column, ENTITY), self.query.entity_column),
+                            anchor.copy(), col(SPLIT, ANCHORS), alias(self._label(anchor), LABEL))
+                 .from_(exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY))))
+                 .join(values, join_type="CROSS")
+                 .where(exp.and_(*conds)))
+        return (exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__x"))))
+                .where(exp.not_(col(LABEL).is_(exp.null())))
+                .order_by(col(ANCHOR), col(NODE)))
+
+    def predict_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
+        """Entities to score at ``anchor`` (default: the plan's prediction time), WHERE applied."""
+        anchor_lit = lit(anchor or self.predict_anchor)
+        conds = [exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor_lit.copy())]
+        p = self._predicate(self.query.where, anchor_lit)
+        if p is not None:
+            conds.append(p)
+        return (exp.select(col(NODE, ENTITY), alias(col(self.query.entity_column, ENTITY), self.query.entity_column),
+                           alias(anchor_lit.copy(), ANCHOR))
+                .from_(exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY))))
+                .where(exp.and_(*conds))
+                .order_by(col(NODE)))
+
+    def split_anchors(self) -> list[tuple[dt.datetime, str]]:
+        return ([(t, "train") for t in self.train_anchors]
+                + [(self.val_anchor, "val"), (self.test_anchor, "test")])
+
+
+def _rebind(pred: exp.Expression, aliases: dict[str, str], default: str | None) -> exp.Expression:
+    """Point qualified columns of ``pred`` at query aliases (``orders.x`` -> ``__a0.x``)."""
+    def fix(n):
+        if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
+            target = aliases.get(n.table) if n.table else default
+            if n.table and target is None:
+                return n
+            if target is None and len(aliases) == 1:
+                target = next(iter(aliases.values()))
+            return exp.Column(this=ident(n.name), table=ident(target) if target else None)
+        return n
+    return pred.copy().transform(fix)
+
+
+# ---- binding and validation ----------------------------------------------------
+def _resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, role: str) -> ResolvedAggregate:
+    tinfo = schema.table(agg.table, agg.table_position)
+    if agg.column is not None and tinfo.column(agg.column) is None:
+        raise PlanError(f"column `{agg.column}` not found in table `{agg.table}`"
+                        f"{did_you_mean(agg.column, [c.name for c in tinfo.columns])}", agg.column_position)
+    if agg.start >= agg.end:
+        raise PlanError(f"empty window ({agg.start}, {agg.end}]: the start must be before the end", agg.position)
+    if role == "target" and agg.end <= 0:
+        raise PlanError(f"the target window ({agg.start}, {agg.end}] {agg.unit} lies in the past; a prediction "
+                        f"needs a window ending after the anchor time, e.g. {agg.func}({agg.table}.*, 0, 30, DAYS)",
+                        agg.position)
+    if role == "filter" and agg.end > 0:
+        raise PlanError(f"WHERE reads only the past, but ({agg.start}, {agg.end}] {agg.unit} reaches into the "
+                        f"future; use a window ending at 0 or earlier (e.g. {-(agg.end - agg.start)}, 0), "
+                        f"or move the condition to ASSUMING", agg.position)
+    if tinfo.time_column is None:
+        raise PlanError(f"table `{agg.table}` has no time column, so a window over it has no meaning; declare one "
+                        f"with ALTER GRAPH SET TIME COLUMN {agg.table}(<column>)", agg.table_position)
+    if agg.func in ("SUM", "AVG") and tinfo.column(agg.column or "") is None:
+        raise PlanError(f"{agg.func} needs a column, not `{agg.table}.*`", agg.position)
+    if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column).stype not in ("numerical", "id", "time"):
+        c = tinfo.column(agg.column)
+        raise PlanError(f"{agg.func} needs a numeric column; `{agg.table}.{agg.column}` is {c.dtype}",
+                        agg.column_position)
+    if agg.func in ("FIRST", "LAST", "COUNT_DISTINCT") and agg.column is None:
+        raise PlanError(f"{agg.func} needs a column, not `{agg.table}.*`", agg.position)
+    links = schema.links_from(agg.table, entity.name)
+    if agg.via is not None:
+        links = [lk for lk in links if agg.via in lk.child_columns]
+    elif len(links) > 1 and agg.column is not None:
+        by_col = [lk for lk in links if agg.column in lk.child_columns]
+        links = by_col or links
+    if not links:
+        raise PlanError(
+            f"table `{agg.table}` is not linked to `{entity.name}`: {agg.func} over `{agg.table}` needs a foreign key "
+            f"from `{agg.table}` to `{entity.name}`; declare one with ALTER GRAPH ADD LINK "
+            f"{agg.table}(<column>) REFERENCES {entity.name}({', '.join(entity.primary_key) or '<key>'})",
+            agg.table_position)
+    if len(links) > 1:
+        options = ", ".join(lk.child_columns[0] for lk in links)
+        raise PlanError(f"table `{agg.table}` links to `{entity.name}` in {len(links)} ways ({options}); "
+                        f"name one with VIA, e.g. {agg.func}({agg.table}.{agg.column or '*'} VIA "
+                        f"{links[0].child_columns[0]}, {agg.start}, {agg.end}, {agg.unit})", agg.table_position)
+    _check_columns(agg.where, {agg.table: tinfo}, tinfo)
+    return ResolvedAggregate(agg, tinfo, links[0])
+
+
+def _check_columns(pred: exp.Expression | None, tables: dict[str, TableInfo], default: TableInfo | None) -> None:
+    if pred is None:
+        return
+    for c in pred.find_all(exp.Column):
+        if isinstance(c.this, exp.Star):
+            continue
+        tinfo = tables.get(c.table) if c.table else default
+        if c.table and tinfo is None:
+            raise PlanError(f"`{c.table}.{c.name}` cannot be used here: only columns of "
+                            f"{' or '.join(f'`{t}`' for t in tables)} are in scope; aggregate other tables "
+                            f"with a window, e.g. COUNT({c.table}.*, -30, 0, DAYS)", Position.of(c))
+        if tinfo is not None and tinfo.column(c.name) is None:
+            raise PlanError(f"column `{c.name}` not found in table `{tinfo.name}`"
+                            f"{did_you_mean(c.name, [x.name for x in tinfo.columns])}", Position.of(c))
+
+
+def _time_bounds(con, tinfo: TableInfo, as_of: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    t = time_value(tinfo)
+    q = exp.select(exp.Min(this=t), exp.Max(this=t.copy())).from_(table(tinfo.name))
+    if as_of is not None:
+        q = q.where(t.copy() <= lit(as_of))
+    lo, hi = run(con, q)[0]
+    return lo, hi
+
+
+def _as_datetime(v, name: str) -> dt.datetime:
+    if isinstance(v, dt.datetime):
+        return v
+    if isinstance(v, dt.date):
+        return dt.datetime(v.year, v.month, v.day)
+    try:
+        return dt.datetime.fromisoformat(str(v))
+    except ValueError:
+        raise PlanError(f"option {name} = {v!r} is not a timestamp; write e.g. {name} = '2024-01-31'") from None
+
+
+def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQuery) -> TaskPlan:
+    """Resolve names against ``schema``, check the time rules and choose anchor times."""
+    entity = schema.table(query.entity_table, query.entity_position)
+    if entity.column(query.entity_column) is None:
+        raise PlanError(f"column `{query.entity_column}` not found in table `{entity.name}`"
+                        f"{did_you_mean(query.entity_column, [c.name for c in entity.columns])}",
+                        query.entity_position)
+    if entity.primary_key != (query.entity_column,):
+        pk = ", ".join(entity.primary_key)
+        hint = f"its primary key is ({pk})" if pk else "it has no primary key; declare one in CREATE TABLE"
+        raise PlanError(f"FOR EACH needs the primary key of `{entity.name}`: {hint}", query.entity_position)
+
+    options = dict(DEFAULT_OPTIONS)
+    options.update(query.option_dict)
+    resolved = [_resolve_aggregate(schema, entity, query.target.aggregate, role="target")]
+    for agg in query.aggregates[1:]:
+        resolved.append(_resolve_aggregate(schema, entity, agg, role="filter" if _in_where(query, len(resolved))
+                                           else "assuming"))
+    _check_columns(_strip_aggs(query.where), {entity.name: entity}, entity)
+    _check_columns(_strip_aggs(query.assuming), {entity.name: entity}, entity)
+
+    target = resolved[0]
+    task_type = "binary" if query.target.op is not None or target.agg.func == "EXISTS" else "regression"
+    agg = target.agg
+    lo, hi = _time_bounds(con, target.table, query.as_of)
+    if hi is None:
+        raise PlanError(f"table `{target.table.name}` has no dated rows"
+                        + (f" on or before {query.as_of}" if query.as_of else ""), agg.table_position)
+    end_time = query.as_of or hi
+    test_anchor = (_as_datetime(options["test_start"], "test_start") if options["test_start"]
+                   else shift(end_time, -agg.end, agg.unit))
+    val_anchor = (_as_datetime(options["val_start"], "val_start") if options["val_start"]
+                  else shift(test_anchor, -agg.end, agg.unit))
+    if shift(test_anchor, agg.end, agg.unit) > end_time:
+        raise PlanError(f"test_start {test_anchor} leaves no room for the label window before {end_time}")
+    if shift(val_anchor, agg.end, agg.unit) > test_anchor:
+        raise PlanError(f"val_start {val_anchor}: its label window must end by the test anchor {test_anchor}")
+    step = int(options["anchor_step"] or (agg.end - agg.start))
+    if step <= 0:
+        raise PlanError(f"anchor_step must be a positive number of {agg.unit}")
+    train = []
+    t = shift(val_anchor, -agg.end, agg.unit)
+    while t >= lo and len(train) < MAX_TRAIN_ANCHORS:
+        train.append(t)
+        t = shift(t, -step, agg.unit)
+    if not train:
+        raise PlanError(f"not enough history in `{target.table.name}` ({lo} to {hi}) for a training window of "
+                        f"{agg.end} {agg.unit} before the validation anchor {val_anchor}; use a shorter window "
+                        f"or set val_start / test_start")
+    return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, end_time,
+                    test_anchor, val_anchor, tuple(sorted(train)))
+
+
+def _in_where(query: PredictQuery, index: int) -> bool:
+    return query.where is not None and any(r.this == index for r in query.where.find_all(AggRef))
+
+
+def _strip_aggs(pred):
+    if pred is None:
+        return None
+    return pred.copy().transform(lambda n: exp.null() if isinstance(n, AggRef) else n)
