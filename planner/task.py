@@ -167,6 +167,28 @@ class TaskPlan:
                 .where(exp.and_(*conds))
                 .order_by(col(NODE)))
 
+    def score_sql(self, model_key: str, anchor: dt.datetime | None = None,
+                  function: str = "rdl_score") -> exp.Select:
+        """One DuckDB query that scores every entity of ``predict_sql`` through the UDF.
+
+        Output: ``<key>, anchor_time, prediction, score`` (binary: BOOLEAN
+        prediction and the probability) or ``<key>, anchor_time, prediction``
+        (regression).
+        """
+        key = self.query.entity_column
+        call = exp.Anonymous(this=function, expressions=[lit(model_key), col(NODE),
+                                                          exp.func("epoch_us", col(ANCHOR))])
+        inner = exp.select(col(key), col(ANCHOR), alias(call, "__s")).from_(
+            exp.Subquery(this=self.predict_sql(anchor), alias=exp.TableAlias(this=ident("__p"))))
+        field = lambda name: exp.func("struct_extract", col("__s"), lit(name))
+        if self.task_type == "binary":
+            outs = [alias(exp.cast(field("prediction"), "BOOLEAN"), "prediction"), alias(field("score"), "score")]
+        else:
+            outs = [alias(field("prediction"), "prediction")]
+        return (exp.select(col(key), col(ANCHOR), *outs)
+                .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__q"))))
+                .order_by(col(key)))
+
     def split_anchors(self) -> list[tuple[dt.datetime, str]]:
         return ([(t, "train") for t in self.train_anchors]
                 + [(self.val_anchor, "val"), (self.test_anchor, "test")])

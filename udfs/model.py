@@ -1,0 +1,42 @@
+"""Heterogeneous temporal GraphSAGE over sampled subgraphs.
+
+One ``TableEncoder`` per node type, a shared relative-time encoding, then
+``layers`` rounds of torch-geometric ``HeteroConv`` with a ``SAGEConv`` per
+edge type, residual connections and layer norm, and an MLP head on the seeds.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn import HeteroConv, SAGEConv
+
+from .encoders import RelativeTimeEncoder, TableEncoder
+from .graph import TemporalGraph
+from .sampler import Subgraph
+
+
+class RelationalGNN(nn.Module):
+    def __init__(self, graph: TemporalGraph, channels: int = 128, layers: int = 2, out_dim: int = 1):
+        super().__init__()
+        self.encoders = nn.ModuleDict({nt: TableEncoder(graph.specs[t], channels)
+                                       for nt, t in graph.node_types.items()})
+        self.time = RelativeTimeEncoder(channels)
+        self.convs = nn.ModuleList(
+            HeteroConv({et: SAGEConv(channels, channels, aggr="mean") for et in graph.edge_types}, aggr="sum")
+            for _ in range(layers))
+        self.norms = nn.ModuleList(nn.ModuleDict({nt: nn.LayerNorm(channels) for nt in graph.node_types})
+                                   for _ in range(layers))
+        self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
+
+    def forward(self, graph: TemporalGraph, batch: Subgraph) -> torch.Tensor:
+        """Scores ``[num_seeds, out_dim]`` for the batch's seeds."""
+        h = {}
+        for nt, ids in batch.node.items():
+            store = graph.nodes[nt]
+            h[nt] = (self.encoders[nt](store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids))
+                     + self.time(store.time.index_select(0, ids), batch.anchor[nt]))
+        edge_index = {et: ei for et, ei in batch.edge_index.items() if ei.shape[1] > 0}
+        for conv, norms in zip(self.convs, self.norms):
+            out = conv(h, edge_index) if edge_index else {}
+            h = {nt: norms[nt](x + torch.relu(out[nt])) if nt in out else x for nt, x in h.items()}
+        return self.head(h[batch.seed_type][: batch.num_seeds])

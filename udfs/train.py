@@ -1,0 +1,163 @@
+"""Mini-batch training with early stopping, and batched scoring.
+
+Training is a plain loop that the caller can interrupt between batches
+(DuckDB cannot cancel a running UDF, so training is never run inside one).
+Seeds fix initial weights, batch order and neighbour samples, so the same
+statement on the same data gives the same model.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .graph import TemporalGraph
+from .model import RelationalGNN
+from .sampler import sample
+
+
+@dataclass
+class Examples:
+    """Seeds with anchor times and (for training) labels, as tensors."""
+
+    node: torch.Tensor    # [n] int64 node ids of the entity type
+    anchor: torch.Tensor  # [n] int64 microseconds
+    label: torch.Tensor | None = None  # [n] float
+
+    def __len__(self) -> int:
+        return self.node.numel()
+
+    @classmethod
+    def from_arrow(cls, tbl, node: str = "__node", anchor: str = "anchor_time", label: str | None = "label"):
+        """From the planner's example rows: node ids, TIMESTAMP anchors, DOUBLE labels."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        n = torch.from_numpy(tbl.column(node).to_numpy(zero_copy_only=False).astype(np.int64))
+        a = pc.cast(pc.cast(tbl.column(anchor), pa.timestamp("us")), pa.int64())
+        a = torch.from_numpy(a.to_numpy(zero_copy_only=False).astype(np.int64))
+        y = None
+        if label is not None and label in tbl.column_names:
+            y = torch.from_numpy(tbl.column(label).to_numpy(zero_copy_only=False).astype(np.float32))
+        return cls(n, a, y)
+
+    def take(self, idx: torch.Tensor) -> "Examples":
+        return Examples(self.node[idx], self.anchor[idx], None if self.label is None else self.label[idx])
+
+
+def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
+    """AUROC for binary tasks (NaN if one class only), MAE for regression."""
+    if len(y) == 0:
+        return float("nan")
+    if task_type == "binary":
+        if len(np.unique(y)) < 2:
+            return float("nan")
+        from sklearn.metrics import roc_auc_score
+        return float(roc_auc_score(y, score))
+    return float(np.mean(np.abs(y - score)))
+
+
+def better(task_type: str, a: float, b: float) -> bool:
+    """Is metric ``a`` better than ``b`` (NaN is never better)?"""
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    return a > b if task_type == "binary" else a < b
+
+
+@dataclass
+class TrainedModel:
+    model: RelationalGNN
+    task_type: str
+    seed_type: str
+    fanouts: list[int]
+    strategy: str
+    seed: int
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+
+    @torch.no_grad()
+    def predict(self, graph: TemporalGraph, ex: Examples, batch_size: int = 2048) -> np.ndarray:
+        """Probabilities (binary) or values (regression) for each example, in order."""
+        self.model.eval()
+        gen = torch.Generator().manual_seed(self.seed + 1)
+        out = []
+        for i in range(0, len(ex), batch_size):
+            part = ex.take(torch.arange(i, min(i + batch_size, len(ex))))
+            batch = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy, gen)
+            y = self.model(graph, batch).squeeze(1)
+            out.append(torch.sigmoid(y) if self.task_type == "binary" else y * self.target_std + self.target_mean)
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, test: Examples | None,
+        task_type: str, options: dict, progress: bool = True) -> TrainedModel:
+    """Train a RelationalGNN; keep the epoch with the best validation metric."""
+    seed = int(options["seed"])
+    torch.manual_seed(seed)
+    layers = int(options["layers"])
+    fanouts = [int(x) for x in str(options["fanouts"]).split(",")][:layers] if layers else []
+    model = RelationalGNN(graph, int(options["channels"]), layers, 1)
+    tm = TrainedModel(model, task_type, seed_type, fanouts, str(options["sampler"]), seed)
+    y = train.label.float()
+    if task_type == "regression":
+        tm.target_mean, tm.target_std = float(y.mean()), float(y.std().clamp(min=1e-6))
+        y = (y - tm.target_mean) / tm.target_std
+        loss_fn: nn.Module = nn.L1Loss()
+    else:
+        loss_fn = nn.BCEWithLogitsLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=float(options["lr"]))
+    gen = torch.Generator().manual_seed(seed)
+    batch_size = int(options["batch_size"])
+    epochs, patience = int(options["epochs"]), int(options["patience"])
+    best, best_state, since = float("nan"), None, 0
+    name = "AUROC" if task_type == "binary" else "MAE"
+    started = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
+    try:
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(train), generator=gen)
+            total, t0 = 0.0, time.perf_counter()
+            for i in range(0, len(train), batch_size):
+                idx = order[i:i + batch_size]
+                part = train.take(idx)
+                batch = sample(graph, seed_type, part.node, part.anchor, fanouts, tm.strategy, gen)
+                loss = loss_fn(model(graph, batch).squeeze(1), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * idx.numel()
+            val_metric = metric(task_type, val.label.numpy(), tm.predict(graph, val))
+            tm.history.append({"epoch": epoch + 1, "loss": total / max(len(train), 1), f"val_{name}": val_metric,
+                               "seconds": time.perf_counter() - t0})
+            if bar is not None:
+                bar.set_postfix({"loss": f"{total / max(len(train), 1):.4f}", f"val {name}": f"{val_metric:.4f}"})
+                bar.update(1)
+            if best_state is None or better(task_type, val_metric, best):
+                best, best_state, since = val_metric, copy.deepcopy(model.state_dict()), 0
+            else:
+                since += 1
+                if since >= patience:
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+    model.load_state_dict(best_state)
+    tm.metrics = {f"val_{name}": best, "epochs": len(tm.history), "train_rows": len(train), "val_rows": len(val),
+                  "train_seconds": time.perf_counter() - started}
+    if test is not None and len(test):
+        tm.metrics[f"test_{name}"] = metric(task_type, test.label.numpy(), tm.predict(graph, test))
+        tm.metrics["test_rows"] = len(test)
+    return tm
