@@ -1,1 +1,24 @@
-"""rdl-sql: relational deep learning inside DuckDB."""
+"""rdl-sql: relational deep learning inside DuckDB.
+
+``rdl_sql.connect(path)`` opens a DuckDB database as a PEP 249 connection
+that also understands ``PREDICT`` and the other rdl-sql statements.
+"""
+from rdl_sql.connection import Connection, Cursor, connect
+from rdl_sql.errors import (DatabaseError, DataError, Error, IntegrityError, InterfaceError, InternalError,
+                            NotSupportedError, OperationalError, ProgrammingError, Warning)
+
+__version__ = "0.1.0"
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "qmark"
+
+
+def register(con) -> None:
+    """Install rdl-sql's scoring UDF (``rdl_score``) on a plain ``duckdb`` connection."""
+    from rdl_sql.udfs import scoring
+    scoring.register(con)
+
+
+__all__ = ["connect", "Connection", "Cursor", "register", "Error", "Warning", "InterfaceError", "DatabaseError",
+           "DataError", "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
+           "NotSupportedError", "apilevel", "threadsafety", "paramstyle"]

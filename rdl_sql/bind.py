@@ -1,0 +1,139 @@
+"""Turn a parsed PREDICT (sqlglot AST) into the planner's ``PredictQuery``.
+
+Only shape is checked here (a target is an aggregate, options are known
+keys with values of the right type); names are resolved by the planner
+against the database schema.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlglot import exp
+
+from rdl_sql.dialect import Predict, TemporalAgg, int_value
+from rdl_sql.planner.errors import PlanError, Position, did_you_mean
+from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
+from rdl_sql.planner.task import DEFAULT_OPTIONS
+
+_COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+_FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_INT_OPTIONS = {"epochs", "channels", "layers", "batch_size", "seed", "anchor_step", "max_train_rows", "patience"}
+_CHOICES = {"model": ("gnn",), "sampler": ("uniform", "recent")}
+
+
+def aggregate(node: TemporalAgg) -> Aggregate:
+    column = node.args["column"]
+    via = node.args.get("via")
+    return Aggregate(
+        func=node.this.name, table=column.table,
+        column=None if isinstance(column.this, exp.Star) else column.name,
+        start=int_value(node.args["start"]), end=int_value(node.args["end"]), unit=node.args["unit"].name,
+        where=node.args.get("where"), via=via.name if via is not None else None,
+        position=Position.of(node), table_position=Position.of(column.args.get("table")),
+        column_position=Position.of(column.this) if not isinstance(column.this, exp.Star) else None,
+    )
+
+
+def _literal(node: exp.Expression):
+    if isinstance(node, exp.Neg):
+        v = _literal(node.this)
+        return -v if isinstance(v, (int, float)) else None
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        return int(node.this) if node.this.isdigit() else float(node.this)
+    if isinstance(node, exp.Boolean):
+        return node.this
+    return None
+
+
+def _target(node: exp.Expression) -> Target:
+    if isinstance(node, TemporalAgg):
+        return Target(aggregate(node))
+    for cls, op in _COMPARE.items():
+        if isinstance(node, cls):
+            left, right = node.this, node.expression
+            if isinstance(right, TemporalAgg):
+                left, right, op = right, left, _FLIP[op]
+            value = _literal(right)
+            if isinstance(left, TemporalAgg) and value is not None:
+                return Target(aggregate(left), op, value)
+    raise PlanError("the PREDICT target must be a windowed aggregate, optionally compared with a constant, "
+                    "e.g. COUNT(orders.*, 0, 30, DAYS) = 0 or SUM(orders.amount, 0, 30, DAYS)", Position.of(node))
+
+
+def _timestamp(node: exp.Expression) -> dt.datetime:
+    inner = node.this if isinstance(node, exp.Cast) else node
+    if isinstance(inner, exp.Literal) and inner.is_string:
+        try:
+            return dt.datetime.fromisoformat(inner.this)
+        except ValueError:
+            pass
+    raise PlanError("AS OF needs a timestamp literal, e.g. AS OF TIMESTAMP '2024-06-01'", Position.of(inner))
+
+
+def options(node: exp.Tuple | None) -> tuple[tuple[str, object], ...]:
+    """``WITH (key = value, ...)`` checked against the known keys and their types."""
+    if node is None:
+        return ()
+    out = {}
+    for item in node.expressions:
+        if not isinstance(item, exp.EQ) or not isinstance(item.this, exp.Column):
+            raise PlanError("WITH takes key = value pairs, e.g. WITH (epochs = 20)", Position.of(item))
+        key = item.this.name.lower()
+        if key not in DEFAULT_OPTIONS:
+            raise PlanError(f"unknown option `{key}`{did_you_mean(key, DEFAULT_OPTIONS)}; valid options: "
+                            f"{', '.join(DEFAULT_OPTIONS)}", Position.of(item.this))
+        raw = item.expression
+        if isinstance(raw, exp.Array):
+            value = ",".join(str(_literal(e)) for e in raw.expressions)
+        elif isinstance(raw, exp.Column):
+            value = raw.name
+        else:
+            value = _literal(raw)
+        if value is None:
+            raise PlanError(f"option `{key}` needs a constant value", Position.of(raw))
+        if key in _INT_OPTIONS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise PlanError(f"option `{key}` must be a whole number >= 0, got {value!r}", Position.of(raw))
+        if key == "lr" and not (isinstance(value, (int, float)) and value > 0):
+            raise PlanError(f"option `lr` must be a positive number, got {value!r}", Position.of(raw))
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise PlanError(f"option `{key}` must be one of {', '.join(map(repr, _CHOICES[key]))}, got {value!r}",
+                            Position.of(raw))
+        if key == "fanouts":
+            parts = str(value).split(",")
+            if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+                raise PlanError(f"option `fanouts` is a list of positive whole numbers, one per layer, "
+                                f"e.g. '32,16'; got {value!r}", Position.of(raw))
+        out[key] = value
+    layers = int(out.get("layers", DEFAULT_OPTIONS["layers"]))
+    fanouts = str(out.get("fanouts", DEFAULT_OPTIONS["fanouts"])).split(",")
+    if len(fanouts) < layers:
+        raise PlanError(f"{layers} layers need {layers} fanouts, got {len(fanouts)} ({','.join(fanouts)})",
+                        Position.of(node))
+    return tuple(out.items())
+
+
+def to_query(node: Predict, text: str) -> PredictQuery:
+    """The planner's view of a PREDICT statement."""
+    target = _target(node.this)
+    aggs = [target.aggregate]
+
+    def collect(n):
+        if isinstance(n, TemporalAgg):
+            aggs.append(aggregate(n))
+            return AggRef(this=len(aggs) - 1)
+        return n
+
+    where = node.args.get("where")
+    assuming = node.args.get("assuming")
+    where = where.copy().transform(collect) if where is not None else None
+    assuming = assuming.copy().transform(collect) if assuming is not None else None
+    entity = node.args["entity"]
+    as_of = node.args.get("as_of")
+    return PredictQuery(
+        target=target, entity_table=entity.table, entity_column=entity.name, where=where, assuming=assuming,
+        aggregates=tuple(aggs), as_of=_timestamp(as_of) if as_of is not None else None,
+        options=options(node.args.get("options")), text=text,
+        entity_position=Position.of(entity), as_of_position=Position.of(as_of),
+    )

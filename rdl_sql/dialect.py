@@ -1,0 +1,206 @@
+"""The rdl-sql statement language as a sqlglot dialect derived from DuckDB's.
+
+New statements are a handful of expression classes plus one small parser
+method each; everything else (expressions, literals, subqueries) is DuckDB's
+grammar, so a predicate in ``WHERE`` parses exactly as it would in SQL.
+Every node keeps its token position, which the error messages point at.
+"""
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ParseError
+from sqlglot.tokens import TokenType
+
+from rdl_sql.planner.query import AGGREGATES, UNITS
+
+UNIT_ALIASES = {u[:-1]: u for u in UNITS} | {u: u for u in UNITS}
+
+
+class TemporalAgg(exp.Expression):
+    """``FUNC(table.col | table.* [WHERE pred] [VIA fk], start, end, UNIT)``."""
+
+    arg_types = {"this": True, "column": True, "where": False, "via": False,
+                 "start": True, "end": True, "unit": True}
+
+
+class Predict(exp.Expression):
+    """``PREDICT target FOR EACH t.pk [WHERE ..] [ASSUMING ..] [AS OF ts] [WITH (..)]``."""
+
+    arg_types = {"this": True, "entity": True, "where": False, "assuming": False,
+                 "as_of": False, "options": False}
+
+
+class AlterGraph(exp.Expression):
+    """``ALTER GRAPH ADD LINK | DROP LINK | SET TIME COLUMN | IGNORE COLUMN ...``."""
+
+    arg_types = {"this": True, "table": True, "columns": False, "ref_table": False, "ref_columns": False}
+
+
+class DescribeGraph(exp.Expression):
+    arg_types = {}
+
+
+class RdlParser(DuckDB.Parser):
+    def _parse_statement(self):
+        if self._curr and self._curr.token_type == TokenType.VAR and self._curr.text.upper() == "PREDICT":
+            self._advance()
+            return self._parse_predict_body()
+        if self._match_text_seq("ALTER", "GRAPH"):
+            return self._parse_alter_graph()
+        if self._match_text_seq("DESCRIBE", "GRAPH"):
+            return self.expression(DescribeGraph())
+        return super()._parse_statement()
+
+    # ---- PREDICT --------------------------------------------------------------
+    def _parse_predict_body(self) -> Predict:
+        start = self._prev
+        if self._curr is None or self._curr.text.upper() == "FOR":
+            self.raise_error("PREDICT needs a target, e.g. PREDICT COUNT(orders.*, 0, 30, DAYS) = 0")
+        target = self._parse_assignment()
+        if not self._match_text_seq("FOR", "EACH"):
+            self.raise_error("expected FOR EACH <table>.<primary key> after the PREDICT target")
+        entity = self._parse_column()
+        if not isinstance(entity, exp.Column) or not entity.table:
+            self.raise_error("FOR EACH needs a qualified key, e.g. FOR EACH customers.customer_id", self._prev)
+        where = self._parse_assignment() if self._match(TokenType.WHERE) else None
+        assuming = self._parse_assignment() if self._match_text_seq("ASSUMING") else None
+        as_of = None
+        if self._match_text_seq("AS", "OF"):
+            as_of = self._parse_bitwise()
+            if as_of is None:
+                self.raise_error("AS OF needs a timestamp, e.g. AS OF TIMESTAMP '2024-06-01'")
+        options = None
+        if self._match(TokenType.WITH):
+            options = self.expression(exp.Tuple(expressions=self._parse_wrapped_csv(self._parse_assignment)))
+        node = self.expression(Predict(this=target, entity=entity, where=where, assuming=assuming,
+                                       as_of=as_of, options=options))
+        node.meta.update(line=start.line, col=start.col, start=start.start, end=start.end)
+        return node
+
+    def _parse_function_call(self, functions=None, anonymous=False, optional_parens=True, any_token=False):
+        if (self._curr is not None and self._curr.text.upper() in AGGREGATES
+                and self._next is not None and self._next.token_type == TokenType.L_PAREN
+                and self._looks_temporal()):
+            return self._parse_temporal_agg()
+        return super()._parse_function_call(functions, anonymous, optional_parens, any_token)
+
+    def _looks_temporal(self) -> bool:
+        """``AGG( ... , a, b, UNIT)``: three top-level commas and a unit word before ``)``."""
+        depth, commas, i = 0, 0, self._index + 1
+        tokens = self._tokens
+        while i < len(tokens):
+            tt = tokens[i].token_type
+            if tt in (TokenType.L_PAREN, TokenType.L_BRACKET):
+                depth += 1
+            elif tt in (TokenType.R_PAREN, TokenType.R_BRACKET):
+                depth -= 1
+                if depth == 0:
+                    return commas == 3 and tokens[i - 1].text.upper() in set(UNIT_ALIASES) | _near_units(tokens[i - 1])
+            elif tt == TokenType.COMMA and depth == 1:
+                commas += 1
+            i += 1
+        return False
+
+    def _parse_temporal_agg(self) -> TemporalAgg:
+        name_tok = self._curr
+        self._advance(2)
+        column = self._parse_column()
+        if not isinstance(column, exp.Column) or not column.table:
+            self.raise_error(f"{name_tok.text.upper()} needs a qualified column or table.*, "
+                             f"e.g. {name_tok.text.upper()}(orders.*, 0, 30, DAYS)", name_tok)
+        where = self._parse_assignment() if self._match(TokenType.WHERE) else None
+        via = None
+        if self._match_text_seq("VIA"):
+            via = self._parse_id_var()
+        bounds = []
+        for what in ("start", "end"):
+            if not self._match(TokenType.COMMA):
+                self.raise_error(f"expected ',' and the window {what} (a whole number)")
+            tok = self._curr
+            value = self._parse_bitwise()
+            if not _is_int(value):
+                self.raise_error(f"the window {what} must be a whole number, e.g. -90 or 30", tok)
+            bounds.append(value)
+        self._match(TokenType.COMMA)
+        unit_tok = self._curr
+        self._advance()
+        unit = UNIT_ALIASES.get(unit_tok.text.upper())
+        if unit is None:
+            self.raise_error(f"unknown time unit `{unit_tok.text}`; use one of {', '.join(UNITS)}", unit_tok)
+        if not self._match(TokenType.R_PAREN):
+            self.raise_error("expected ')' after the time unit")
+        node = TemporalAgg(this=exp.Var(this=name_tok.text.upper()), column=column, where=where, via=via,
+                           start=bounds[0], end=bounds[1], unit=exp.Var(this=unit))
+        node.meta.update(line=name_tok.line, col=name_tok.col, start=name_tok.start, end=name_tok.end)
+        return node
+
+    # ---- ALTER GRAPH / DESCRIBE GRAPH -------------------------------------------
+    def _parse_table_columns(self, allow_none: bool = False):
+        tbl = self._parse_id_var(any_token=False)
+        if tbl is None:
+            self.raise_error("expected a table name")
+        if not self._match(TokenType.L_PAREN):
+            self.raise_error(f"expected ( and column names after table {tbl.name}")
+        if allow_none and self._match_text_seq("NONE"):
+            cols = []
+        else:
+            cols = self._parse_csv(lambda: self._parse_id_var(any_token=True))
+        self._match_r_paren()
+        return tbl, cols
+
+    def _parse_alter_graph(self) -> AlterGraph:
+        if self._match_text_seq("ADD", "LINK"):
+            tbl, cols = self._parse_table_columns()
+            if not self._match(TokenType.REFERENCES):
+                self.raise_error("expected REFERENCES parent(key, ...)")
+            ref, ref_cols = self._parse_table_columns()
+            if len(cols) != len(ref_cols):
+                self.raise_error(f"the link has {len(cols)} column(s) but references {len(ref_cols)}")
+            return self.expression(AlterGraph(this=exp.Var(this="ADD_LINK"), table=tbl, columns=cols,
+                                              ref_table=ref, ref_columns=ref_cols))
+        if self._match_text_seq("DROP", "LINK"):
+            tbl, cols = self._parse_table_columns()
+            return self.expression(AlterGraph(this=exp.Var(this="DROP_LINK"), table=tbl, columns=cols))
+        if self._match_text_seq("SET", "TIME", "COLUMN"):
+            tbl, cols = self._parse_table_columns(allow_none=True)
+            if len(cols) > 1:
+                self.raise_error("a table has one time column; name one, or NONE for a static table")
+            return self.expression(AlterGraph(this=exp.Var(this="SET_TIME"), table=tbl, columns=cols))
+        if self._match_text_seq("IGNORE", "COLUMN"):
+            tbl, cols = self._parse_table_columns()
+            return self.expression(AlterGraph(this=exp.Var(this="IGNORE"), table=tbl, columns=cols))
+        self.raise_error("expected ADD LINK, DROP LINK, SET TIME COLUMN or IGNORE COLUMN after ALTER GRAPH")
+
+
+def _near_units(token) -> set[str]:
+    """A misspelt unit word (DAYZ) still marks the call as temporal, so the error names it."""
+    import difflib
+    word = token.text.upper()
+    return {word} if difflib.get_close_matches(word, list(UNIT_ALIASES), n=1, cutoff=0.7) else set()
+
+
+def _is_int(node) -> bool:
+    if isinstance(node, exp.Neg):
+        node = node.this
+    return isinstance(node, exp.Literal) and not node.is_string and node.this.lstrip("-").isdigit()
+
+
+def int_value(node) -> int:
+    return -int_value(node.this) if isinstance(node, exp.Neg) else int(node.this)
+
+
+class RdlDialect(DuckDB):
+    Parser = RdlParser
+
+
+DIALECT = RdlDialect()
+
+
+def parse_statement(sql: str) -> exp.Expression:
+    """Parse one statement; raises sqlglot ParseError with line and column."""
+    out = DIALECT.parse(sql)
+    out = [e for e in out if e is not None]
+    if len(out) != 1:
+        raise ParseError("expected exactly one statement")
+    return out[0]

@@ -1,0 +1,54 @@
+"""Split a SQL script into statements and tell rdl-sql statements from plain SQL.
+
+Splitting uses sqlglot's DuckDB tokenizer, so semicolons inside strings and
+comments do not split. A statement goes to rdl-sql's parser only if it holds
+one of its keywords; all other text goes to DuckDB exactly as written.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
+
+_TOKENIZER = DuckDB().tokenizer_class()
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    index: int        # 1-based position in the script
+    first_line: int   # line of the script where the statement starts
+    is_rdl: bool
+
+
+def _is_rdl(words: list[str]) -> bool:
+    if not words:
+        return False
+    if "PREDICT" in words:
+        return True
+    head = tuple(words[:2])
+    return head in {("ALTER", "GRAPH"), ("DESCRIBE", "GRAPH")}
+
+
+def split(script: str) -> list[Statement]:
+    """Statements of ``script`` in order, without trailing semicolons; empty ones dropped."""
+    try:
+        tokens = _TOKENIZER.tokenize(script)
+    except TokenError:
+        text = script.strip().rstrip(";")
+        return [Statement(text, 1, 1, False)] if text else []
+    out: list[Statement] = []
+    group = []
+    for tok in tokens + [None]:
+        if tok is None or tok.token_type == TokenType.SEMICOLON:
+            if group:
+                start, end = group[0].start, group[-1].end
+                words = [t.text.upper() for t in group if t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER)]
+                first_line = script.count("\n", 0, start) + 1
+                out.append(Statement(script[start:end + 1], len(out) + 1, first_line, _is_rdl(words)))
+            group = []
+        else:
+            group.append(tok)
+    return out
