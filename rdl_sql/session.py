@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot.errors import ParseError
 
-from rdl_sql import errors
+from rdl_sql import errors, training
 from rdl_sql.bind import to_query
 from rdl_sql.dialect import AlterGraph, DescribeGraph, Predict, parse_statement
 from rdl_sql.planner import overrides
 from rdl_sql.planner.errors import PlanError, did_you_mean
-from rdl_sql.planner.extract import extract, reachable
 from rdl_sql.planner.schema import read_schema
-from rdl_sql.planner.sql import arrow, to_sql
-from rdl_sql.planner.task import compile_task
+from rdl_sql.planner.sql import to_sql
 from rdl_sql.script import Statement
 
 RESULT_VIEW = "__rdl_result"
@@ -113,36 +109,21 @@ class Session:
 
     # ---- PREDICT ---------------------------------------------------------------
     def _predict(self, duck, node: Predict, stmt: Statement) -> Outcome:
-        from rdl_sql.udfs import scoring
-        from rdl_sql.udfs.graph import build_graph
-        from rdl_sql.udfs.train import Examples, fit
-
         query = to_query(node, stmt.text)
         q = duck.cursor()
         try:
-            schema = read_schema(q)
-            plan = compile_task(q, schema, query)
-            t0 = time.perf_counter()
-            examples = _cap_rows(arrow(q, plan.examples_sql(plan.split_anchors())), int(plan.options["max_train_rows"]))
-            splits = {s: Examples.from_arrow(examples.filter(pc.equal(examples.column("split"), s)))
-                      for s in ("train", "val", "test")}
-            if len(splits["train"]) == 0 or len(splits["val"]) == 0:
-                raise PlanError(f"no {'training' if not len(splits['train']) else 'validation'} examples: no entity "
-                                f"of `{plan.entity.name}` passes the WHERE filter at the anchor times "
-                                f"{plan.train_anchors[0]} .. {plan.val_anchor}; relax the filter or move "
-                                f"val_start / test_start")
-            if plan.task_type == "binary" and len(pc.unique(examples.column("label"))) < 2:
-                raise PlanError("every training label has the same value, so there is nothing to learn; "
-                                "check the target's comparison")
-            layers = int(plan.options["layers"])
-            graph = build_graph(extract(q, schema, reachable(schema, plan.entity.name, layers), plan.as_of))
-            label_seconds = time.perf_counter() - t0
-            trained = fit(graph, graph.type_of(plan.entity.name), splits["train"], splits["val"], splits["test"],
-                          plan.task_type, plan.options, progress=self.progress)
+            prep = training.prepare(q, query)
+            result = training.train_gnn(q, prep, self.progress)
         finally:
             q.close()
+        self._score_gnn(duck, prep.plan, result)
+        return Outcome([f"trained gnn: {_describe_metrics(result.metrics)}"], result.metrics)
+
+    def _score_gnn(self, duck, plan, result: training.GnnResult, anchor=None) -> None:
+        """Leave on ``duck`` the result of the one query that scores ``plan``'s entities."""
+        from rdl_sql.udfs import scoring
         key = f"m{next(_keys)}"
-        scoring.hold(key, trained, graph)
+        scoring.hold(key, result.trained, result.graph)
         self._held.append(key)
         while len(self._held) > self.MAX_HELD:
             scoring.release(self._held.pop(0))
@@ -150,12 +131,9 @@ class Session:
             scoring.register(self.con)
             self._scoring_ready = True
         try:
-            duck.execute(to_sql(plan.score_sql(key)))
+            duck.execute(to_sql(plan.score_sql(key, anchor)))
         except duckdb.Error as e:
             raise _wrap_duckdb(e) from e
-        metrics = dict(trained.metrics, data_seconds=round(label_seconds, 3))
-        notice = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
-        return Outcome([f"trained gnn: {notice}"], metrics)
 
     # ---- graph statements --------------------------------------------------------
     def _alter_graph(self, duck, node: AlterGraph) -> Outcome:
@@ -220,21 +198,8 @@ class Session:
         return Outcome(list(schema.notes) + [n for t in schema.tables.values() for n in t.notes])
 
 
-def _cap_rows(examples: pa.Table, cap: int) -> pa.Table:
-    """Keep the most recent training anchors whose rows fit in ``cap``; validation and test stay whole."""
-    train = examples.filter(pc.equal(examples.column("split"), "train"))
-    if cap <= 0 or train.num_rows <= cap:
-        return examples
-    counts = train.group_by("anchor_time").aggregate([("anchor_time", "count")]).sort_by(
-        [("anchor_time", "descending")])
-    total, keep = 0, []
-    for t, n in zip(counts.column("anchor_time").to_pylist(), counts.column("anchor_time_count").to_pylist()):
-        if keep and total + n > cap:
-            break
-        keep.append(t)
-        total += n
-    is_kept = pc.is_in(examples.column("anchor_time"), value_set=pa.array(keep, examples.schema.field("anchor_time").type))
-    return examples.filter(pc.or_(pc.not_equal(examples.column("split"), "train"), is_kept))
+def _describe_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
 
 def _wrap_duckdb(e: duckdb.Error) -> errors.DatabaseError:

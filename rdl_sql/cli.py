@@ -1,0 +1,22 @@
+"""The ``rdl-sql`` command: ``rdl-sql demo`` or ``rdl-sql [DB] [-c SQL]`` (the shell)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "demo":
+        p = argparse.ArgumentParser(prog="rdl-sql demo", description="Build a database and run example PREDICTs.")
+        p.add_argument("--dataset", default="shop", help="shop (generated)")
+        p.add_argument("--db", default=None, help="write the database to this file (default: in memory)")
+        args = p.parse_args(argv[1:])
+        from rdl_sql import demo
+        return demo.run(args.dataset, args.db)
+    from rdl_sql import shell
+    return shell.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
