@@ -80,7 +80,12 @@ class Cursor:
 
     def fetch_arrow_table(self):
         """The rest of the result as a pyarrow Table."""
-        return self._fetch("to_arrow_table")
+        import warnings
+        with warnings.catch_warnings():
+            # DuckDB warns that Arrow from an executed result copies once; this
+            # method exists for DB-API users who already hold such a result
+            warnings.simplefilter("ignore", UserWarning)
+            return self._fetch("to_arrow_table")
 
     @property
     def description(self):

@@ -1,0 +1,131 @@
+"""PEP 249 behaviour of rdl_sql.connect, and the messages SQL users see."""
+import pytest
+
+import rdl_sql
+
+
+@pytest.fixture
+def con():
+    c = rdl_sql.connect(progress=False)
+    c.execute("""
+        CREATE TABLE customers(customer_id INTEGER PRIMARY KEY, age INTEGER, signup DATE);
+        CREATE TABLE orders(order_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(customer_id),
+                            amount DOUBLE, ordered_at TIMESTAMP);
+        CREATE TABLE notes(note_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(customer_id),
+                           body VARCHAR);
+        INSERT INTO customers VALUES (1, 30, DATE '2024-01-01'), (2, 40, DATE '2024-01-02');
+        INSERT INTO orders VALUES (1, 1, 5.0, TIMESTAMP '2024-02-01'), (2, 2, 7.5, TIMESTAMP '2024-02-03');
+    """)
+    yield c
+    c.close()
+
+
+def test_module_globals():
+    assert (rdl_sql.apilevel, rdl_sql.threadsafety, rdl_sql.paramstyle) == ("2.0", 1, "qmark")
+    assert issubclass(rdl_sql.ProgrammingError, rdl_sql.DatabaseError)
+    assert issubclass(rdl_sql.DatabaseError, rdl_sql.Error)
+
+
+def test_cursor_fetch_methods_and_description(con):
+    cur = con.cursor()
+    cur.execute("SELECT customer_id, age FROM customers WHERE age > ? ORDER BY 1", [10])
+    assert [d[0] for d in cur.description] == ["customer_id", "age"]
+    assert cur.fetchone() == (1, 30)
+    assert cur.fetchmany(5) == [(2, 40)]
+    assert cur.fetchone() is None
+    cur.execute("SELECT * FROM customers ORDER BY 1")
+    assert len(cur.fetchall()) == 2
+    cur.execute("SELECT amount FROM orders ORDER BY 1")
+    assert cur.fetch_arrow_table().column("amount").to_pylist() == [5.0, 7.5]
+    cur.execute("SELECT amount FROM orders ORDER BY 1")
+    assert list(cur.fetchdf()["amount"]) == [5.0, 7.5]
+    cur.execute("SELECT 1 UNION ALL SELECT 2")
+    assert [r[0] for r in cur] == [1, 2]
+    cur.close()
+    with pytest.raises(rdl_sql.InterfaceError):
+        cur.execute("SELECT 1")
+
+
+def test_script_returns_last_result_and_plain_sql_runs_as_written(con):
+    # DuckDB syntax sqlglot may not know still runs, since plain SQL is passed through untouched
+    cur = con.execute("CREATE TABLE t AS SELECT * FROM range(3) r(i); FROM t SELECT i * 2 AS j ORDER BY j;")
+    assert cur.fetchall() == [(0,), (2,), (4,)]
+
+
+def test_context_managers_close(tmp_path):
+    path = str(tmp_path / "x.duckdb")
+    with rdl_sql.connect(path) as c:
+        with c.cursor() as cur:
+            cur.execute("CREATE TABLE a(x INTEGER); INSERT INTO a VALUES (1)")
+        assert cur._closed
+    with pytest.raises(rdl_sql.InterfaceError):
+        c.cursor()
+    with rdl_sql.connect(path) as c:
+        assert c.execute("SELECT x FROM a").fetchall() == [(1,)]
+
+
+def test_duckdb_errors_are_wrapped(con):
+    with pytest.raises(rdl_sql.ProgrammingError, match="nope"):
+        con.execute("SELECT * FROM nope")
+    with pytest.raises(rdl_sql.IntegrityError):
+        con.execute("INSERT INTO customers VALUES (1, 1, NULL)")
+    with pytest.raises(rdl_sql.ProgrammingError, match="no result"):
+        rdl_sql.connect().fetchall()
+
+
+def test_semantic_error_names_statement_line_column_and_fix(con):
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        con.execute("SELECT 1;\nPREDICT COUNT(orderz.*, 0, 30, DAYS) = 0\nFOR EACH customers.customer_id;")
+    assert str(err.value) == ("statement 2, line 2, column 15: table `orderz` not found; did you mean `orders`?\n"
+                              "  PREDICT COUNT(orderz.*, 0, 30, DAYS) = 0\n"
+                              "                ^^^^^^")
+    assert (err.value.statement, err.value.line, err.value.col) == (2, 2, 15)
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_idd",
+     "column `customer_idd` not found in table `customers`; did you mean `customer_id`?"),
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.age",
+     "FOR EACH needs the primary key of `customers`: its primary key is (customer_id)"),
+    ("PREDICT COUNT(orders.*, -30, 0, DAYS) = 0 FOR EACH customers.customer_id",
+     "the target window (-30, 0] DAYS lies in the past"),
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id WHERE COUNT(orders.*, -5, 5, DAYS) > 0",
+     "WHERE reads only the past, but (-5, 5] DAYS reaches into the future"),
+    ("PREDICT SUM(orders.amont, 0, 30, DAYS) FOR EACH customers.customer_id",
+     "column `amont` not found in table `orders`; did you mean `amount`?"),
+    ("PREDICT COUNT(notes.*, 0, 30, DAYS) FOR EACH customers.customer_id",
+     "table `notes` has no time column, so a window over it has no meaning"),
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) FOR EACH customers.customer_id WHERE customers.agee > 3",
+     "column `agee` not found in table `customers`; did you mean `age`?"),
+    ("PREDICT COUNT(orders.*, 0, 30, DAYZ) FOR EACH customers.customer_id", "unknown time unit `DAYZ`"),
+])
+def test_semantic_errors(con, sql, message):
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        con.execute(sql)
+    text = str(err.value)
+    assert message in text
+    assert text.splitlines()[-1].strip().startswith("^")
+    assert "Traceback" not in text
+
+
+def test_not_linked_table_is_refused_with_the_fix(con):
+    con.execute("CREATE TABLE visits(visit_id INTEGER PRIMARY KEY, cust INTEGER, visited_at TIMESTAMP)")
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        con.execute("PREDICT COUNT(visits.*, 0, 7, DAYS) FOR EACH customers.customer_id")
+    assert "table `visits` is not linked to `customers`" in str(err.value)
+    assert "ALTER GRAPH ADD LINK visits(<column>) REFERENCES customers(customer_id)" in str(err.value)
+    con.execute("ALTER GRAPH ADD LINK visits(cust) REFERENCES customers(customer_id)")
+    graph = con.execute("DESCRIBE GRAPH").fetchall()
+    assert ("visits", "cust", "INTEGER", "id", "link -> customers(customer_id) [override]", 0) in graph
+    assert ("orders", "ordered_at", "TIMESTAMP", "time", "time", 2) in graph
+
+
+def test_alter_graph_errors_and_time_override(con):
+    with pytest.raises(rdl_sql.ProgrammingError, match="column `ordered` not found in table `orders`; did you mean"):
+        con.execute("ALTER GRAPH SET TIME COLUMN orders(ordered)")
+    with pytest.raises(rdl_sql.ProgrammingError, match="a time column must be DATE or TIMESTAMP"):
+        con.execute("ALTER GRAPH SET TIME COLUMN orders(amount)")
+    con.execute("ALTER GRAPH SET TIME COLUMN orders(NONE)")
+    roles = {(r[0], r[1]): r[3] for r in con.execute("DESCRIBE GRAPH").fetchall()}
+    assert roles[("orders", "ordered_at")] == "timestamp"
+    assert con.execute("SELECT kind, table_name FROM rdl_graph").fetchall() == [("time", "orders")]
