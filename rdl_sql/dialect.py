@@ -25,10 +25,40 @@ class TemporalAgg(exp.Expression):
 
 
 class Predict(exp.Expression):
-    """``PREDICT target FOR EACH t.pk [WHERE ..] [ASSUMING ..] [AS OF ts] [WITH (..)]``."""
+    """``PREDICT target | USING name  FOR EACH t.pk | FOR t.pk IN (query)
+    [WHERE ..] [ASSUMING ..] [AS OF ts] [WITH (..)]``.
 
-    arg_types = {"this": True, "entity": True, "where": False, "assuming": False,
-                 "as_of": False, "options": False}
+    ``entity`` is a Column, or a Tuple of columns for a composite key.
+    """
+
+    arg_types = {"this": False, "using": False, "entity": False, "entity_in": False, "where": False,
+                 "assuming": False, "as_of": False, "options": False}
+
+
+class CreateModel(exp.Expression):
+    arg_types = {"this": True, "replace": False, "predict": True}
+
+
+class Evaluate(exp.Expression):
+    """``EVALUATE MODEL name [AS OF ts]`` or ``EVALUATE PREDICT ...``."""
+
+    arg_types = {"model": False, "predict": False, "as_of": False}
+
+
+class ExplainPredict(exp.Expression):
+    arg_types = {"this": True}
+
+
+class ShowModels(exp.Expression):
+    arg_types = {}
+
+
+class DescribeModel(exp.Expression):
+    arg_types = {"this": True}
+
+
+class DropModel(exp.Expression):
+    arg_types = {"this": True, "exists": False}
 
 
 class AlterGraph(exp.Expression):
@@ -42,41 +72,113 @@ class DescribeGraph(exp.Expression):
 
 
 class RdlParser(DuckDB.Parser):
+    def _at_predict(self) -> bool:
+        return (self._curr is not None and self._curr.token_type == TokenType.VAR
+                and self._curr.text.upper() == "PREDICT")
+
     def _parse_statement(self):
-        if self._curr and self._curr.token_type == TokenType.VAR and self._curr.text.upper() == "PREDICT":
+        if self._at_predict():
             self._advance()
             return self._parse_predict_body()
         if self._match_text_seq("ALTER", "GRAPH"):
             return self._parse_alter_graph()
         if self._match_text_seq("DESCRIBE", "GRAPH"):
             return self.expression(DescribeGraph())
+        if self._match_text_seq("DESCRIBE", "MODEL"):
+            return self.expression(DescribeModel(this=self._parse_model_name()))
+        if self._match_text_seq("SHOW", "MODELS"):
+            return self.expression(ShowModels())
+        if self._match_text_seq("DROP", "MODEL"):
+            exists = self._match_text_seq("IF", "EXISTS")
+            return self.expression(DropModel(this=self._parse_model_name(), exists=exists))
+        replace = False
+        if self._match_text_seq("CREATE", "MODEL") or (replace := self._match_text_seq("CREATE", "OR", "REPLACE",
+                                                                                      "MODEL")):
+            name = self._parse_model_name()
+            if not self._match(TokenType.ALIAS) or not self._at_predict():
+                self.raise_error(f"expected AS PREDICT ... after CREATE MODEL {name.name}")
+            self._advance()
+            predict = self._parse_predict_body()
+            if predict.args.get("using") is not None:
+                self.raise_error("CREATE MODEL trains a new model; write its target, not PREDICT USING")
+            return self.expression(CreateModel(this=name, replace=replace, predict=predict))
+        if self._match_text_seq("EVALUATE", "MODEL"):
+            name = self._parse_model_name()
+            as_of = self._parse_as_of()
+            return self.expression(Evaluate(model=name, as_of=as_of))
+        if self._match_text_seq("EVALUATE") and self._at_predict():
+            self._advance()
+            return self.expression(Evaluate(predict=self._parse_predict_body()))
+        if self._match_text_seq("EXPLAIN") and self._at_predict():
+            self._advance()
+            return self.expression(ExplainPredict(this=self._parse_predict_body()))
         return super()._parse_statement()
+
+    def _parse_select_query(self, *args, **kwargs):
+        # PREDICT wherever a query may stand: FROM (PREDICT ...), CTEs, CREATE TABLE AS, INSERT INTO
+        if self._at_predict():
+            self._advance()
+            return self._parse_predict_body()
+        return super()._parse_select_query(*args, **kwargs)
+
+    def _parse_model_name(self) -> exp.Identifier:
+        name = self._parse_id_var(any_token=False)
+        if name is None:
+            self.raise_error("expected a model name")
+        return name
+
+    def _parse_as_of(self):
+        if not self._match_text_seq("AS", "OF"):
+            return None
+        as_of = self._parse_bitwise()
+        if as_of is None:
+            self.raise_error("AS OF needs a timestamp, e.g. AS OF TIMESTAMP '2024-06-01'")
+        return as_of
 
     # ---- PREDICT --------------------------------------------------------------
     def _parse_predict_body(self) -> Predict:
         start = self._prev
-        if self._curr is None or self._curr.text.upper() == "FOR":
+        using = target = None
+        if self._match_text_seq("USING"):
+            using = self._parse_model_name()
+        elif self._curr is None or self._curr.text.upper() == "FOR":
             self.raise_error("PREDICT needs a target, e.g. PREDICT COUNT(orders.*, 0, 30, DAYS) = 0")
-        target = self._parse_assignment()
-        if not self._match_text_seq("FOR", "EACH"):
+        else:
+            target = self._parse_assignment()
+        entity = entity_in = None
+        if self._match_text_seq("FOR", "EACH"):
+            entity = self._parse_entity()
+        elif self._match_text_seq("FOR"):
+            entity = self._parse_entity()
+            if not self._match(TokenType.IN):
+                self.raise_error("expected IN (query) after FOR <table>.<key>; or write FOR EACH <table>.<key>")
+            entity_in = self._parse_wrapped(self._parse_select)
+        elif using is None:
             self.raise_error("expected FOR EACH <table>.<primary key> after the PREDICT target")
-        entity = self._parse_column()
-        if not isinstance(entity, exp.Column) or not entity.table:
-            self.raise_error("FOR EACH needs a qualified key, e.g. FOR EACH customers.customer_id", self._prev)
         where = self._parse_assignment() if self._match(TokenType.WHERE) else None
         assuming = self._parse_assignment() if self._match_text_seq("ASSUMING") else None
-        as_of = None
-        if self._match_text_seq("AS", "OF"):
-            as_of = self._parse_bitwise()
-            if as_of is None:
-                self.raise_error("AS OF needs a timestamp, e.g. AS OF TIMESTAMP '2024-06-01'")
+        as_of = self._parse_as_of()
         options = None
         if self._match(TokenType.WITH):
             options = self.expression(exp.Tuple(expressions=self._parse_wrapped_csv(self._parse_assignment)))
-        node = self.expression(Predict(this=target, entity=entity, where=where, assuming=assuming,
-                                       as_of=as_of, options=options))
+        node = self.expression(Predict(this=target, using=using, entity=entity, entity_in=entity_in, where=where,
+                                       assuming=assuming, as_of=as_of, options=options))
         node.meta.update(line=start.line, col=start.col, start=start.start, end=start.end)
         return node
+
+    def _parse_entity(self) -> exp.Expression:
+        """``t.pk`` or, for a composite key, ``(t.a, t.b)``."""
+        if self._match(TokenType.L_PAREN):
+            cols = self._parse_csv(self._parse_column)
+            self._match_r_paren()
+            if not cols or not all(isinstance(c, exp.Column) and c.table for c in cols) or len(
+                    {c.table for c in cols}) != 1:
+                self.raise_error("a composite key is written (t.a, t.b): columns of one table", self._prev)
+            return exp.Tuple(expressions=cols)
+        entity = self._parse_column()
+        if not isinstance(entity, exp.Column) or not entity.table:
+            self.raise_error("FOR EACH needs a qualified key, e.g. FOR EACH customers.customer_id", self._prev)
+        return entity
 
     def _parse_function_call(self, functions=None, anonymous=False, optional_parens=True, any_token=False):
         if (self._curr is not None and self._curr.text.upper() in AGGREGATES
@@ -190,7 +292,14 @@ def int_value(node) -> int:
     return -int_value(node.this) if isinstance(node, exp.Neg) else int(node.this)
 
 
+class RdlTokenizer(DuckDB.Tokenizer):
+    # EXPLAIN is a COMMAND to DuckDB's tokenizer, which would swallow the rest
+    # of ``EXPLAIN PREDICT ...`` as one string
+    KEYWORDS = {**DuckDB.Tokenizer.KEYWORDS, "EXPLAIN": TokenType.VAR}
+
+
 class RdlDialect(DuckDB):
+    Tokenizer = RdlTokenizer
     Parser = RdlParser
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import TokenError
 from sqlglot.tokens import TokenType
 
-_TOKENIZER = DuckDB().tokenizer_class()
+from rdl_sql.dialect import RdlTokenizer
+
+_TOKENIZER = RdlTokenizer()
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ def _is_rdl(words: list[str]) -> bool:
     if "PREDICT" in words:
         return True
     head = tuple(words[:2])
-    return head in {("ALTER", "GRAPH"), ("DESCRIBE", "GRAPH")}
+    return head in {("ALTER", "GRAPH"), ("DESCRIBE", "GRAPH"), ("DESCRIBE", "MODEL"), ("SHOW", "MODELS"),
+                    ("DROP", "MODEL"), ("CREATE", "MODEL"), ("EVALUATE", "MODEL")} or tuple(words[:4]) == (
+        "CREATE", "OR", "REPLACE", "MODEL")
 
 
 def split(script: str) -> list[Statement]:

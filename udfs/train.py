@@ -50,10 +50,15 @@ class Examples:
         return Examples(self.node[idx], self.anchor[idx], None if self.label is None else self.label[idx])
 
 
+METRIC_NAME = {"binary": "AUROC", "regression": "MAE", "multiclass": "accuracy"}
+
+
 def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
-    """AUROC for binary tasks (NaN if one class only), MAE for regression."""
+    """AUROC for binary tasks (NaN if one class only), MAE for regression, accuracy for multiclass."""
     if len(y) == 0:
         return float("nan")
+    if task_type == "multiclass":
+        return float(np.mean(np.argmax(score, 1) == y.astype(np.int64)))
     if task_type == "binary":
         if len(np.unique(y)) < 2:
             return float("nan")
@@ -68,7 +73,7 @@ def better(task_type: str, a: float, b: float) -> bool:
         return False
     if math.isnan(b):
         return True
-    return a > b if task_type == "binary" else a < b
+    return a < b if task_type == "regression" else a > b
 
 
 @dataclass
@@ -83,35 +88,50 @@ class TrainedModel:
     target_std: float = 1.0
     metrics: dict = field(default_factory=dict)
     history: list = field(default_factory=list)
+    classes: list = field(default_factory=list)  # multiclass: label of each output
 
     @torch.no_grad()
     def predict(self, graph: TemporalGraph, ex: Examples, batch_size: int = 2048) -> np.ndarray:
-        """Probabilities (binary) or values (regression) for each example, in order."""
+        """Probabilities (binary: [n], multiclass: [n, classes]) or values (regression: [n]), in order."""
         self.model.eval()
         gen = torch.Generator().manual_seed(self.seed + 1)
         out = []
         for i in range(0, len(ex), batch_size):
             part = ex.take(torch.arange(i, min(i + batch_size, len(ex))))
             batch = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy, gen)
-            y = self.model(graph, batch).squeeze(1)
-            out.append(torch.sigmoid(y) if self.task_type == "binary" else y * self.target_std + self.target_mean)
-        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+            y = self.model(graph, batch)
+            if self.task_type == "multiclass":
+                out.append(torch.softmax(y, 1))
+            elif self.task_type == "binary":
+                out.append(torch.sigmoid(y.squeeze(1)))
+            else:
+                out.append(y.squeeze(1) * self.target_std + self.target_mean)
+        if not out:
+            return np.zeros((0, len(self.classes)) if self.task_type == "multiclass" else 0)
+        return torch.cat(out).numpy().astype(np.float64)
 
 
 def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, test: Examples | None,
-        task_type: str, options: dict, progress: bool = True) -> TrainedModel:
-    """Train a RelationalGNN; keep the epoch with the best validation metric."""
+        task_type: str, options: dict, progress: bool = True, classes: list | None = None) -> TrainedModel:
+    """Train a RelationalGNN; keep the epoch with the best validation metric.
+
+    Multiclass labels are class indices into ``classes``.
+    """
     seed = int(options["seed"])
     torch.manual_seed(seed)
     layers = int(options["layers"])
     fanouts = [int(x) for x in str(options["fanouts"]).split(",")][:layers] if layers else []
-    model = RelationalGNN(graph, int(options["channels"]), layers, 1)
-    tm = TrainedModel(model, task_type, seed_type, fanouts, str(options["sampler"]), seed)
+    classes = list(classes or [])
+    model = RelationalGNN(graph, int(options["channels"]), layers, len(classes) if task_type == "multiclass" else 1)
+    tm = TrainedModel(model, task_type, seed_type, fanouts, str(options["sampler"]), seed, classes=classes)
     y = train.label.float()
-    if task_type == "regression":
+    if task_type == "multiclass":
+        y = train.label.long()
+        loss_fn: nn.Module = nn.CrossEntropyLoss()
+    elif task_type == "regression":
         tm.target_mean, tm.target_std = float(y.mean()), float(y.std().clamp(min=1e-6))
         y = (y - tm.target_mean) / tm.target_std
-        loss_fn: nn.Module = nn.L1Loss()
+        loss_fn = nn.L1Loss()
     else:
         loss_fn = nn.BCEWithLogitsLoss()
     opt = torch.optim.Adam(model.parameters(), lr=float(options["lr"]))
@@ -119,7 +139,7 @@ def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, te
     batch_size = int(options["batch_size"])
     epochs, patience = int(options["epochs"]), int(options["patience"])
     best, best_state, since = float("nan"), None, 0
-    name = "AUROC" if task_type == "binary" else "MAE"
+    name = METRIC_NAME[task_type]
     started = time.perf_counter()
     bar = None
     if progress:
@@ -134,7 +154,8 @@ def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, te
                 idx = order[i:i + batch_size]
                 part = train.take(idx)
                 batch = sample(graph, seed_type, part.node, part.anchor, fanouts, tm.strategy, gen)
-                loss = loss_fn(model(graph, batch).squeeze(1), y[idx])
+                out = model(graph, batch)
+                loss = loss_fn(out if task_type == "multiclass" else out.squeeze(1), y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

@@ -1,0 +1,129 @@
+"""Models kept in the user's database file, in table ``rdl_models``.
+
+One row per model: its statement, options, the schema it was trained on
+(to refuse scoring after an incompatible change), metrics, weights as a
+BLOB. Writes happen in one transaction, so a model is there whole or not
+at all, and any tool that opens the file sees the same models.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import duckdb
+from sqlglot import exp
+
+from rdl_sql.planner.errors import PlanError, Position, did_you_mean
+from rdl_sql.planner.sql import ident, lit, run, table, to_sql
+
+TABLE = "rdl_models"
+COLUMNS = [("name", "VARCHAR PRIMARY KEY"), ("statement", "VARCHAR"), ("task", "VARCHAR"), ("model", "VARCHAR"),
+           ("options", "VARCHAR"), ("fingerprint", "VARCHAR"), ("data_digest", "VARCHAR"), ("metrics", "VARCHAR"),
+           ("weights", "BLOB"), ("created_at", "TIMESTAMP")]
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    name: str
+    statement: str
+    task: str
+    model: str
+    options: dict
+    fingerprint: list[str]
+    data_digest: str
+    metrics: dict
+    weights: bytes
+    created_at: dt.datetime
+
+
+def _ensure(con) -> None:
+    cols = []
+    for name, kind in COLUMNS:
+        dtype, *rest = kind.split(" ", 1)
+        constraints = [exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint())] if rest else []
+        cols.append(exp.ColumnDef(this=ident(name), kind=exp.DataType.build(dtype), constraints=constraints))
+    con.execute(to_sql(exp.Create(this=exp.Schema(this=table(TABLE), expressions=cols), kind="TABLE", exists=True)))
+
+
+def exists_table(con) -> bool:
+    q = (exp.select("1").from_("duckdb_tables()").where(exp.column("table_name").eq(lit(TABLE)))
+         .where(exp.column("schema_name").eq(lit("main"))))
+    return bool(run(con, q))
+
+
+def names(con) -> list[str]:
+    if not exists_table(con):
+        return []
+    return [r[0] for r in run(con, exp.select(exp.column("name")).from_(table(TABLE)).order_by("name"))]
+
+
+def save(con: duckdb.DuckDBPyConnection, model: StoredModel, replace: bool, position: Position | None = None) -> None:
+    """Write ``model`` in one transaction; refuse an existing name unless ``replace``."""
+    _ensure(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if model.name in names(con):
+            if not replace:
+                raise PlanError(f"model `{model.name}` already exists; use CREATE OR REPLACE MODEL or "
+                                f"DROP MODEL {model.name}", position)
+            con.execute(to_sql(exp.delete(table(TABLE), where=exp.column("name").eq(lit(model.name)))))
+        values = [model.name, model.statement, model.task, model.model, json.dumps(model.options),
+                  json.dumps(model.fingerprint), model.data_digest, json.dumps(model.metrics), model.weights,
+                  model.created_at]
+        insert = exp.insert(exp.values([exp.Tuple(expressions=[exp.Placeholder() for _ in values])]), table(TABLE),
+                            columns=[c for c, _ in COLUMNS])
+        con.execute(to_sql(insert), values)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def load(con, name: str, position: Position | None = None) -> StoredModel:
+    known = names(con)
+    if name not in known:
+        raise PlanError(f"model `{name}` not found{did_you_mean(name, known)}"
+                        + ("" if known else "; create one with CREATE MODEL name AS PREDICT ..."), position)
+    row = run(con, exp.select(*[exp.column(c) for c, _ in COLUMNS]).from_(table(TABLE))
+              .where(exp.column("name").eq(lit(name))))[0]
+    (n, stmt, task, kind, opts, fp, digest, metrics, weights, created) = row
+    return StoredModel(n, stmt, task, kind, json.loads(opts), json.loads(fp), digest, json.loads(metrics),
+                       bytes(weights), created)
+
+
+def find_reusable(con, statement_key: str, data_digest: str) -> StoredModel | None:
+    """A stored model trained from the same statement on the same data, if any."""
+    if not exists_table(con):
+        return None
+    rows = run(con, exp.select(exp.column("name")).from_(table(TABLE))
+               .where(exp.and_(exp.column("data_digest").eq(lit(data_digest)),
+                               exp.column("statement").eq(lit(statement_key))))
+               .order_by(exp.Ordered(this=exp.column("created_at"), desc=True)).limit(1))
+    return load(con, rows[0][0]) if rows else None
+
+
+def drop(con, name: str, if_exists: bool, position: Position | None = None) -> bool:
+    known = names(con)
+    if name not in known:
+        if if_exists:
+            return False
+        raise PlanError(f"model `{name}` not found{did_you_mean(name, known)}; use DROP MODEL IF EXISTS "
+                        f"to ignore a missing model", position)
+    con.execute(to_sql(exp.delete(table(TABLE), where=exp.column("name").eq(lit(name)))))
+    return True
+
+
+def schema_changes(stored: list[str], current: list[str]) -> list[str]:
+    """What differs between two schema fingerprints, one readable line per difference."""
+    old = {line.split("[", 1)[0]: line for line in stored}
+    new = {line.split("[", 1)[0]: line for line in current}
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        if key not in new:
+            out.append(f"{key} is gone")
+        elif key not in old:
+            out.append(f"{key} is new")
+        elif old[key] != new[key]:
+            out.append(f"{key} changed: {old[key]} -> {new[key]}")
+    return out
