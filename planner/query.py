@@ -17,6 +17,9 @@ from .errors import Position
 AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX", "COUNT_DISTINCT", "EXISTS", "FIRST", "LAST")
 UNITS = ("SECONDS", "MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS", "YEARS")
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+TASK_TYPES = ("binary", "regression", "multiclass")
+#: the validation metric that early stopping and model choice use, per task type
+METRIC_NAME = {"binary": "AUROC", "regression": "MAE", "multiclass": "accuracy"}
 
 
 class AggRef(exp.Expression):
@@ -49,28 +52,45 @@ class Aggregate:
 
 @dataclass(frozen=True)
 class Target:
-    """What to predict: an aggregate, optionally compared to a constant (binary task)."""
+    """What to predict: an aggregate, optionally compared to a constant (binary task),
+    or (``aggregate`` None) a column of the entity table whose NULLs are to be filled."""
 
-    aggregate: Aggregate
+    aggregate: Aggregate | None
     op: str | None = None
-    value: float | None = None
+    value: float | str | None = None
+    column: str | None = None
+    column_position: Position | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class PredictQuery:
     target: Target
     entity_table: str
-    entity_column: str
+    entity_columns: tuple[str, ...]
     where: exp.Expression | None = None
     assuming: exp.Expression | None = None
     aggregates: tuple[Aggregate, ...] = ()
     as_of: dt.datetime | None = None
     options: tuple[tuple[str, object], ...] = ()
     text: str = ""
+    entity_in: exp.Expression | None = None  # FOR t.pk IN (query): keys, or keys and anchor times
     entity_position: Position | None = field(default=None, compare=False)
     as_of_position: Position | None = field(default=None, compare=False)
     options_position: Position | None = field(default=None, compare=False)
 
+    def __post_init__(self):
+        if isinstance(self.entity_columns, str):
+            object.__setattr__(self, "entity_columns", (self.entity_columns,))
+
     @property
     def option_dict(self) -> dict[str, object]:
         return dict(self.options)
+
+    @property
+    def entity_column(self) -> str:
+        """The entity key, for code paths that handle single-column keys only."""
+        if len(self.entity_columns) != 1:
+            from .errors import PlanError
+            raise PlanError(f"composite keys ({', '.join(self.entity_columns)}) work with model = 'gnn' only",
+                            self.entity_position)
+        return self.entity_columns[0]

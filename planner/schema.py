@@ -14,7 +14,7 @@ from sqlglot import exp
 
 from . import overrides
 from .errors import PlanError, did_you_mean
-from .sql import alias, arrow, col, lit, run, table
+from .sql import alias, arrow, col, ident, lit, run, table
 
 #: tables rdl-sql keeps in the user's database; never part of the graph
 INTERNAL_TABLES = {overrides.OVERRIDES_TABLE, "rdl_models"}
@@ -86,15 +86,20 @@ class Schema:
     def links_from(self, child: str, parent: str) -> list[Link]:
         return [lk for lk in self.links if lk.child == child and lk.parent == parent]
 
-    def fingerprint(self) -> str:
-        """Stable text of what a trained model depends on: tables, feature columns, links."""
-        parts = []
-        for name in sorted(self.tables):
+    def fingerprint(self, tables: list[str]) -> list[str]:
+        """What a trained model depends on, one line per table and link among ``tables``.
+
+        A stored model is refused when these lines differ, and the differing
+        lines say what changed.
+        """
+        names = set(tables)
+        lines = []
+        for name in sorted(names):
             t = self.tables[name]
-            cols = ",".join(f"{c.name}:{c.dtype}:{c.stype}" for c in t.columns)
-            parts.append(f"{name}[{cols}]pk={t.primary_key}time={t.time_column}")
-        parts.extend(sorted(lk.name for lk in self.links))
-        return "|".join(parts)
+            cols = ", ".join(f"{c.name} {c.dtype} {c.stype}" for c in t.columns if c.stype != "ignored")
+            lines.append(f"table {name}[{cols}] key ({', '.join(t.primary_key)}) time {t.time_column or 'none'}")
+        lines += sorted(f"link {lk.name}" for lk in self.links if lk.child in names and lk.parent in names)
+        return lines
 
 
 def _catalog_tables(con) -> list[str]:
@@ -138,6 +143,17 @@ def _distinct_counts(con, tname: str, columns: list[str]) -> tuple[int, dict[str
     sel += [alias(exp.func("approx_count_distinct", col(c)), f"d{i}") for i, c in enumerate(columns)]
     row = arrow(con, exp.select(*sel).from_(table(tname))).to_pylist()[0]
     return row["__rows"], {c: row[f"d{i}"] for i, c in enumerate(columns)}
+
+
+def data_digest(con, tables: list[str]) -> str:
+    """Row count and an order-independent hash of every row of ``tables``: equal digests, equal data."""
+    parts = []
+    for name in sorted(tables):
+        q = exp.select(exp.Count(this=exp.Star()), exp.func("bit_xor", exp.func("hash", exp.column(ident(name))))
+                       ).from_(table(name))
+        n, h = run(con, q)[0]
+        parts.append(f"{name}:{n}:{h}")
+    return "|".join(parts)
 
 
 def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True) -> Schema:

@@ -7,6 +7,7 @@ validation and test anchors come after every training label window; with
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -16,11 +17,13 @@ from sqlglot import exp
 
 from .errors import PlanError, Position, did_you_mean
 from .nodes import NODE, TIME, node_select, time_value
-from .query import AggRef, Aggregate, PredictQuery
+from .query import AggRef, Aggregate, PredictQuery, Target
 from .schema import Link, Schema, TableInfo
 from .sql import alias, col, ident, lit, run, table
 
 ENTITY = "__e"
+IN = "__in"
+IN_ANCHOR = "__anchor"
 ANCHORS = "__anchors"
 ANCHOR = "anchor_time"
 SPLIT = "split"
@@ -39,6 +42,8 @@ DEFAULT_OPTIONS: dict[str, object] = {
     "anchor_step": None, "max_train_rows": 50_000, "sampler": "uniform", "patience": 3,
 }
 MAX_TRAIN_ANCHORS = 64
+#: the anchor of a database without any time column: everything is visible
+STATIC_ANCHOR = dt.datetime(9999, 12, 31)
 
 
 def shift(t: dt.datetime, n: int, unit: str) -> dt.datetime:
@@ -59,12 +64,18 @@ class ResolvedAggregate:
 
 @dataclass(frozen=True)
 class TaskPlan:
-    """A checked PREDICT: every name resolved, every anchor time chosen."""
+    """A checked PREDICT: every name resolved, every anchor time chosen.
+
+    Two kinds of target: a windowed aggregate (examples at several anchor
+    times, split by time), or a column of the entity table (``column``
+    set; one anchor, rows with a value train, split by a hash of the key,
+    rows with NULL are predicted).
+    """
 
     query: PredictQuery
-    schema: Schema
+    schema: Schema  # as the model sees it (a column target is not a feature)
     entity: TableInfo
-    task_type: str  # binary | regression
+    task_type: str  # binary | regression | multiclass
     aggregates: tuple[ResolvedAggregate, ...]
     options: dict
     as_of: dt.datetime | None  # cut-off: nothing after it is read (None: read everything)
@@ -72,15 +83,37 @@ class TaskPlan:
     test_anchor: dt.datetime
     val_anchor: dt.datetime
     train_anchors: tuple[dt.datetime, ...]
+    column: str | None = None
+    in_columns: int = 0  # FOR ... IN (query): columns the query returns
 
     @property
     def target(self) -> ResolvedAggregate:
         return self.aggregates[0]
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.query.entity_columns
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Columns of the prediction table, in order."""
+        out = list(self.keys) + ([] if self.column else [ANCHOR]) + ["prediction"]
+        if self.task_type != "regression":
+            out.append("score")
+        if self.task_type == "multiclass":
+            out.append("probabilities")
+        return out
+
     # ---- SQL -----------------------------------------------------------------
     def entity_rows(self) -> exp.Select:
         """Entity rows visible at the cut-off, numbered as graph nodes, all columns kept."""
         return node_select(self.entity, self.as_of, [exp.Column(this=exp.Star(), table=ident(self.entity.name))])
+
+    def _entities(self) -> exp.Subquery:
+        return exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY)))
+
+    def _key_columns(self, src: str = ENTITY) -> list[exp.Expression]:
+        return [alias(col(k, src), k) for k in self.keys]
 
     def _aggregate_sql(self, i: int, anchor: exp.Expression) -> exp.Expression:
         ra = self.aggregates[i]
@@ -124,30 +157,43 @@ class TaskPlan:
         return exp.paren(out)
 
     def _label(self, anchor: exp.Expression) -> exp.Expression:
-        target = self.query.target
-        value = self._aggregate_sql(0, anchor)
-        if target.op is not None:
-            value = _OPS[target.op](this=value, expression=lit(target.value))
-        return exp.cast(value, "DOUBLE")
+        if self.column is not None:
+            value = col(self.column, ENTITY)
+        else:
+            target = self.query.target
+            value = self._aggregate_sql(0, anchor)
+            if target.op is not None:
+                value = _OPS[target.op](this=value, expression=lit(target.value))
+        return exp.cast(value, "VARCHAR" if self.task_type == "multiclass" else "DOUBLE")
+
+    def _exists_at(self, anchor: exp.Expression) -> exp.Expression:
+        return exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor.copy())
 
     def examples_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
-        """Labelled rows ``(__node, <key>, anchor_time, split, label)`` for the given anchors.
+        """Labelled rows ``(__node, <keys>, anchor_time, split, label)`` for the given anchors.
 
         Entities must exist at the anchor, pass the WHERE filter (past only)
         and the ASSUMING condition; rows whose label is undefined (an AVG over
-        no rows) are dropped.
+        no rows, a NULL target column) are dropped. A column target has one
+        anchor and a split drawn from a hash of the key (80/10/10).
         """
         values = exp.values([exp.Tuple(expressions=[lit(t), lit(s)]) for t, s in anchors],
                             alias=ANCHORS, columns=[ANCHOR, SPLIT])
         anchor = col(ANCHOR, ANCHORS)
-        conds = [exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor.copy())]
+        conds = [self._exists_at(anchor)]
         for pred in (self.query.where, self.query.assuming):
             p = self._predicate(pred, anchor)
             if p is not None:
                 conds.append(p)
-        inner = (exp.select(col(NODE, ENTITY), alias(col(self.query.entity_column, ENTITY), self.query.entity_column),
-                            anchor.copy(), col(SPLIT, ANCHORS), alias(self._label(anchor), LABEL))
-                 .from_(exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY))))
+        split = col(SPLIT, ANCHORS)
+        if self.column is not None:
+            bucket = exp.Mod(this=exp.func("hash", *[col(k, ENTITY) for k in self.keys],
+                                           lit(int(self.options["seed"]))), expression=lit(10))
+            split = exp.Case(ifs=[exp.If(this=bucket.copy() < lit(8), true=lit("train")),
+                                  exp.If(this=bucket.copy().eq(lit(8)), true=lit("val"))], default=lit("test"))
+        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), anchor.copy(), alias(split, SPLIT),
+                            alias(self._label(anchor), LABEL))
+                 .from_(self._entities())
                  .join(values, join_type="CROSS")
                  .where(exp.and_(*conds)))
         return (exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__x"))))
@@ -155,41 +201,65 @@ class TaskPlan:
                 .order_by(col(ANCHOR), col(NODE)))
 
     def predict_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
-        """Entities to score at ``anchor`` (default: the plan's prediction time), WHERE applied."""
-        anchor_lit = lit(anchor or self.predict_anchor)
-        conds = [exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor_lit.copy())]
-        p = self._predicate(self.query.where, anchor_lit)
+        """Rows ``(__node, <keys>, anchor_time)`` to score, WHERE applied.
+
+        FOR EACH: every entity at ``anchor`` (default: the prediction time).
+        FOR t.pk IN (query): the query's entities, at the query's second
+        column when it has one (per-row anchor times), else at ``anchor``.
+        A column target scores the rows whose column is NULL.
+        """
+        source = self._entities()
+        if self.in_columns > len(self.keys):
+            anchor_expr: exp.Expression = exp.cast(col(IN_ANCHOR, IN), "TIMESTAMP")
+        else:
+            anchor_expr = lit(anchor or self.predict_anchor)
+        q = exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor_expr.copy(), ANCHOR)).from_(source)
+        if self.query.entity_in is not None:
+            names = [f"__k{i}" for i in range(len(self.keys))] + ([IN_ANCHOR] if self.in_columns > len(self.keys)
+                                                                  else [])
+            sub = exp.Subquery(this=self.query.entity_in.copy(),
+                               alias=exp.TableAlias(this=ident(IN), columns=[ident(n) for n in names]))
+            on = exp.and_(*[col(k, ENTITY).eq(col(n, IN)) for k, n in zip(self.keys, names)])
+            q = q.join(sub, on=on)
+        conds = [self._exists_at(anchor_expr)]
+        p = self._predicate(self.query.where, anchor_expr)
         if p is not None:
             conds.append(p)
-        return (exp.select(col(NODE, ENTITY), alias(col(self.query.entity_column, ENTITY), self.query.entity_column),
-                           alias(anchor_lit.copy(), ANCHOR))
-                .from_(exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY))))
-                .where(exp.and_(*conds))
-                .order_by(col(NODE)))
+        if self.column is not None:
+            conds.append(col(self.column, ENTITY).is_(exp.null()))
+        return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
 
     def score_sql(self, model_key: str, anchor: dt.datetime | None = None,
-                  function: str = "rdl_score") -> exp.Select:
-        """One DuckDB query that scores every entity of ``predict_sql`` through the UDF.
+                  function: str = "rdl_score", classes: list[str] | None = None) -> exp.Select:
+        """One DuckDB query that scores every row of ``predict_sql`` through the UDF.
 
-        Output: ``<key>, anchor_time, prediction, score`` (binary: BOOLEAN
-        prediction and the probability) or ``<key>, anchor_time, prediction``
-        (regression).
+        Output (``output_columns``): keys, anchor_time (aggregate targets),
+        prediction (BOOLEAN for binary, the class for multiclass, a number
+        for regression), score (the probability of the prediction), and for
+        multiclass a MAP of class to probability.
         """
-        key = self.query.entity_column
         call = exp.Anonymous(this=function, expressions=[lit(model_key), col(NODE),
                                                           exp.func("epoch_us", col(ANCHOR))])
-        inner = exp.select(col(key), col(ANCHOR), alias(call, "__s")).from_(
+        inner = exp.select(*[col(k) for k in self.keys], col(ANCHOR), alias(call, "__s")).from_(
             exp.Subquery(this=self.predict_sql(anchor), alias=exp.TableAlias(this=ident("__p"))))
         field = lambda name: exp.func("struct_extract", col("__s"), lit(name))
         if self.task_type == "binary":
             outs = [alias(exp.cast(field("prediction"), "BOOLEAN"), "prediction"), alias(field("score"), "score")]
+        elif self.task_type == "multiclass":
+            names = exp.Array(expressions=[lit(c) for c in classes or []])
+            index = exp.cast(field("prediction"), "BIGINT") + lit(1)
+            outs = [alias(exp.func("list_extract", names, index), "prediction"), alias(field("score"), "score"),
+                    alias(exp.func("map", names.copy(), field("probabilities")), "probabilities")]
         else:
             outs = [alias(field("prediction"), "prediction")]
-        return (exp.select(col(key), col(ANCHOR), *outs)
+        front = [col(k) for k in self.keys] + ([] if self.column else [col(ANCHOR)])
+        return (exp.select(*front, *outs)
                 .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__q"))))
-                .order_by(col(key)))
+                .order_by(*[col(k) for k in self.keys], col(ANCHOR)))
 
     def split_anchors(self) -> list[tuple[dt.datetime, str]]:
+        if self.column is not None:
+            return [(self.predict_anchor, "hash")]
         return ([(t, "train") for t in self.train_anchors]
                 + [(self.val_anchor, "val"), (self.test_anchor, "test")])
 
@@ -227,7 +297,7 @@ def _resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, rol
     if tinfo.time_column is None:
         raise PlanError(f"table `{agg.table}` has no time column, so a window over it has no meaning; declare one "
                         f"with ALTER GRAPH SET TIME COLUMN {agg.table}(<column>)", agg.table_position)
-    if agg.func in ("SUM", "AVG") and tinfo.column(agg.column or "") is None:
+    if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column or "") is None:
         raise PlanError(f"{agg.func} needs a column, not `{agg.table}.*`", agg.position)
     if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column).stype not in ("numerical", "id", "time"):
         c = tinfo.column(agg.column)
@@ -292,30 +362,100 @@ def _as_datetime(v, name: str) -> dt.datetime:
         raise PlanError(f"option {name} = {v!r} is not a timestamp; write e.g. {name} = '2024-01-31'") from None
 
 
-def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQuery) -> TaskPlan:
-    """Resolve names against ``schema``, check the time rules and choose anchor times."""
+def _check_entity(schema: Schema, query: PredictQuery) -> TableInfo:
     entity = schema.table(query.entity_table, query.entity_position)
-    if entity.column(query.entity_column) is None:
-        raise PlanError(f"column `{query.entity_column}` not found in table `{entity.name}`"
-                        f"{did_you_mean(query.entity_column, [c.name for c in entity.columns])}",
-                        query.entity_position)
-    if entity.primary_key != (query.entity_column,):
+    for k in query.entity_columns:
+        if entity.column(k) is None:
+            raise PlanError(f"column `{k}` not found in table `{entity.name}`"
+                            f"{did_you_mean(k, [c.name for c in entity.columns])}", query.entity_position)
+    if entity.primary_key != tuple(query.entity_columns):
         pk = ", ".join(entity.primary_key)
         hint = f"its primary key is ({pk})" if pk else "it has no primary key; declare one in CREATE TABLE"
         raise PlanError(f"FOR EACH needs the primary key of `{entity.name}`: {hint}", query.entity_position)
+    return entity
 
+
+def _column_target(schema: Schema, entity: TableInfo, target: Target) -> tuple[Schema, str]:
+    """Check a column target; return the schema without it as a feature, and the task type."""
+    c = entity.column(target.column)
+    if c is None:
+        raise PlanError(f"column `{target.column}` not found in table `{entity.name}`"
+                        f"{did_you_mean(target.column, [x.name for x in entity.columns])}", target.column_position)
+    if c.stype in ("id", "time", "text", "timestamp", "ignored"):
+        what = {"id": "a key", "time": "the time column", "text": "free text", "timestamp": "a timestamp",
+                "ignored": "an ignored column"}[c.stype]
+        raise PlanError(f"`{entity.name}.{c.name}` is {what}; a column target must be categorical or numeric",
+                        target.column_position)
+    task = "binary" if c.dtype.upper() == "BOOLEAN" else ("multiclass" if c.stype == "categorical" else "regression")
+    hidden = dataclasses.replace(entity, columns=tuple(
+        dataclasses.replace(x, stype="ignored") if x.name == c.name else x for x in entity.columns))
+    return dataclasses.replace(schema, tables={**schema.tables, entity.name: hidden}), task
+
+
+def _latest_time(con, schema: Schema, as_of: dt.datetime | None) -> dt.datetime:
+    """The last time of any dated row (no later than ``as_of``); far future for a static database."""
+    latest = [hi for t in schema.tables.values() if t.time_column for _, hi in [_time_bounds(con, t, as_of)]
+              if hi is not None]
+    return as_of or (max(latest) if latest else STATIC_ANCHOR)
+
+
+def _in_columns(con, query: PredictQuery) -> int:
+    if query.entity_in is None:
+        return 0
+    from .sql import to_sql
+    probe = exp.select("*").from_(exp.Subquery(this=query.entity_in.copy(), alias=exp.TableAlias(this=ident("__q"))))
+    try:
+        n = len(con.sql(to_sql(probe.limit(0))).columns)
+    except Exception as e:  # DuckDB's own message names the problem in the user's query
+        raise PlanError(f"the FOR ... IN query fails: {str(e).splitlines()[0]}", Position.of(query.entity_in)) from None
+    k = len(query.entity_columns)
+    if n not in (k, k + 1):
+        raise PlanError(f"the FOR ... IN query returns {n} columns; it must return the key ({k} column"
+                        f"{'s' if k > 1 else ''}), optionally followed by an anchor time", Position.of(query.entity_in))
+    return n
+
+
+def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQuery,
+                 *, training: bool = True) -> TaskPlan:
+    """Resolve names against ``schema``, check the time rules and choose anchor times.
+
+    ``training=False`` plans scoring only (a stored model): no training
+    anchors are needed, so a short history is no error.
+    """
+    entity = _check_entity(schema, query)
     options = dict(DEFAULT_OPTIONS)
     options.update(query.option_dict)
-    resolved = [_resolve_aggregate(schema, entity, query.target.aggregate, role="target")]
-    for agg in query.aggregates[1:]:
-        resolved.append(_resolve_aggregate(schema, entity, agg, role="filter" if _in_where(query, len(resolved))
-                                           else "assuming"))
+    target_column = query.target.column if query.target.aggregate is None else None
+    resolved = []
+    if target_column is None:
+        resolved.append(_resolve_aggregate(schema, entity, query.target.aggregate, role="target"))
+    for i, agg in enumerate(query.aggregates[1:], start=1):
+        resolved.append(_resolve_aggregate(schema, entity, agg, role="filter" if _in_where(query, i) else "assuming"))
     _check_columns(_strip_aggs(query.where), {entity.name: entity}, entity)
     _check_columns(_strip_aggs(query.assuming), {entity.name: entity}, entity)
+    in_columns = _in_columns(con, query)
+
+    if target_column is not None:
+        schema, task_type = _column_target(schema, entity, query.target)
+        entity = schema.tables[entity.name]
+        if query.assuming is not None:
+            raise PlanError("ASSUMING conditions on future rows; a column target has no future window")
+        t = _latest_time(con, schema, query.as_of)
+        return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, t, t, t, (t,),
+                        column=target_column, in_columns=in_columns)
 
     target = resolved[0]
-    task_type = "binary" if query.target.op is not None or target.agg.func == "EXISTS" else "regression"
     agg = target.agg
+    value_type = target.table.column(agg.column).stype if agg.column else None
+    if query.target.op is not None or agg.func == "EXISTS":
+        task_type = "binary"
+    elif agg.func in ("FIRST", "LAST") and value_type in ("categorical", "id"):
+        task_type = "multiclass"  # which category (or which linked row: a key) comes first / last
+    elif agg.func in ("FIRST", "LAST") and value_type not in ("numerical", "time", "timestamp"):
+        raise PlanError(f"{agg.func} of `{agg.table}.{agg.column}` ({value_type}) cannot be predicted; "
+                        f"compare it with a constant, e.g. {agg.func}(...) = 'x'", agg.column_position)
+    else:
+        task_type = "regression"
     lo, hi = _time_bounds(con, target.table, query.as_of)
     if hi is None:
         raise PlanError(f"table `{target.table.name}` has no dated rows"
@@ -325,24 +465,25 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
                    else shift(end_time, -agg.end, agg.unit))
     val_anchor = (_as_datetime(options["val_start"], "val_start") if options["val_start"]
                   else shift(test_anchor, -agg.end, agg.unit))
-    if shift(test_anchor, agg.end, agg.unit) > end_time:
-        raise PlanError(f"test_start {test_anchor} leaves no room for the label window before {end_time}")
-    if shift(val_anchor, agg.end, agg.unit) > test_anchor:
-        raise PlanError(f"val_start {val_anchor}: its label window must end by the test anchor {test_anchor}")
-    step = int(options["anchor_step"] or (agg.end - agg.start))
-    if step <= 0:
-        raise PlanError(f"anchor_step must be a positive number of {agg.unit}")
-    train = []
-    t = shift(val_anchor, -agg.end, agg.unit)
-    while t >= lo and len(train) < MAX_TRAIN_ANCHORS:
-        train.append(t)
-        t = shift(t, -step, agg.unit)
-    if not train:
-        raise PlanError(f"not enough history in `{target.table.name}` ({lo} to {hi}) for a training window of "
-                        f"{agg.end} {agg.unit} before the validation anchor {val_anchor}; use a shorter window "
-                        f"or set val_start / test_start")
+    train: list[dt.datetime] = []
+    if training:
+        if shift(test_anchor, agg.end, agg.unit) > end_time:
+            raise PlanError(f"test_start {test_anchor} leaves no room for the label window before {end_time}")
+        if shift(val_anchor, agg.end, agg.unit) > test_anchor:
+            raise PlanError(f"val_start {val_anchor}: its label window must end by the test anchor {test_anchor}")
+        step = int(options["anchor_step"] or (agg.end - agg.start))
+        if step <= 0:
+            raise PlanError(f"anchor_step must be a positive number of {agg.unit}")
+        t = shift(val_anchor, -agg.end, agg.unit)
+        while t >= lo and len(train) < MAX_TRAIN_ANCHORS:
+            train.append(t)
+            t = shift(t, -step, agg.unit)
+        if not train:
+            raise PlanError(f"not enough history in `{target.table.name}` ({lo} to {hi}) for a training window of "
+                            f"{agg.end} {agg.unit} before the validation anchor {val_anchor}; use a shorter window "
+                            f"or set val_start / test_start")
     return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, end_time,
-                    test_anchor, val_anchor, tuple(sorted(train)))
+                    test_anchor, val_anchor, tuple(sorted(train)), in_columns=in_columns)
 
 
 def _in_where(query: PredictQuery, index: int) -> bool:

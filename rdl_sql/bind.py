@@ -18,7 +18,7 @@ from rdl_sql.planner.task import DEFAULT_OPTIONS
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _INT_OPTIONS = {"epochs", "channels", "layers", "batch_size", "seed", "anchor_step", "max_train_rows", "patience"}
-_CHOICES = {"model": ("gnn",), "sampler": ("uniform", "recent")}
+_CHOICES = {"model": ("gnn", "gbdt", "auto"), "sampler": ("uniform", "recent")}
 
 
 def aggregate(node: TemporalAgg) -> Aggregate:
@@ -47,9 +47,15 @@ def _literal(node: exp.Expression):
     return None
 
 
-def _target(node: exp.Expression) -> Target:
+def _target(node: exp.Expression, entity_table: str) -> Target:
     if isinstance(node, TemporalAgg):
         return Target(aggregate(node))
+    if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        if node.table and node.table != entity_table:
+            raise PlanError(f"a column target must be a column of the entity table `{entity_table}`; to predict "
+                            f"from `{node.table}`, aggregate it over a window, e.g. "
+                            f"LAST({node.table}.{node.name}, 0, 30, DAYS)", Position.of(node))
+        return Target(None, column=node.name, column_position=Position.of(node))
     for cls, op in _COMPARE.items():
         if isinstance(node, cls):
             left, right = node.this, node.expression
@@ -59,7 +65,8 @@ def _target(node: exp.Expression) -> Target:
             if isinstance(left, TemporalAgg) and value is not None:
                 return Target(aggregate(left), op, value)
     raise PlanError("the PREDICT target must be a windowed aggregate, optionally compared with a constant, "
-                    "e.g. COUNT(orders.*, 0, 30, DAYS) = 0 or SUM(orders.amount, 0, 30, DAYS)", Position.of(node))
+                    "e.g. COUNT(orders.*, 0, 30, DAYS) = 0 or SUM(orders.amount, 0, 30, DAYS), or a column of the "
+                    "entity table to fill in, e.g. PREDICT customers.segment", Position.of(node))
 
 
 def _timestamp(node: exp.Expression) -> dt.datetime:
@@ -114,9 +121,18 @@ def options(node: exp.Tuple | None) -> tuple[tuple[str, object], ...]:
     return tuple(out.items())
 
 
+def predict_text(node: Predict, text: str) -> str:
+    """The PREDICT's own text (from its keyword on), whitespace collapsed: its identity for reuse."""
+    start = node.meta.get("start", 0)
+    return " ".join(text[start:].split())
+
+
 def to_query(node: Predict, text: str) -> PredictQuery:
-    """The planner's view of a PREDICT statement."""
-    target = _target(node.this)
+    """The planner's view of a PREDICT statement (not ``PREDICT USING``)."""
+    entity = node.args.get("entity")
+    keys = list(entity.expressions) if isinstance(entity, exp.Tuple) else [entity]
+    entity_table = keys[0].table
+    target = _target(node.this, entity_table)
     aggs = [target.aggregate]
 
     def collect(n):
@@ -129,11 +145,12 @@ def to_query(node: Predict, text: str) -> PredictQuery:
     assuming = node.args.get("assuming")
     where = where.copy().transform(collect) if where is not None else None
     assuming = assuming.copy().transform(collect) if assuming is not None else None
-    entity = node.args["entity"]
     as_of = node.args.get("as_of")
+    options_node = node.args.get("options")
     return PredictQuery(
-        target=target, entity_table=entity.table, entity_column=entity.name, where=where, assuming=assuming,
-        aggregates=tuple(aggs), as_of=_timestamp(as_of) if as_of is not None else None,
-        options=options(node.args.get("options")), text=text,
+        target=target, entity_table=entity_table, entity_columns=tuple(k.name for k in keys), where=where,
+        assuming=assuming, aggregates=tuple(aggs), as_of=_timestamp(as_of) if as_of is not None else None,
+        options=options(options_node), text=text, entity_in=node.args.get("entity_in"),
         entity_position=Position.of(entity), as_of_position=Position.of(as_of),
+        options_position=Position.of(options_node),
     )

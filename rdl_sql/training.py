@@ -6,7 +6,7 @@ Kept apart from statement dispatch so that every statement that trains
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,14 +21,22 @@ from rdl_sql.planner.task import TaskPlan, compile_task
 SPLITS = ("train", "val", "test")
 
 
+MAX_CLASSES = 100
+
+
 @dataclass
 class Prepared:
-    """A planned statement with its labelled examples (Arrow, one table, column ``split``)."""
+    """A planned statement with its labelled examples (Arrow, one table, column ``split``).
+
+    Multiclass labels are replaced by their index in ``classes`` (the most
+    frequent training labels); a label outside them is -1 (never predicted).
+    """
 
     schema: Schema
     plan: TaskPlan
     examples: pa.Table
     seconds: float
+    classes: list = field(default_factory=list)
 
     def split(self, name: str) -> pa.Table:
         return self.examples.filter(pc.equal(self.examples.column("split"), name))
@@ -48,26 +56,53 @@ def prepare(con, query: PredictQuery) -> Prepared:
     t0 = time.perf_counter()
     examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())),
                                  int(plan.options["max_train_rows"]))
-    prep = Prepared(schema, plan, examples, 0.0)
+    classes: list = []
+    if plan.task_type == "multiclass":
+        examples, classes = _index_classes(examples)
+    prep = Prepared(plan.schema, plan, examples, 0.0, classes)
     n_train, n_val = prep.split("train").num_rows, prep.split("val").num_rows
     if n_train == 0 or n_val == 0:
         raise PlanError(f"no {'training' if not n_train else 'validation'} examples: no entity of "
                         f"`{plan.entity.name}` passes the WHERE filter at the anchor times "
                         f"{plan.train_anchors[0]} .. {plan.val_anchor}; relax the filter or move "
                         f"val_start / test_start")
-    if plan.task_type == "binary" and len(pc.unique(prep.split("train").column("label"))) < 2:
+    if plan.task_type != "regression" and len(pc.unique(prep.split("train").column("label"))) < 2:
         raise PlanError("every training label has the same value, so there is nothing to learn; "
                         "check the target's comparison or the time range")
     prep.seconds = time.perf_counter() - t0
     return prep
 
 
+def prepare_scoring(con, query: PredictQuery) -> Prepared:
+    """Plan ``query`` for scoring with a stored model: no labels, no training anchors."""
+    plan = compile_task(con, read_schema(con), query, training=False)
+    return Prepared(plan.schema, plan, pa.table({}), 0.0)
+
+
+def _index_classes(examples: pa.Table) -> tuple[pa.Table, list]:
+    train = examples.filter(pc.equal(examples.column("split"), "train"))
+    counts = pc.value_counts(train.column("label")).to_pylist()
+    counts.sort(key=lambda d: (-d["counts"], d["values"]))
+    classes = [d["values"] for d in counts[:MAX_CLASSES]]
+    idx = pc.fill_null(pc.index_in(examples.column("label"), value_set=pa.array(classes, pa.string())), -1)
+    examples = examples.set_column(examples.schema.get_field_index("label"), "label", pc.cast(idx, pa.float64()))
+    keep = pc.or_(pc.not_equal(examples.column("split"), "train"), pc.greater_equal(examples.column("label"), 0))
+    return examples.filter(keep), classes
+
+
+def graph_tables(prep: Prepared) -> list[str]:
+    return reachable(prep.schema, prep.plan.entity.name, int(prep.plan.options["layers"]))
+
+
+def data_digest(con, prep: Prepared) -> str:
+    from rdl_sql.planner.schema import data_digest as digest
+    return digest(con, graph_tables(prep))
+
+
 def load_graph(con, prep: Prepared, specs=None):
     """The temporal graph around the entity table, cut at the plan's AS OF."""
     from rdl_sql.udfs.graph import build_graph
-    layers = int(prep.plan.options["layers"])
-    tables = reachable(prep.schema, prep.plan.entity.name, layers)
-    return build_graph(extract(con, prep.schema, tables, prep.plan.as_of), specs)
+    return build_graph(extract(con, prep.schema, graph_tables(prep), prep.plan.as_of), specs)
 
 
 def train_gnn(con, prep: Prepared, progress: bool) -> GnnResult:
@@ -77,7 +112,7 @@ def train_gnn(con, prep: Prepared, progress: bool) -> GnnResult:
     graph_seconds = time.perf_counter() - t0
     ex = {s: Examples.from_arrow(prep.split(s)) for s in SPLITS}
     trained = fit(graph, graph.type_of(prep.plan.entity.name), ex["train"], ex["val"], ex["test"],
-                  prep.plan.task_type, prep.plan.options, progress=progress)
+                  prep.plan.task_type, prep.plan.options, progress=progress, classes=prep.classes)
     metrics = dict(trained.metrics, label_seconds=round(prep.seconds, 3), graph_seconds=round(graph_seconds, 3))
     return GnnResult(trained, graph, metrics)
 
@@ -97,3 +132,55 @@ def cap_training_rows(examples: pa.Table, cap: int) -> pa.Table:
         total += n
     kept = pc.is_in(examples.column("anchor_time"), value_set=pa.array(keep, examples.schema.field("anchor_time").type))
     return examples.filter(pc.or_(pc.not_equal(examples.column("split"), "train"), kept))
+
+
+def to_stored(con, prep: Prepared, result: GnnResult, name: str, statement: str):
+    """The ``rdl_models`` row of a freshly trained GNN."""
+    import datetime as dt
+
+    from rdl_sql.model_store import StoredModel
+    from rdl_sql.udfs.persist import dumps
+    opts = prep.plan.options
+    blob = dumps(result.trained, result.graph, int(opts["channels"]), int(opts["layers"]))
+    return StoredModel(name, statement, prep.plan.task_type, "gnn", dict(opts),
+                       prep.schema.fingerprint(graph_tables(prep)), data_digest(con, prep),
+                       dict(result.metrics), blob, dt.datetime.now())
+
+
+def load_stored(con, prep: Prepared, stored) -> GnnResult:
+    """A stored GNN over today's graph; refused, saying what changed, if the schema moved."""
+    from rdl_sql.model_store import schema_changes
+    from rdl_sql.udfs.persist import loads, specs_of
+    changes = schema_changes(stored.fingerprint, prep.schema.fingerprint(graph_tables(prep)))
+    if changes:
+        raise PlanError(f"model `{stored.name}` was trained on a different schema: " + "; ".join(changes)
+                        + f"; retrain it with CREATE OR REPLACE MODEL {stored.name} AS {stored.statement}")
+    specs, state = specs_of(stored.weights)
+    graph = load_graph(con, prep, specs)
+    try:
+        trained = loads(state, graph)
+    except ValueError as e:
+        raise PlanError(f"model `{stored.name}` cannot be loaded: {e}") from None
+    return GnnResult(trained, graph, dict(stored.metrics))
+
+
+def stored_query(stored, override, text: str) -> PredictQuery:
+    """The stored model's PREDICT with the FOR, WHERE and AS OF of ``override`` (a Predict node) applied."""
+    from rdl_sql.bind import to_query
+    from rdl_sql.dialect import parse_statement
+    from rdl_sql.planner.errors import Position
+    base = parse_statement(stored.statement)
+    entity = override.args.get("entity")
+    if entity is not None:
+        mine = [c.sql() for c in (entity.expressions if hasattr(entity, "expressions") and entity.expressions
+                                  else [entity])]
+        theirs = base.args["entity"]
+        theirs = [c.sql() for c in (theirs.expressions if theirs.expressions else [theirs])]
+        if mine != theirs:
+            raise PlanError(f"model `{stored.name}` predicts for {', '.join(theirs)}, not {', '.join(mine)}",
+                            Position.of(entity))
+    for key in ("entity_in", "where", "as_of"):
+        if override.args.get(key) is not None:
+            base.set(key, override.args[key].copy())
+    query = to_query(base, text)
+    return query

@@ -19,7 +19,7 @@ from .graph import TemporalGraph
 from .train import Examples, TrainedModel
 
 SCORE_FUNCTION = "rdl_score"
-SCORE_TYPE = "STRUCT(prediction DOUBLE, score DOUBLE)"
+SCORE_TYPE = "STRUCT(prediction DOUBLE, score DOUBLE, probabilities DOUBLE[])"
 
 _held: dict[str, tuple[TrainedModel, TemporalGraph]] = {}
 _lock = threading.Lock()
@@ -46,6 +46,7 @@ def _score(key, node, anchor_us) -> pa.StructArray:
     n = len(node)
     pred = np.full(n, np.nan)
     score = np.full(n, np.nan)
+    probs: np.ndarray | None = None
     for k in keys:
         if k not in _held:
             raise KeyError(f"model {k!r} is not loaded in this session")
@@ -56,10 +57,20 @@ def _score(key, node, anchor_us) -> pa.StructArray:
         s = trained.predict(graph, ex, batch_size=max(n, 1))
         if trained.task_type == "binary":
             score[mask], pred[mask] = s, (s >= 0.5).astype(np.float64)
+        elif trained.task_type == "multiclass":
+            if probs is None:
+                probs = np.full((n, s.shape[1]), np.nan)
+            probs[mask] = s
+            pred[mask], score[mask] = s.argmax(1), s.max(1)
         else:
             pred[mask] = s
-    return pa.StructArray.from_arrays([pa.array(pred, from_pandas=True), pa.array(score, from_pandas=True)],
-                                      names=["prediction", "score"])
+    if probs is None:
+        plist = pa.nulls(n, pa.list_(pa.float64()))
+    else:
+        flat = pa.array(probs.reshape(-1), pa.float64())
+        plist = pa.FixedSizeListArray.from_arrays(flat, probs.shape[1]).cast(pa.list_(pa.float64()))
+    return pa.StructArray.from_arrays([pa.array(pred, from_pandas=True), pa.array(score, from_pandas=True), plist],
+                                      names=["prediction", "score", "probabilities"])
 
 
 def register(con) -> None:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rdl_sql.planner.query import METRIC_NAME
+
 from .graph import TemporalGraph
 from .model import RelationalGNN
 from .sampler import sample
@@ -48,9 +50,6 @@ class Examples:
 
     def take(self, idx: torch.Tensor) -> "Examples":
         return Examples(self.node[idx], self.anchor[idx], None if self.label is None else self.label[idx])
-
-
-METRIC_NAME = {"binary": "AUROC", "regression": "MAE", "multiclass": "accuracy"}
 
 
 def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
@@ -178,6 +177,8 @@ def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, te
     model.load_state_dict(best_state)
     tm.metrics = {f"val_{name}": best, "epochs": len(tm.history), "train_rows": len(train), "val_rows": len(val),
                   "train_seconds": time.perf_counter() - started}
+    if task_type == "binary":
+        tm.metrics["train_positive_rate"] = float(train.label.float().mean())
     if test is not None and len(test):
         tm.metrics[f"test_{name}"] = metric(task_type, test.label.numpy(), tm.predict(graph, test))
         tm.metrics["test_rows"] = len(test)

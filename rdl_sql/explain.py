@@ -1,0 +1,61 @@
+"""EXPLAIN PREDICT: the plan as rows, without training.
+
+Shows what the statement would read and how: the graph (tables with row
+counts, links with edge counts), the task and its anchor times, the SQL of
+labels, prediction rows and extraction, and the model settings.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+from sqlglot import exp
+
+from rdl_sql.planner.extract import edges_sql, nodes_sql, reachable
+from rdl_sql.planner.query import PredictQuery
+from rdl_sql.planner.schema import read_schema
+from rdl_sql.planner.sql import run, to_sql
+from rdl_sql.planner.task import compile_task
+
+
+def _count(con, query: exp.Select) -> int:
+    sub = exp.Subquery(this=query.copy().order_by(None) if query.args.get("order") else query.copy(),
+                       alias=exp.TableAlias(this=exp.to_identifier("__c")))
+    return run(con, exp.select(exp.Count(this=exp.Star())).from_(sub))[0][0]
+
+
+def explain(con, query: PredictQuery) -> pa.Table:
+    schema = read_schema(con)
+    plan = compile_task(con, schema, query)
+    rows: list[tuple[str, str, str]] = []
+    layers = int(plan.options["layers"])
+    tables = reachable(plan.schema, plan.entity.name, layers)
+    for t in tables:
+        info = plan.schema.tables[t]
+        rows.append(("graph", f"node {t}", f"{_count(con, nodes_sql(info, plan.as_of)):,} rows; time column "
+                     f"{info.time_column or 'none (static)'}; features "
+                     + (", ".join(f"{c.name} ({c.stype})" for c in info.features) or "none")))
+    for lk in plan.schema.links:
+        if lk.child in tables and lk.parent in tables:
+            rows.append(("graph", f"edge {lk.name}", f"{_count(con, edges_sql(plan.schema, lk, plan.as_of)):,} "
+                         f"edges, both directions"))
+    target = (f"column {plan.entity.name}.{plan.column}" if plan.column
+              else f"{plan.target.agg.func} over {plan.target.table.name} in ({plan.target.agg.start}, "
+                   f"{plan.target.agg.end}] {plan.target.agg.unit} after the anchor")
+    rows += [("task", "type", plan.task_type), ("task", "entity", f"{plan.entity.name}({', '.join(plan.keys)})"),
+             ("task", "target", target), ("task", "as of", str(plan.as_of or "latest data"))]
+    if plan.column:
+        rows.append(("anchors", "all", f"{plan.predict_anchor}; split 80/10/10 by a hash of the key"))
+    else:
+        rows += [("anchors", "train", f"{len(plan.train_anchors)} anchors from {plan.train_anchors[0]} to "
+                  f"{plan.train_anchors[-1]}"),
+                 ("anchors", "validation", str(plan.val_anchor)), ("anchors", "test", str(plan.test_anchor)),
+                 ("anchors", "prediction", str(plan.predict_anchor))]
+    rows += [("sql", "labels", to_sql(plan.examples_sql(plan.split_anchors()))),
+             ("sql", "prediction rows", to_sql(plan.predict_sql()))]
+    rows += [("sql", f"extract {t}", to_sql(nodes_sql(plan.schema.tables[t], plan.as_of))) for t in tables]
+    rows += [("sql", f"extract {lk.name}", to_sql(edges_sql(plan.schema, lk, plan.as_of)))
+             for lk in plan.schema.links if lk.child in tables and lk.parent in tables]
+    fanouts = str(plan.options["fanouts"]).split(",")[:layers]
+    rows.append(("model", "fanouts", ", ".join(f"hop {i + 1}: {f.strip()}" for i, f in enumerate(fanouts))
+                 + f" ({plan.options['sampler']} sampling, neighbours no later than the anchor)"))
+    rows += [("model", k, str(v)) for k, v in plan.options.items() if k not in ("fanouts",)]
+    return pa.table({"section": [r[0] for r in rows], "item": [r[1] for r in rows], "detail": [r[2] for r in rows]})
