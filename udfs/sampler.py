@@ -43,8 +43,10 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
 
     Returns ``(positions [n, k], valid [n, k])``. ``recent`` takes the last
     ``k`` (the newest rows); ``uniform`` takes all when ``count <= k``, else
-    one position from each of ``k`` equal strata, which never repeats a
-    neighbour.
+    a systematic sample: positions ``(j * count + r) // k`` for ``j < k`` with
+    one random ``r`` in ``[0, count)`` per range. Every position is drawn with
+    probability ``k / count`` (integer strata of unequal size would favour
+    the rows in the smaller ones) and none twice.
     """
     n = start.numel()
     j = torch.arange(k, dtype=torch.long).expand(n, k)
@@ -53,10 +55,8 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
     if strategy == "recent":
         pos = start.unsqueeze(1) + c - 1 - j
     else:
-        lo = torch.div(j * c, k, rounding_mode="floor")
-        hi = torch.div((j + 1) * c, k, rounding_mode="floor")
-        u = torch.rand((n, k), generator=generator)
-        offset = torch.where(c > k, lo + (u * (hi - lo)).long(), j)
+        r = torch.randint(0, 2 ** 62, (n, 1), generator=generator) % c.clamp(min=1)
+        offset = torch.where(c > k, torch.div(j * c + r, k, rounding_mode="floor"), j)
         pos = start.unsqueeze(1) + offset
     return torch.where(valid, pos, 0), valid
 
