@@ -17,7 +17,8 @@ from rdl_sql.planner.task import DEFAULT_OPTIONS
 
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_INT_OPTIONS = {"epochs", "channels", "layers", "batch_size", "seed", "anchor_step", "max_train_rows", "patience"}
+_INT_OPTIONS = {"epochs", "channels", "layers", "batch_size", "seed", "anchor_step", "max_train_rows", "patience",
+                "threads"}
 _CHOICES = {"model": ("gnn", "gbdt", "auto"), "sampler": ("uniform", "recent")}
 
 

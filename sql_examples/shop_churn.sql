@@ -1,3 +1,4 @@
+-- database: shop
 -- Which active customers will place no order in the next 30 days?
 -- Trained on the whole shop database (customers, orders, products, reviews).
 PREDICT COUNT(orders.*, 0, 30, DAYS) = 0
