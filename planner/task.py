@@ -181,10 +181,12 @@ class TaskPlan:
                             alias=ANCHORS, columns=[ANCHOR, SPLIT])
         anchor = col(ANCHOR, ANCHORS)
         conds = [self._exists_at(anchor)]
-        for pred in (self.query.where, self.query.assuming):
-            p = self._predicate(pred, anchor)
-            if p is not None:
-                conds.append(p)
+        p = self._predicate(self.query.where, anchor)
+        if p is not None:
+            conds.append(p)
+        p = self._predicate(self.query.assuming, anchor)
+        if p is not None:  # ASSUMING shapes the training population; validation and test stay whole
+            conds.append(exp.or_(col(SPLIT, ANCHORS).neq(lit("train")), p))
         split = col(SPLIT, ANCHORS)
         if self.column is not None:
             bucket = exp.Mod(this=exp.func("hash", *[col(k, ENTITY) for k in self.keys],
@@ -474,7 +476,9 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         step = int(options["anchor_step"] or (agg.end - agg.start))
         if step <= 0:
             raise PlanError(f"anchor_step must be a positive number of {agg.unit}")
-        t = shift(val_anchor, -agg.end, agg.unit)
+        # a training row reads its label window and its ASSUMING windows: all must end by the validation anchor
+        horizon = [agg] + [ra.agg for i, ra in enumerate(resolved) if i > 0 and not _in_where(query, i)]
+        t = min(shift(val_anchor, -a.end, a.unit) for a in horizon)
         while t >= lo and len(train) < MAX_TRAIN_ANCHORS:
             train.append(t)
             t = shift(t, -step, agg.unit)

@@ -18,21 +18,33 @@ US_PER_DAY = 86_400 * 1_000_000
 
 
 class TableEncoder(nn.Module):
-    """``(x_num [n, F], x_cat [n, C]) -> [n, channels]`` for one node type."""
+    """``(x_num [n, F], x_cat [n, C], x_ts [n, T], anchor_us [n]) -> [n, channels]`` for one node type."""
 
     def __init__(self, spec: ColumnSpec, channels: int):
         super().__init__()
         self.num = nn.Linear(spec.num_dim, channels) if spec.num_dim else None
         self.cats = nn.ModuleList(nn.Embedding(size, channels) for size in spec.cat_sizes)
+        self.ts = nn.Linear(2 * len(spec.timestamps), channels) if spec.timestamps else None
         self.bias = nn.Parameter(torch.zeros(channels))
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor, x_ts: torch.Tensor | None = None,
+                anchor_us: torch.Tensor | None = None) -> torch.Tensor:
         out = self.bias.expand(max(x_num.shape[0], x_cat.shape[0]), -1)
         if self.num is not None:
             out = out + self.num(x_num)
         for i, emb in enumerate(self.cats):
             out = out + emb(x_cat[:, i])
+        if self.ts is not None:
+            out = out + self.ts(timestamp_features(x_ts, anchor_us))
         return out
+
+
+def timestamp_features(x_ts: torch.Tensor, anchor_us: torch.Tensor) -> torch.Tensor:
+    """Days from each timestamp to the anchor (log scale) and a missing flag; a later timestamp is missing."""
+    days = (anchor_us.double().unsqueeze(1) / 1e6 - x_ts) / 86_400
+    missing = ~(days >= 0)  # NaN (NULL) and future dates alike
+    value = torch.where(missing, torch.zeros_like(days), torch.log1p(days.clamp(min=0)) / 5)
+    return torch.cat([value, missing.double()], 1).float()
 
 
 class RelativeTimeEncoder(nn.Module):

@@ -35,6 +35,9 @@ class ColumnSpec:
     stds: list[float] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     vocabs: list[list[str]] = field(default_factory=list)
+    #: timestamp columns other than the row's time: encoded relative to the anchor, and
+    #: hidden (as missing) when later than it, so a row visible now cannot reveal a future date
+    timestamps: list[str] = field(default_factory=list)
 
     @property
     def num_dim(self) -> int:
@@ -50,7 +53,9 @@ def fit_spec(tbl: pa.Table, tinfo) -> ColumnSpec:
     spec = ColumnSpec()
     for c in tinfo.features:
         arr = tbl.column(c.name)
-        if c.stype == "categorical":
+        if c.stype == "timestamp":
+            spec.timestamps.append(c.name)
+        elif c.stype == "categorical":
             counts = pc.value_counts(pc.drop_null(arr)).to_pylist()
             counts.sort(key=lambda d: (-d["counts"], d["values"]))
             spec.categorical.append(c.name)
@@ -87,12 +92,21 @@ def encode_features(tbl: pa.Table, spec: ColumnSpec) -> tuple[torch.Tensor, torc
     return x_num, x_cat
 
 
+def encode_timestamps(tbl: pa.Table, spec: ColumnSpec) -> torch.Tensor:
+    """``x_ts [N, T]``: seconds since the epoch (NaN for NULL), compared with the anchor per batch."""
+    n = tbl.num_rows
+    cols = [tbl.column(name).to_numpy(zero_copy_only=False).astype(np.float64) if name in tbl.column_names
+            else np.full(n, np.nan) for name in spec.timestamps]
+    return torch.from_numpy(np.stack(cols, 1)) if cols else torch.zeros(n, 0, dtype=torch.float64)
+
+
 @dataclass
 class NodeStore:
     time: torch.Tensor   # [N] int64 microseconds, STATIC_TIME for undated rows
     rank: torch.Tensor   # [N] int64 position of time among all graph times (0 = static)
     x_num: torch.Tensor  # [N, F]
     x_cat: torch.Tensor  # [N, C]
+    x_ts: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 0, dtype=torch.float64))  # [N, T]
 
     @property
     def num_nodes(self) -> int:
@@ -159,7 +173,7 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
         x_num, x_cat = encode_features(tbl, specs[t])
         tm = torch.from_numpy(raw_times[t])
         rank = torch.where(tm == STATIC_TIME, 0, torch.searchsorted(times, tm) + 1)
-        nodes[nt] = NodeStore(tm, rank, x_num, x_cat)
+        nodes[nt] = NodeStore(tm, rank, x_num, x_cat, encode_timestamps(tbl, specs[t]))
 
     graph = TemporalGraph(node_types, nodes, {}, times, specs)
     for i, (link, tbl) in enumerate(extracted.edges.items()):

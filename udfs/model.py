@@ -33,7 +33,9 @@ class RelationalGNN(nn.Module):
         h = {}
         for nt, ids in batch.node.items():
             store = graph.nodes[nt]
-            h[nt] = (self.encoders[nt](store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids))
+            x_ts = store.x_ts.index_select(0, ids) if store.x_ts.numel() else None
+            h[nt] = (self.encoders[nt](store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids),
+                                       x_ts, batch.anchor[nt])
                      + self.time(store.time.index_select(0, ids), batch.anchor[nt]))
         edge_index = {et: ei for et, ei in batch.edge_index.items() if ei.shape[1] > 0}
         for conv, norms in zip(self.convs, self.norms):

@@ -38,7 +38,8 @@ class Subgraph:
 
 
 def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
-         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+         generator: torch.Generator | None = None, salt: torch.Tensor | None = None
+         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Choose up to ``k`` positions in each range ``[start, start + count)``.
 
     Returns ``(positions [n, k], valid [n, k])``. ``recent`` takes the last
@@ -46,7 +47,8 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
     a systematic sample: positions ``(j * count + r) // k`` for ``j < k`` with
     one random ``r`` in ``[0, count)`` per range. Every position is drawn with
     probability ``k / count`` (integer strata of unequal size would favour
-    the rows in the smaller ones) and none twice.
+    the rows in the smaller ones) and none twice. ``salt`` ([n] non-negative
+    int64) replaces the random ``r`` with a value fixed per range.
     """
     n = start.numel()
     j = torch.arange(k, dtype=torch.long).expand(n, k)
@@ -55,7 +57,8 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
     if strategy == "recent":
         pos = start.unsqueeze(1) + c - 1 - j
     else:
-        r = torch.randint(0, 2 ** 62, (n, 1), generator=generator) % c.clamp(min=1)
+        r = salt.unsqueeze(1) if salt is not None else torch.randint(0, 2 ** 62, (n, 1), generator=generator)
+        r = r % c.clamp(min=1)
         offset = torch.where(c > k, torch.div(j * c + r, k, rounding_mode="floor"), j)
         pos = start.unsqueeze(1) + offset
     return torch.where(valid, pos, 0), valid
@@ -63,7 +66,12 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
 
 def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us: torch.Tensor,
            fanouts: list[int], strategy: str = "uniform", generator: torch.Generator | None = None) -> Subgraph:
-    """Sample ``len(fanouts)`` hops of in-neighbours around ``seeds`` at their anchor times."""
+    """Sample ``len(fanouts)`` hops of in-neighbours around ``seeds`` at their anchor times.
+
+    With a ``generator`` the draws are random (training: new neighbours each
+    epoch). Without one they are a hash of (node, anchor, hop, edge type), so
+    a row scores the same whatever else shares its batch or chunk.
+    """
     if strategy not in ("uniform", "recent"):
         raise ValueError(f"unknown sampler strategy {strategy!r}; use 'uniform' or 'recent'")
     seeds = seeds.long()
@@ -74,16 +82,17 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     size[seed_type] = seeds.numel()
     edges: dict[tuple[str, str, str], list[torch.Tensor]] = {}
     frontier = {seed_type: (torch.arange(seeds.numel()), seeds, anchors_us)}
-    for k in fanouts:
+    for hop, k in enumerate(fanouts):
         nxt: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
-        for et, csr in graph.csr.items():
+        for ei, (et, csr) in enumerate(graph.csr.items()):
             src_t, _, dst_t = et
             if dst_t not in frontier:
                 continue
             local, glob, t = frontier[dst_t]
             start = csr.rowptr[glob]
             stop = torch.searchsorted(csr.key, glob * graph.stride + graph.anchor_rank(t), right=True)
-            pos, valid = pick(start, stop - start, k, strategy, generator)
+            salt = None if generator is not None else _mix(glob, t, hop * 1009 + ei)
+            pos, valid = pick(start, stop - start, k, strategy, generator, salt)
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
             new_local = size[src_t] + torch.arange(picked.numel())
@@ -99,3 +108,13 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
         {nt: torch.cat(v) for nt, v in anchor.items()},
         {et: torch.cat(v, 1) for et, v in edges.items()},
     )
+
+
+def _mix(node: torch.Tensor, anchor_us: torch.Tensor, stream: int) -> torch.Tensor:
+    """A well-spread non-negative int64 per (node, anchor, stream) (splitmix64's finaliser)."""
+    offset = (stream * 1442695040888963407) % 2 ** 64
+    offset -= 2 ** 64 if offset >= 2 ** 63 else 0  # int64 arithmetic wraps in torch, not in Python
+    h = node * -7046029254386353131 + anchor_us * -4658895280553007687 + offset
+    h = (h ^ (h >> 31)) * -7723592293110705685
+    h = (h ^ (h >> 29)) * -4658895280553007687
+    return (h ^ (h >> 32)) & (2 ** 62 - 1)

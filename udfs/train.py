@@ -116,11 +116,10 @@ class TrainedModel:
 
     def _predict(self, graph: TemporalGraph, ex: Examples, batch_size: int) -> np.ndarray:
         self.model.eval()
-        gen = torch.Generator().manual_seed(self.seed + 1)
         out = []
         for i in range(0, len(ex), batch_size):
             part = ex.take(torch.arange(i, min(i + batch_size, len(ex))))
-            batch = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy, gen)
+            batch = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy)
             y = self.model(graph, batch)
             if self.task_type == "multiclass":
                 out.append(torch.softmax(y, 1))

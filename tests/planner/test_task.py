@@ -450,3 +450,19 @@ def test_plan_is_frozen(tiny):
     p = plan(tiny, agg("COUNT"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.as_of = A
+
+
+# ---- ASSUMING reads the future: training rows only, and never past the validation anchor ------
+def test_assuming_filters_training_rows_but_not_validation_or_test(tiny):
+    p = plan(tiny, agg("SUM", "amount"), assuming=ref(1, ">", 0), extra=[agg("COUNT", None, 0, 10)])
+    for split in ("val", "test"):
+        rows = arrow(tiny, p.examples_sql([(A, split)])).to_pylist()
+        assert sorted(r["customer_id"] for r in rows) == [1, 2, 4]  # customer 4 has no future order: kept
+
+
+def test_assuming_window_longer_than_the_target_moves_training_anchors_back(tiny):
+    long_assuming = agg("COUNT", None, 0, 30)
+    p = plan(tiny, agg("SUM", "amount", 0, 5), assuming=ref(1, ">", 0), extra=[long_assuming])
+    assert p.train_anchors
+    for t in p.train_anchors:
+        assert shift(t, 30, "DAYS") <= p.val_anchor  # the ASSUMING window, not only the label's

@@ -166,3 +166,15 @@ def test_time_columns_of_every_type_become_microseconds(con, dtype):
     con.execute("INSERT INTO e VALUES (1, '2024-01-02')")
     g = build_graph(extract(con, read_schema(con), ["e"], dt.datetime(2024, 1, 2)))
     assert g.nodes["n0"].time.tolist() == [int(dt.datetime(2024, 1, 2, tzinfo=dt.timezone.utc).timestamp()) * 10 ** 6]
+
+
+def test_a_second_timestamp_later_than_the_anchor_is_hidden_like_null():
+    """A row visible now must not reveal a future date (e.g. ended_at): it encodes as missing."""
+    from rdl_sql.udfs.encoders import timestamp_features
+    day = 86_400.0
+    anchor_us = torch.tensor([10 * day * 1e6] * 3, dtype=torch.float64).long()
+    x_ts = torch.tensor([[4 * day], [float("nan")], [30 * day]], dtype=torch.float64)
+    f = timestamp_features(x_ts, anchor_us)
+    assert f[0, 1] == 0 and f[0, 0] > 0            # six days before the anchor: a value
+    assert torch.equal(f[1], f[2])                  # the future date looks exactly like NULL
+    assert f[2, 1] == 1 and f[2, 0] == 0

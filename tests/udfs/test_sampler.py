@@ -286,3 +286,27 @@ def test_planted_future_rows_do_not_change_the_sample(tiny):
     assert after == before
     # the sample was not trivially empty: customer 1 had orders before the anchor
     assert sum(len(v) for v in before[0][0].values()) > 6
+
+
+def test_unseeded_uniform_sample_of_a_row_does_not_depend_on_its_batch():
+    """Scoring draws neighbours from a hash of (node, anchor): chunking cannot change a score."""
+    graph, _ = random_graph(seed=11)
+    seed_type = graph.type_of("A")
+    seeds = torch.arange(40)
+    anchors = torch.full((40,), 900)
+
+    def tree_of_first_seed(batch):
+        # hop-1 nodes hang under seed 0 by local index 0; collect their global ids per type
+        out = {}
+        for (src_t, _, dst_t), ei in batch.edge_index.items():
+            if dst_t == seed_type:
+                out.setdefault(src_t, []).extend(batch.node[src_t][ei[0][ei[1] == 0]].tolist())
+        return {k: sorted(v) for k, v in out.items()}
+
+    alone = sample(graph, seed_type, seeds[:1], anchors[:1], [3, 2], "uniform")
+    together = sample(graph, seed_type, seeds, anchors, [3, 2], "uniform")
+    assert tree_of_first_seed(alone) == tree_of_first_seed(together)
+    assert tree_of_first_seed(alone)  # seed 0 has neighbours to sample
+    again = sample(graph, seed_type, seeds, anchors, [3, 2], "uniform", torch.Generator().manual_seed(1))
+    other = sample(graph, seed_type, seeds, anchors, [3, 2], "uniform", torch.Generator().manual_seed(2))
+    assert any(not torch.equal(again.node[t], other.node[t]) for t in again.node)  # training stays random
