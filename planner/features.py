@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .nodes import time_value
+from .nodes import NODE, time_value
 from .schema import Link, TableInfo
 from .sql import alias, col, ident, lit, table
 from .task import ANCHOR, TaskPlan, shift_sql
@@ -41,7 +41,12 @@ Window = tuple[int, str]  # (length, unit), e.g. (30, "DAYS")
 
 
 def default_windows(plan: TaskPlan) -> tuple[Window, ...]:
-    """Past windows scaled to the target's window: a quarter of it, it, 3x and 12x, in its unit."""
+    """Past windows scaled to the target's window: a quarter of it, it, 3x and 12x, in its unit.
+
+    A column target has no window: a week, a month, a quarter and a year.
+    """
+    if plan.column is not None or not plan.aggregates:
+        return ((7, "DAYS"), (30, "DAYS"), (90, "DAYS"), (365, "DAYS"))
     agg = plan.target.agg
     length, unit = agg.end - agg.start, agg.unit
     sizes = sorted({max(1, length // 4), length, 3 * length, 12 * length})
@@ -70,7 +75,7 @@ class _Builder:
         self.entity = plan.entity
         self.key = plan.query.entity_column
         self.windows = windows
-        self.names: set[str] = set()
+        self.names: set[str] = {NODE, self.key, ANCHOR, "split", "label"}  # the rows' own columns
         self.out: list[exp.Expression] = []   # feature projections of the outer query
 
     # ---- naming --------------------------------------------------------------------

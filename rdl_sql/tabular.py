@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
@@ -17,6 +18,7 @@ from sqlglot import exp
 from rdl_sql import training
 from rdl_sql.planner.features import feature_names, feature_sql
 from rdl_sql.planner.nodes import NODE
+from rdl_sql.planner.query import METRIC_NAME
 from rdl_sql.planner.sql import arrow, col, table
 from rdl_sql.planner.task import ANCHOR, TaskPlan
 
@@ -43,13 +45,18 @@ def fit(con, prep: training.Prepared):
     feature_seconds = time.perf_counter() - t0
     split = rows.column("split")
     parts = {s: rows.filter(pc.equal(split, s)) for s in training.SPLITS}
-    model = fit_gbdt(parts["train"], parts["val"], parts["test"], prep.plan.task_type, prep.plan.options, names)
+    model = fit_gbdt(parts["train"], parts["val"], parts["test"], prep.plan.task_type, prep.plan.options, names,
+                     num_classes=len(prep.classes))
     model.metrics.update(label_seconds=round(prep.seconds, 3), feature_seconds=round(feature_seconds, 3))
     return model
 
 
-def score(con, plan: TaskPlan, model, anchor=None) -> pa.Table:
-    """``<key>, anchor_time, prediction[, score]`` for every entity of ``plan.predict_sql``, by key."""
+def score(con, plan: TaskPlan, model, classes: list | None = None, anchor=None) -> pa.Table:
+    """The rows of ``plan.predict_sql`` scored, in ``plan.output_columns``, by key and anchor.
+
+    As the GNN path: binary gives a BOOLEAN prediction and its probability;
+    multiclass the class, its probability and a MAP of class to probability.
+    """
     key = plan.query.entity_column
     rows = arrow(con, feature_sql(plan, plan.predict_sql(anchor)))
     s = model.predict(rows)
@@ -57,9 +64,19 @@ def score(con, plan: TaskPlan, model, anchor=None) -> pa.Table:
     if plan.task_type == "binary":
         out["prediction"] = pa.array(s >= 0.5, pa.bool_())
         out["score"] = pa.array(s, pa.float64())
+    elif plan.task_type == "multiclass":
+        names = pa.array([str(c) for c in classes or []], pa.string())
+        best = s.argmax(axis=1) if len(s) else np.zeros(0, np.int64)
+        out["prediction"] = names.take(pa.array(best))
+        out["score"] = pa.array(s.max(axis=1) if len(s) else np.zeros(0), pa.float64())
+        k = len(names)
+        offsets = pa.array(np.arange(0, (len(s) + 1) * k, k, dtype=np.int32))
+        keys = names.take(pa.array(np.tile(np.arange(k), len(s))))
+        out["probabilities"] = pa.MapArray.from_arrays(offsets, keys, pa.array(s.reshape(-1), pa.float64()))
     else:
         out["prediction"] = pa.array(s, pa.float64())
-    return pa.table(out).sort_by([(key, "ascending")])
+    table = pa.table(out).sort_by([(key, "ascending"), (ANCHOR, "ascending")])
+    return table.select(plan.output_columns)
 
 
 def predict(session, duck, con, prep: training.Prepared):
@@ -73,7 +90,7 @@ def predict(session, duck, con, prep: training.Prepared):
         from rdl_sql.udfs.train import better
         gnn = training.train_gnn(con, prep, session.progress)
         notices.append(f"trained gnn: {_describe_metrics(gnn.metrics)}")
-        name = "AUROC" if plan.task_type == "binary" else "MAE"
+        name = METRIC_NAME[plan.task_type]
         key = f"val_{name}"
         a, b = gnn.metrics[key], gbdt.metrics[key]
         gnn_wins = better(plan.task_type, a, b)
@@ -85,7 +102,7 @@ def predict(session, duck, con, prep: training.Prepared):
             session._score_gnn(duck, plan, gnn)
             return Outcome(notices, dict(gnn.metrics, model="gnn", **compared))
         metrics.update(compared)
-    session._show(duck, score(con, plan, gbdt))
+    session._show(duck, score(con, plan, gbdt, prep.classes))
     return Outcome(notices, metrics)
 
 

@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rdl_sql.planner.query import METRIC_NAME
+
 #: columns of an example row that are never features
 RESERVED = ("__node", "anchor_time", "split", "label")
 
@@ -32,7 +34,7 @@ class GbdtModel:
     """A trained booster with the feature layout it was trained on."""
 
     booster: object           # lightgbm.Booster
-    task_type: str            # binary | regression
+    task_type: str            # binary | regression | multiclass
     features: list[str]       # column names, in training order
     categories: dict[str, pa.Array] = field(default_factory=dict)  # string feature -> training categories
     metrics: dict = field(default_factory=dict)
@@ -53,16 +55,18 @@ class GbdtModel:
         return pd.DataFrame(data, index=pd.RangeIndex(tbl.num_rows))
 
     def predict(self, tbl: pa.Table) -> np.ndarray:
-        """Probabilities (binary) or values (regression), one per row of ``tbl``."""
+        """Probabilities (binary: [n], multiclass: [n, classes]) or values (regression: [n]) for ``tbl``."""
         if tbl.num_rows == 0:
-            return np.zeros(0)
+            return np.zeros((0, self.booster.num_model_per_iteration()) if self.task_type == "multiclass" else 0)
         return np.asarray(self.booster.predict(self.frame(tbl), num_threads=THREADS), dtype=np.float64)
 
 
 def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
-    """AUROC for binary tasks (NaN with one class only), MAE for regression: as ``udfs.train.metric``."""
+    """AUROC (binary; NaN with one class only), MAE (regression), accuracy (multiclass): as ``udfs.train.metric``."""
     if len(y) == 0:
         return float("nan")
+    if task_type == "multiclass":
+        return float(np.mean(np.argmax(score, 1) == y.astype(np.int64)))
     if task_type == "binary":
         if len(np.unique(y)) < 2:
             return float("nan")
@@ -81,8 +85,12 @@ def _is_string(t: pa.DataType) -> bool:
 
 
 def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: str, options: dict,
-             features: list[str] | None = None) -> GbdtModel:
-    """Train LightGBM on ``train`` with early stopping on ``val``; metrics on val (and test)."""
+             features: list[str] | None = None, num_classes: int = 0) -> GbdtModel:
+    """Train LightGBM on ``train`` with early stopping on ``val``; metrics on val (and test).
+
+    Multiclass labels are class indices ``0 .. num_classes - 1``; -1 marks a
+    validation or test label outside the training classes (always wrong).
+    """
     import lightgbm as lgb
 
     started = time.perf_counter()
@@ -96,11 +104,12 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
     y_train = _labels(train)
     y_val = _labels(val)
     seed = int(options.get("seed", 0))
+    objective, stop_metric = {"binary": ("binary", "binary_logloss"), "regression": ("l1", "l1"),
+                              "multiclass": ("multiclass", "multi_logloss")}[task_type]
     params = {
-        "objective": "binary" if task_type == "binary" else "l1",
         # early stopping on log loss, not AUROC: AUROC peaks after a handful of rounds, while the
         # probabilities are still near the base rate (and ``prediction`` thresholds them at 0.5)
-        "metric": "binary_logloss" if task_type == "binary" else "l1",
+        "objective": objective, "metric": stop_metric,
         # small leaves, large minimum: on the shop task as accurate as 31 leaves / 20 rows, and it
         # stops later and more steadily; the minimum shrinks with the training set
         "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": min(100, max(10, train.num_rows // 200)),
@@ -109,12 +118,19 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
         "seed": seed, "deterministic": True, "force_row_wise": True,
         "num_threads": THREADS, "verbose": -1,
     }
+    stop_val = val
+    if task_type == "multiclass":
+        params["num_class"] = int(num_classes)
+        stop_val = val.filter(pc.greater_equal(val.column("label"), 0))  # LightGBM refuses unknown classes
     dtrain = lgb.Dataset(model.frame(train), y_train, free_raw_data=True)
-    dval = lgb.Dataset(model.frame(val), y_val, reference=dtrain)
-    booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dval],
-                        callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False)])
+    if stop_val.num_rows:
+        dval = lgb.Dataset(model.frame(stop_val), _labels(stop_val), reference=dtrain)
+        booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dval],
+                            callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False)])
+    else:  # nothing to stop on: LightGBM's default number of rounds
+        booster = lgb.train(params, dtrain, num_boost_round=100)
     model.booster = booster  # predicts with its best iteration
-    name = "AUROC" if task_type == "binary" else "MAE"
+    name = METRIC_NAME[task_type]
     model.metrics = {f"val_{name}": metric(task_type, y_val, model.predict(val)),
                      "rounds": int(booster.best_iteration or booster.current_iteration()), "features": len(features),
                      "train_rows": train.num_rows, "val_rows": val.num_rows,

@@ -110,3 +110,26 @@ def test_gbdt_as_of_ignores_orders_after_the_cutoff(small_shop):
 def test_unknown_model_is_refused_with_the_choices(small_shop):
     with pytest.raises(rdl_sql.Error, match="'gnn', 'gbdt', 'auto'"):
         small_shop.execute(f"{CHURN} WITH (model = 'xgboost')")
+
+
+def test_gbdt_fills_a_categorical_column_with_class_probabilities(small_shop):
+    small_shop.execute("UPDATE customers SET country = NULL WHERE customer_id % 10 = 0")
+    cur = small_shop.cursor()
+    rows = cur.execute("PREDICT customers.country FOR EACH customers.customer_id WITH (model = 'gbdt')").fetchall()
+    assert [d[0] for d in cur.description] == ["customer_id", "prediction", "score", "probabilities"]
+    assert "val_accuracy" in cur.metrics and "test_accuracy" in cur.metrics
+    assert [r[0] for r in rows] == list(range(10, 401, 10))
+    for _, prediction, score, probabilities in rows:
+        assert sum(probabilities.values()) == pytest.approx(1.0)
+        assert score == max(probabilities.values()) == probabilities[prediction]
+
+
+def test_gbdt_scores_each_row_at_its_own_anchor(small_shop):
+    cur = small_shop.cursor()
+    rows = cur.execute(
+        "PREDICT COUNT(orders.*, 0, 30, DAYS) FOR customers.customer_id IN "
+        "(SELECT customer_id, TIMESTAMP '2023-11-01' FROM customers WHERE customer_id <= 3 "
+        " UNION ALL SELECT 3, TIMESTAMP '2024-01-01') WITH (model = 'gbdt')").fetchall()
+    assert [d[0] for d in cur.description] == ["customer_id", "anchor_time", "prediction"]
+    assert [(r[0], str(r[1])) for r in rows] == [(1, "2023-11-01 00:00:00"), (2, "2023-11-01 00:00:00"),
+                                                 (3, "2023-11-01 00:00:00"), (3, "2024-01-01 00:00:00")]

@@ -71,3 +71,16 @@ def test_label_nulls_are_refused():
     bad = table(100, 0).set_column(4, "label", pa.array([None] * 100, pa.float64()))
     with pytest.raises(ValueError, match="NULL"):
         fit_gbdt(bad, table(100, 1), None, "binary", {"seed": 0}, FEATURES)
+
+
+def test_multiclass_reports_accuracy_and_scores_every_class():
+    def classes(t: pa.Table) -> pa.Table:  # the label is the brand's index; -1: a class never trained on
+        idx = np.array([BRANDS.index(b) for b in t.column("brand").to_pylist()], np.float64)
+        idx[:5] = -1
+        return t.set_column(4, "label", pa.array(idx))
+    m = fit_gbdt(classes(table(1000, 0)).slice(5), classes(table(300, 1)), classes(table(300, 2)), "multiclass",
+                 {"seed": 0}, FEATURES, num_classes=len(BRANDS))
+    assert m.metrics["val_accuracy"] > 0.9 and m.metrics["test_accuracy"] > 0.9
+    p = m.predict(table(7, 3))
+    assert p.shape == (7, len(BRANDS))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
