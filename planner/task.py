@@ -37,9 +37,9 @@ _OPS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=
 
 #: options this slice understands, with their defaults (the front-end validates keys)
 DEFAULT_OPTIONS: dict[str, object] = {
-    "model": "gnn", "epochs": 10, "channels": 128, "layers": 2, "fanouts": "32,16",
-    "batch_size": 512, "lr": 0.005, "seed": 0, "val_start": None, "test_start": None,
-    "anchor_step": None, "max_train_rows": 50_000, "sampler": "uniform", "patience": 3, "threads": 1,
+    "model": "gnn", "epochs": 10, "channels": 128, "layers": 2, "fanouts": "16,8",
+    "batch_size": 256, "lr": 0.005, "seed": 0, "val_start": None, "test_start": None,
+    "anchor_step": None, "max_train_rows": 20_000, "sampler": "recent", "patience": 3, "threads": 1,
 }
 MAX_TRAIN_ANCHORS = 64
 #: the anchor of a database without any time column: everything is visible

@@ -71,7 +71,7 @@ def test_gnn_beats_entity_row_model_on_two_hop_signal():
     Baseline: the same model with no message passing (layers = 0), i.e. the
     customer row (country, age, signup) alone. Margin: 0.10 test AUROC.
     """
-    settings = "epochs = 4, channels = 32, fanouts = '16,4', max_train_rows = 8000, seed = 0"
+    settings = "epochs = 5, channels = 32, fanouts = '16,4', batch_size = 256, seed = 0"
     with rdl_sql.connect(progress=False) as con:
         build_shop(con.duckdb_connection, customers=2000, products=200, days=730, seed=0)
         gnn = con.execute(CHURN + f"WITH ({settings})").metrics

@@ -3,6 +3,12 @@
 One ``TableEncoder`` per node type, a shared relative-time encoding, then
 ``layers`` rounds of torch-geometric ``HeteroConv`` with a ``SAGEConv`` per
 edge type, residual connections and layer norm, and an MLP head on the seeds.
+
+The forward pass runs each edge type's ``SAGEConv`` of the ``HeteroConv``
+itself (summing per destination type, as ``HeteroConv(aggr='sum')`` does),
+so that layer ``i`` computes only the nodes still needed: a 2-layer model
+updates seeds and their neighbours in the first layer, seeds alone in the
+second.
 """
 from __future__ import annotations
 
@@ -37,8 +43,20 @@ class RelationalGNN(nn.Module):
             h[nt] = (self.encoders[nt](store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids),
                                        x_ts, batch.anchor[nt])
                      + self.time(store.time.index_select(0, ids), batch.anchor[nt]))
-        edge_index = {et: ei for et, ei in batch.edge_index.items() if ei.shape[1] > 0}
-        for conv, norms in zip(self.convs, self.norms):
-            out = conv(h, edge_index) if edge_index else {}
+        layers = len(self.convs)
+        for i, (conv, norms) in enumerate(zip(self.convs, self.norms)):
+            # after layer i only nodes within (layers - 1 - i) hops of a seed are read again, and
+            # they only need messages from one hop further out: compute nothing else
+            depth = layers - 1 - i
+            out: dict[str, torch.Tensor] = {}
+            for et, ei in batch.edge_index.items():
+                m = batch.edges_upto(et, depth)
+                if m == 0:
+                    continue
+                src, _, dst = et
+                y = conv.convs[et]((h[src][: batch.nodes_upto(src, depth + 1)],
+                                    h[dst][: batch.nodes_upto(dst, depth)]), ei[:, :m])
+                out[dst] = out[dst] + y if dst in out else y
+            h = {nt: x[: batch.nodes_upto(nt, depth)] for nt, x in h.items()}
             h = {nt: norms[nt](x + torch.relu(out[nt])) if nt in out else x for nt, x in h.items()}
         return self.head(h[batch.seed_type][: batch.num_seeds])

@@ -31,6 +31,20 @@ class Subgraph:
     node: dict[str, torch.Tensor]        # type -> [n_t] global node ids
     anchor: dict[str, torch.Tensor]      # type -> [n_t] anchor time (us) of the node's seed
     edge_index: dict[tuple[str, str, str], torch.Tensor]  # [2, e] local (src, dst)
+    #: nodes of each type at hop <= h (h = 0..hops), and edges into hop <= h (h = 0..hops-1):
+    #: nodes and edges are laid out hop by hop, so a prefix is "everything up to hop h"
+    node_hops: dict[str, list[int]] | None = None
+    edge_hops: dict[tuple[str, str, str], list[int]] | None = None
+
+    def nodes_upto(self, node_type: str, hop: int) -> int:
+        if self.node_hops is None:
+            return int(self.node[node_type].numel())
+        return self.node_hops[node_type][hop]
+
+    def edges_upto(self, edge_type, hop: int) -> int:
+        if self.edge_hops is None:
+            return int(self.edge_index[edge_type].shape[1])
+        return self.edge_hops[edge_type][hop]
 
     @property
     def num_edges(self) -> int:
@@ -81,14 +95,26 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     size = {nt: 0 for nt in graph.nodes}
     size[seed_type] = seeds.numel()
     edges: dict[tuple[str, str, str], list[torch.Tensor]] = {}
-    frontier = {seed_type: (torch.arange(seeds.numel()), seeds, anchors_us)}
+    # frontier: (local index, node id, anchor, edge type index it was reached by; -1 for seeds)
+    frontier = {seed_type: (torch.arange(seeds.numel()), seeds, anchors_us,
+                            torch.full((seeds.numel(),), -1, dtype=torch.long))}
+    types = list(graph.csr)
+    # a child reached from its parent would only find that same parent again over the reverse edge
+    back_to = {i: types.index((dst, rel[: -len("_rev")], src)) for i, (src, rel, dst) in enumerate(types)
+               if rel.endswith("_rev") and (dst, rel[: -len("_rev")], src) in graph.csr}
+    node_hops = {nt: [size[nt]] for nt in graph.nodes}
+    edge_hops: dict[tuple[str, str, str], list[int]] = {et: [] for et in graph.csr}
+    edge_count = {et: 0 for et in graph.csr}
     for hop, k in enumerate(fanouts):
         nxt: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         for ei, (et, csr) in enumerate(graph.csr.items()):
             src_t, _, dst_t = et
             if dst_t not in frontier:
                 continue
-            local, glob, t = frontier[dst_t]
+            local, glob, t, via = frontier[dst_t]
+            if ei in back_to:
+                keep = via != back_to[ei]
+                local, glob, t, via = local[keep], glob[keep], t[keep], via[keep]
             start = csr.rowptr[glob]
             stop = torch.searchsorted(csr.key, glob * graph.stride + graph.anchor_rank(t), right=True)
             salt = None if generator is not None else _mix(glob, t, hop * 1009 + ei)
@@ -98,15 +124,22 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             new_local = size[src_t] + torch.arange(picked.numel())
             size[src_t] += picked.numel()
             edges.setdefault(et, []).append(torch.stack([new_local, local[rows]]))
+            edge_count[et] += picked.numel()
             node.setdefault(src_t, []).append(picked)
             anchor.setdefault(src_t, []).append(t[rows])
-            nxt.setdefault(src_t, []).append((new_local, picked, t[rows]))
+            nxt.setdefault(src_t, []).append((new_local, picked, t[rows], torch.full_like(picked, ei)))
         frontier = {nt: tuple(torch.cat(parts) for parts in zip(*lst)) for nt, lst in nxt.items()}
+        for nt in graph.nodes:
+            node_hops[nt].append(size[nt])
+        for et in graph.csr:
+            edge_hops[et].append(edge_count[et])
     return Subgraph(
         seed_type, seeds.numel(),
         {nt: torch.cat(v) for nt, v in node.items()},
         {nt: torch.cat(v) for nt, v in anchor.items()},
         {et: torch.cat(v, 1) for et, v in edges.items()},
+        {nt: v for nt, v in node_hops.items() if nt in node},
+        {et: v for et, v in edge_hops.items() if et in edges},
     )
 
 

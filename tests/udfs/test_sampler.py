@@ -132,6 +132,13 @@ def check_batch(graph, neighbours, batch, fanouts, strategy):
                 eligible = [n for n in neighbours[et].get(g_dst, []) if int(time[et[0]][n]) <= anchor]
                 got = [int(batch.node[et[0]][s]) for s in groups.get((et, i), [])]
                 assert len(got) == len(set(got)), "a neighbour sampled twice"
+                came_by = parent.get((nt, i))
+                if came_by is not None and not came_by[0][1].endswith("_rev") and \
+                        et == (came_by[0][2], came_by[0][1] + "_rev", came_by[0][0]):
+                    # a child reached from its parent is not asked for its parent again: that is
+                    # exactly the node it came from
+                    assert got == [] and eligible == [int(batch.node[came_by[1]][came_by[2]])]
+                    continue
                 assert len(got) == min(k, len(eligible))
                 if len(eligible) <= k:
                     assert sorted(got) == sorted(eligible)
