@@ -157,13 +157,10 @@ class TaskPlan:
         return exp.paren(out)
 
     def _label(self, anchor: exp.Expression) -> exp.Expression:
-        if self.column is not None:
-            value = col(self.column, ENTITY)
-        else:
-            target = self.query.target
-            value = self._aggregate_sql(0, anchor)
-            if target.op is not None:
-                value = _OPS[target.op](this=value, expression=lit(target.value))
+        target = self.query.target
+        value = col(self.column, ENTITY) if self.column is not None else self._aggregate_sql(0, anchor)
+        if target.op is not None:
+            value = _OPS[target.op](this=value, expression=lit(target.value))
         return exp.cast(value, "VARCHAR" if self.task_type == "multiclass" else "DOUBLE")
 
     def _exists_at(self, anchor: exp.Expression) -> exp.Expression:
@@ -177,6 +174,8 @@ class TaskPlan:
         no rows, a NULL target column) are dropped. A column target has one
         anchor and a split drawn from a hash of the key (80/10/10).
         """
+        if self.column is not None:
+            return self._column_examples_sql()
         values = exp.values([exp.Tuple(expressions=[lit(t), lit(s)]) for t, s in anchors],
                             alias=ANCHORS, columns=[ANCHOR, SPLIT])
         anchor = col(ANCHOR, ANCHORS)
@@ -187,20 +186,39 @@ class TaskPlan:
         p = self._predicate(self.query.assuming, anchor)
         if p is not None:  # ASSUMING shapes the training population; validation and test stay whole
             conds.append(exp.or_(col(SPLIT, ANCHORS).neq(lit("train")), p))
-        split = col(SPLIT, ANCHORS)
-        if self.column is not None:
-            bucket = exp.Mod(this=exp.func("hash", *[col(k, ENTITY) for k in self.keys],
-                                           lit(int(self.options["seed"]))), expression=lit(10))
-            split = exp.Case(ifs=[exp.If(this=bucket.copy() < lit(8), true=lit("train")),
-                                  exp.If(this=bucket.copy().eq(lit(8)), true=lit("val"))], default=lit("test"))
-        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), anchor.copy(), alias(split, SPLIT),
+        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), anchor.copy(), col(SPLIT, ANCHORS),
                             alias(self._label(anchor), LABEL))
                  .from_(self._entities())
                  .join(values, join_type="CROSS")
                  .where(exp.and_(*conds)))
-        return (exp.select("*").from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__x"))))
-                .where(exp.not_(col(LABEL).is_(exp.null())))
-                .order_by(col(ANCHOR), col(NODE)))
+        return _labelled(inner)
+
+    def _row_anchor(self) -> exp.Expression:
+        """A column target's anchor: the row's own time (what was known when it appeared), or the plan's."""
+        if self.entity.time_column is None:
+            return lit(self.predict_anchor)
+        return exp.Coalesce(this=col(TIME, ENTITY), expressions=[lit(self.predict_anchor)])
+
+    def _column_examples_sql(self) -> exp.Select:
+        """Rows whose target column has a value; split by time (dated tables) or by a hash of the key."""
+        anchor = self._row_anchor()
+        if self.entity.time_column is not None:
+            split = exp.Case(ifs=[exp.If(this=anchor.copy() <= lit(self.val_anchor), true=lit("train")),
+                                  exp.If(this=anchor.copy() <= lit(self.test_anchor), true=lit("val"))],
+                             default=lit("test"))
+        else:
+            bucket = exp.Mod(this=exp.func("hash", *[col(k, ENTITY) for k in self.keys],
+                                           lit(int(self.options["seed"]))), expression=lit(10))
+            split = exp.Case(ifs=[exp.If(this=bucket.copy() < lit(8), true=lit("train")),
+                                  exp.If(this=bucket.copy().eq(lit(8)), true=lit("val"))], default=lit("test"))
+        conds = [self._exists_at(anchor)]
+        p = self._predicate(self.query.where, anchor)
+        if p is not None:
+            conds.append(p)
+        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor.copy(), ANCHOR),
+                            alias(split, SPLIT), alias(self._label(anchor), LABEL))
+                 .from_(self._entities()).where(exp.and_(*conds)))
+        return _labelled(inner)
 
     def predict_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
         """Rows ``(__node, <keys>, anchor_time)`` to score, WHERE applied.
@@ -213,6 +231,8 @@ class TaskPlan:
         source = self._entities()
         if self.in_columns > len(self.keys):
             anchor_expr: exp.Expression = exp.cast(col(IN_ANCHOR, IN), "TIMESTAMP")
+        elif self.column is not None and anchor is None:
+            anchor_expr = self._row_anchor()
         else:
             anchor_expr = lit(anchor or self.predict_anchor)
         q = exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor_expr.copy(), ANCHOR)).from_(source)
@@ -227,7 +247,7 @@ class TaskPlan:
         p = self._predicate(self.query.where, anchor_expr)
         if p is not None:
             conds.append(p)
-        if self.column is not None:
+        if self.column is not None and self.query.entity_in is None:
             conds.append(col(self.column, ENTITY).is_(exp.null()))
         return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
 
@@ -264,6 +284,13 @@ class TaskPlan:
             return [(self.predict_anchor, "hash")]
         return ([(t, "train") for t in self.train_anchors]
                 + [(self.val_anchor, "val"), (self.test_anchor, "test")])
+
+
+def _labelled(rows: exp.Select) -> exp.Select:
+    """``rows`` without those whose label is undefined, in (anchor, node) order."""
+    return (exp.select("*").from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=ident("__x"))))
+            .where(exp.not_(col(LABEL).is_(exp.null())))
+            .order_by(col(ANCHOR), col(NODE)))
 
 
 def _rebind(pred: exp.Expression, aliases: dict[str, str], default: str | None) -> exp.Expression:
@@ -388,7 +415,10 @@ def _column_target(schema: Schema, entity: TableInfo, target: Target) -> tuple[S
                 "ignored": "an ignored column"}[c.stype]
         raise PlanError(f"`{entity.name}.{c.name}` is {what}; a column target must be categorical or numeric",
                         target.column_position)
-    task = "binary" if c.dtype.upper() == "BOOLEAN" else ("multiclass" if c.stype == "categorical" else "regression")
+    if target.op is not None or c.dtype.upper() == "BOOLEAN":
+        task = "binary"
+    else:
+        task = "multiclass" if c.stype == "categorical" else "regression"
     hidden = dataclasses.replace(entity, columns=tuple(
         dataclasses.replace(x, stype="ignored") if x.name == c.name else x for x in entity.columns))
     return dataclasses.replace(schema, tables={**schema.tables, entity.name: hidden}), task
@@ -399,6 +429,23 @@ def _latest_time(con, schema: Schema, as_of: dt.datetime | None) -> dt.datetime:
     latest = [hi for t in schema.tables.values() if t.time_column for _, hi in [_time_bounds(con, t, as_of)]
               if hi is not None]
     return as_of or (max(latest) if latest else STATIC_ANCHOR)
+
+
+def _time_quantiles(con, entity: TableInfo, column: str, as_of, options) -> tuple[dt.datetime, dt.datetime]:
+    """Validation and test start for a column target of a dated table: options, else the 80 % / 90 % times."""
+    t = time_value(entity)
+    q = (exp.select(exp.func("quantile_disc", t, lit(0.8)), exp.func("quantile_disc", t.copy(), lit(0.9)))
+         .from_(table(entity.name)).where(exp.not_(col(column).is_(exp.null()))))
+    if as_of is not None:
+        q = q.where(t.copy() <= lit(as_of))
+    val, test = run(con, q)[0]
+    if val is None:
+        raise PlanError(f"`{entity.name}.{column}` has no dated row with a value to learn from")
+    val = _as_datetime(options["val_start"], "val_start") if options["val_start"] else val
+    test = _as_datetime(options["test_start"], "test_start") if options["test_start"] else test
+    if not val <= test:
+        raise PlanError(f"val_start {val} must not be after test_start {test}")
+    return val, test
 
 
 def _in_columns(con, query: PredictQuery) -> int:
@@ -443,8 +490,11 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         if query.assuming is not None:
             raise PlanError("ASSUMING conditions on future rows; a column target has no future window")
         t = _latest_time(con, schema, query.as_of)
-        return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, t, t, t, (t,),
-                        column=target_column, in_columns=in_columns)
+        val_anchor = test_anchor = t
+        if entity.time_column is not None:  # dated rows: train on the oldest 80 %, test on the newest 10 %
+            val_anchor, test_anchor = _time_quantiles(con, entity, target_column, query.as_of, options)
+        return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, t, test_anchor,
+                        val_anchor, (val_anchor,), column=target_column, in_columns=in_columns)
 
     target = resolved[0]
     agg = target.agg

@@ -60,11 +60,14 @@ def _target(node: exp.Expression, entity_table: str) -> Target:
     for cls, op in _COMPARE.items():
         if isinstance(node, cls):
             left, right = node.this, node.expression
-            if isinstance(right, TemporalAgg):
+            if isinstance(right, (TemporalAgg, exp.Column)) and not isinstance(left, (TemporalAgg, exp.Column)):
                 left, right, op = right, left, _FLIP[op]
             value = _literal(right)
             if isinstance(left, TemporalAgg) and value is not None:
                 return Target(aggregate(left), op, value)
+            if isinstance(left, exp.Column) and value is not None:
+                column = _target(left, entity_table)
+                return Target(None, op, value, column=column.column, column_position=column.column_position)
     raise PlanError("the PREDICT target must be a windowed aggregate, optionally compared with a constant, "
                     "e.g. COUNT(orders.*, 0, 30, DAYS) = 0 or SUM(orders.amount, 0, 30, DAYS), or a column of the "
                     "entity table to fill in, e.g. PREDICT customers.segment", Position.of(node))

