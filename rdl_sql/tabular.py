@@ -87,7 +87,7 @@ def predict(session, duck, con, prep: training.Prepared):
     metrics = dict(gbdt.metrics, model="gbdt")
     notices = [f"trained gbdt: {_describe_metrics(gbdt.metrics)}"]
     if plan.options["model"] == "auto":
-        from rdl_sql.udfs.train import better
+        from rdl_sql.udfs.metrics import better
         gnn = training.train_gnn(con, prep, session.progress)
         notices.append(f"trained gnn: {_describe_metrics(gnn.metrics)}")
         name = METRIC_NAME[plan.task_type]

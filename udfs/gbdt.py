@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rdl_sql.planner.query import METRIC_NAME
+from rdl_sql.udfs.metrics import metric
 
 #: columns of an example row that are never features
 RESERVED = ("__node", "anchor_time", "split", "label")
@@ -59,20 +60,6 @@ class GbdtModel:
         if tbl.num_rows == 0:
             return np.zeros((0, self.booster.num_model_per_iteration()) if self.task_type == "multiclass" else 0)
         return np.asarray(self.booster.predict(self.frame(tbl), num_threads=THREADS), dtype=np.float64)
-
-
-def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
-    """AUROC (binary; NaN with one class only), MAE (regression), accuracy (multiclass): as ``udfs.train.metric``."""
-    if len(y) == 0:
-        return float("nan")
-    if task_type == "multiclass":
-        return float(np.mean(np.argmax(score, 1) == y.astype(np.int64)))
-    if task_type == "binary":
-        if len(np.unique(y)) < 2:
-            return float("nan")
-        from sklearn.metrics import roc_auc_score
-        return float(roc_auc_score(y, score))
-    return float(np.mean(np.abs(y - score)))
 
 
 def feature_columns(tbl: pa.Table, exclude: tuple[str, ...] = ()) -> list[str]:

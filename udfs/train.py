@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from torch import nn
 from rdl_sql.planner.query import METRIC_NAME
 
 from .graph import TemporalGraph
+from .metrics import better, metric  # noqa: F401 - part of this module's interface
 from .model import RelationalGNN
 from .sampler import sample
 
@@ -51,29 +51,6 @@ class Examples:
 
     def take(self, idx: torch.Tensor) -> "Examples":
         return Examples(self.node[idx], self.anchor[idx], None if self.label is None else self.label[idx])
-
-
-def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
-    """AUROC for binary tasks (NaN if one class only), MAE for regression, accuracy for multiclass."""
-    if len(y) == 0:
-        return float("nan")
-    if task_type == "multiclass":
-        return float(np.mean(np.argmax(score, 1) == y.astype(np.int64)))
-    if task_type == "binary":
-        if len(np.unique(y)) < 2:
-            return float("nan")
-        from sklearn.metrics import roc_auc_score
-        return float(roc_auc_score(y, score))
-    return float(np.mean(np.abs(y - score)))
-
-
-def better(task_type: str, a: float, b: float) -> bool:
-    """Is metric ``a`` better than ``b`` (NaN is never better)?"""
-    if math.isnan(a):
-        return False
-    if math.isnan(b):
-        return True
-    return a < b if task_type == "regression" else a > b
 
 
 @contextlib.contextmanager
