@@ -19,8 +19,6 @@ from rdl_sql.planner.sql import arrow
 from rdl_sql.planner.task import TaskPlan, compile_task
 
 SPLITS = ("train", "val", "test")
-
-
 MAX_CLASSES = 100
 
 
@@ -169,18 +167,19 @@ def stored_query(stored, override, text: str) -> PredictQuery:
     from rdl_sql.bind import to_query
     from rdl_sql.dialect import parse_statement
     from rdl_sql.planner.errors import Position
+    from sqlglot import exp
+
+    def keys(entity) -> list[str]:
+        return [c.sql() for c in (entity.expressions if isinstance(entity, exp.Tuple) else [entity])]
+
     base = parse_statement(stored.statement)
     entity = override.args.get("entity")
     if entity is not None:
-        mine = [c.sql() for c in (entity.expressions if hasattr(entity, "expressions") and entity.expressions
-                                  else [entity])]
-        theirs = base.args["entity"]
-        theirs = [c.sql() for c in (theirs.expressions if theirs.expressions else [theirs])]
+        mine, theirs = keys(entity), keys(base.args["entity"])
         if mine != theirs:
             raise PlanError(f"model `{stored.name}` predicts for {', '.join(theirs)}, not {', '.join(mine)}",
                             Position.of(entity))
     for key in ("entity_in", "where", "as_of"):
         if override.args.get(key) is not None:
             base.set(key, override.args[key].copy())
-    query = to_query(base, text)
-    return query
+    return to_query(base, text)
