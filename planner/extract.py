@@ -72,12 +72,13 @@ def edges_sql(schema: Schema, link: Link, as_of: dt.datetime | None) -> exp.Sele
 
 
 def extract(con: duckdb.DuckDBPyConnection, schema: Schema, tables: list[str],
-            as_of: dt.datetime | None) -> ExtractedGraph:
-    """Run the extraction queries for ``tables`` and the links among them."""
+            as_of: dt.datetime | None, links: list[Link] | None = None) -> ExtractedGraph:
+    """Run the extraction queries for ``tables`` and the links among them (or exactly ``links``)."""
     names = set(tables)
+    if links is None:
+        links = [lk for lk in schema.links if lk.child in names and lk.parent in names]
     nodes = {t: arrow(con, nodes_sql(schema.tables[t], as_of)) for t in tables}
-    edges = {lk: arrow(con, edges_sql(schema, lk, as_of)) for lk in schema.links
-             if lk.child in names and lk.parent in names}
+    edges = {lk: arrow(con, edges_sql(schema, lk, as_of)) for lk in links}
     return ExtractedGraph(nodes, edges, {t: schema.tables[t] for t in tables}, as_of)
 
 

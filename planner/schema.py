@@ -86,20 +86,46 @@ class Schema:
     def links_from(self, child: str, parent: str) -> list[Link]:
         return [lk for lk in self.links if lk.child == child and lk.parent == parent]
 
-    def fingerprint(self, tables: list[str]) -> list[str]:
-        """What a trained model depends on, one line per table and link among ``tables``.
+    def fingerprint(self, tables: list[str]) -> dict:
+        """What a model trained on ``tables`` depends on: their keys, time columns, feature columns, links.
 
-        A stored model is refused when these lines differ, and the differing
-        lines say what changed.
+        Stored with the model (JSON), so that scoring can tell a compatible
+        change (a new column, a new table) from one that breaks the model.
         """
         names = set(tables)
-        lines = []
-        for name in sorted(names):
-            t = self.tables[name]
-            cols = ", ".join(f"{c.name} {c.dtype} {c.stype}" for c in t.columns if c.stype != "ignored")
-            lines.append(f"table {name}[{cols}] key ({', '.join(t.primary_key)}) time {t.time_column or 'none'}")
-        lines += sorted(f"link {lk.name}" for lk in self.links if lk.child in names and lk.parent in names)
-        return lines
+        return {
+            "tables": {name: {"key": list(self.tables[name].primary_key), "time": self.tables[name].time_column,
+                              "columns": {c.name: f"{c.dtype} {c.stype}" for c in self.tables[name].columns
+                                          if c.stype != "ignored"}}
+                       for name in tables},
+            "links": [lk.name for lk in self.links if lk.child in names and lk.parent in names],
+        }
+
+    def incompatibilities(self, fingerprint: dict) -> list[str]:
+        """Why a model with ``fingerprint`` cannot read this schema (empty: it can), one line per reason."""
+        out = []
+        for name, want in fingerprint["tables"].items():
+            have = self.tables.get(name)
+            if have is None:
+                out.append(f"table `{name}` is gone")
+                continue
+            if list(have.primary_key) != want["key"]:
+                out.append(f"table `{name}`: key ({', '.join(want['key'])}) is now ({', '.join(have.primary_key)})")
+            if have.time_column != want["time"]:
+                out.append(f"table `{name}`: time column {want['time'] or 'none'} is now {have.time_column or 'none'}")
+            cols = {c.name: f"{c.dtype} {c.stype}" for c in have.columns if c.stype != "ignored"}
+            for col_name, kind in want["columns"].items():
+                if col_name not in cols:
+                    out.append(f"table `{name}`: column `{col_name}` ({kind}) is gone or ignored")
+                elif cols[col_name] != kind:
+                    out.append(f"table `{name}`: column `{col_name}` was {kind}, is now {cols[col_name]}")
+        links = {lk.name for lk in self.links}
+        out += [f"link {name} is gone" for name in fingerprint["links"] if name not in links]
+        return out
+
+    def links_named(self, names: list[str]) -> list[Link]:
+        by_name = {lk.name: lk for lk in self.links}
+        return [by_name[n] for n in names]
 
 
 def _catalog_tables(con) -> list[str]:

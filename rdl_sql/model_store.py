@@ -30,7 +30,7 @@ class StoredModel:
     task: str
     model: str
     options: dict
-    fingerprint: list[str]
+    fingerprint: dict  # planner.schema.Schema.fingerprint
     data_digest: str
     metrics: dict
     weights: bytes
@@ -112,18 +112,3 @@ def drop(con, name: str, if_exists: bool, position: Position | None = None) -> b
                         f"to ignore a missing model", position)
     con.execute(to_sql(exp.delete(table(TABLE), where=exp.column("name").eq(lit(name)))))
     return True
-
-
-def schema_changes(stored: list[str], current: list[str]) -> list[str]:
-    """What differs between two schema fingerprints, one readable line per difference."""
-    old = {line.split("[", 1)[0]: line for line in stored}
-    new = {line.split("[", 1)[0]: line for line in current}
-    out = []
-    for key in sorted(old.keys() | new.keys()):
-        if key not in new:
-            out.append(f"{key} is gone")
-        elif key not in old:
-            out.append(f"{key} is new")
-        elif old[key] != new[key]:
-            out.append(f"{key} changed: {old[key]} -> {new[key]}")
-    return out

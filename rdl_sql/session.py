@@ -269,7 +269,10 @@ class Session:
                 ("weights_bytes", str(len(stored.weights))), ("data_digest", stored.data_digest)]
         rows += [(f"option {k}", str(v)) for k, v in stored.options.items()]
         rows += [(f"metric {k}", str(v)) for k, v in stored.metrics.items()]
-        rows += [("schema", line) for line in stored.fingerprint]
+        for table_name, info in stored.fingerprint["tables"].items():
+            rows.append((f"table {table_name}", f"key ({', '.join(info['key'])}), time {info['time'] or 'none'}, "
+                         + ", ".join(f"{c} {k}" for c, k in info["columns"].items())))
+        rows += [("link", name) for name in stored.fingerprint["links"]]
         self._show(duck, pa.table({"property": [r[0] for r in rows], "value": [r[1] for r in rows]}))
         return Outcome()
 

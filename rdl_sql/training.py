@@ -97,10 +97,19 @@ def data_digest(con, prep: Prepared) -> str:
     return digest(con, graph_tables(prep))
 
 
-def load_graph(con, prep: Prepared, specs=None):
-    """The temporal graph around the entity table, cut at the plan's AS OF."""
+def load_graph(con, prep: Prepared, specs=None, fingerprint: dict | None = None):
+    """The temporal graph around the entity table, cut at the plan's AS OF.
+
+    With a stored model's ``fingerprint``: exactly its tables and links, in
+    its order, so tables or links added since do not change the graph it reads.
+    """
     from rdl_sql.udfs.graph import build_graph
-    return build_graph(extract(con, prep.schema, graph_tables(prep), prep.plan.as_of), specs)
+    if fingerprint is None:
+        extracted = extract(con, prep.schema, graph_tables(prep), prep.plan.as_of)
+    else:
+        extracted = extract(con, prep.schema, list(fingerprint["tables"]), prep.plan.as_of,
+                            prep.schema.links_named(fingerprint["links"]))
+    return build_graph(extracted, specs)
 
 
 def train_gnn(con, prep: Prepared, progress: bool) -> GnnResult:
@@ -147,14 +156,13 @@ def to_stored(con, prep: Prepared, result: GnnResult, name: str, statement: str)
 
 def load_stored(con, prep: Prepared, stored) -> GnnResult:
     """A stored GNN over today's graph; refused, saying what changed, if the schema moved."""
-    from rdl_sql.model_store import schema_changes
     from rdl_sql.udfs.persist import loads, specs_of
-    changes = schema_changes(stored.fingerprint, prep.schema.fingerprint(graph_tables(prep)))
+    changes = prep.schema.incompatibilities(stored.fingerprint)
     if changes:
-        raise PlanError(f"model `{stored.name}` was trained on a different schema: " + "; ".join(changes)
+        raise PlanError(f"model `{stored.name}` cannot read the database any more: " + "; ".join(changes)
                         + f"; retrain it with CREATE OR REPLACE MODEL {stored.name} AS {stored.statement}")
     specs, state = specs_of(stored.weights)
-    graph = load_graph(con, prep, specs)
+    graph = load_graph(con, prep, specs, stored.fingerprint)
     try:
         trained = loads(state, graph)
     except ValueError as e:
