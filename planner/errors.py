@@ -50,3 +50,13 @@ def did_you_mean(name: str, candidates) -> str:
     if not close:
         close = [lowered[m] for m in difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)]
     return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def sql_name(name: str) -> str:
+    """``name`` as it must be written in a statement: bare if it can be, else double-quoted."""
+    import re
+
+    from sqlglot.dialects.duckdb import DuckDB
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.upper() not in DuckDB.Tokenizer.KEYWORDS:
+        return name
+    return '"' + name.replace('"', '""') + '"'

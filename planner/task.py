@@ -15,7 +15,7 @@ import duckdb
 from dateutil.relativedelta import relativedelta
 from sqlglot import exp
 
-from .errors import PlanError, Position, did_you_mean
+from .errors import PlanError, Position, did_you_mean, sql_name
 from .nodes import NODE, TIME, node_select, time_value
 from .query import AggRef, Aggregate, PredictQuery, Target
 from .schema import Link, Schema, TableInfo
@@ -325,7 +325,7 @@ def _resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, rol
                         f"or move the condition to ASSUMING", agg.position)
     if tinfo.time_column is None:
         raise PlanError(f"table `{agg.table}` has no time column, so a window over it has no meaning; declare one "
-                        f"with ALTER GRAPH SET TIME COLUMN {agg.table}(<column>)", agg.table_position)
+                        f"with ALTER GRAPH SET TIME COLUMN {sql_name(agg.table)}(<column>)", agg.table_position)
     if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column or "") is None:
         raise PlanError(f"{agg.func} needs a column, not `{agg.table}.*`", agg.position)
     if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column).stype not in ("numerical", "id", "time"):
@@ -344,13 +344,15 @@ def _resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, rol
         raise PlanError(
             f"table `{agg.table}` is not linked to `{entity.name}`: {agg.func} over `{agg.table}` needs a foreign key "
             f"from `{agg.table}` to `{entity.name}`; declare one with ALTER GRAPH ADD LINK "
-            f"{agg.table}(<column>) REFERENCES {entity.name}({', '.join(entity.primary_key) or '<key>'})",
+            f"{sql_name(agg.table)}(<column>) REFERENCES {sql_name(entity.name)}"
+            f"({', '.join(map(sql_name, entity.primary_key)) or '<key>'})",
             agg.table_position)
     if len(links) > 1:
         options = ", ".join(lk.child_columns[0] for lk in links)
         raise PlanError(f"table `{agg.table}` links to `{entity.name}` in {len(links)} ways ({options}); "
-                        f"name one with VIA, e.g. {agg.func}({agg.table}.{agg.column or '*'} VIA "
-                        f"{links[0].child_columns[0]}, {agg.start}, {agg.end}, {agg.unit})", agg.table_position)
+                        f"name one with VIA, e.g. {agg.func}({sql_name(agg.table)}."
+                        f"{sql_name(agg.column) if agg.column else '*'} VIA {sql_name(links[0].child_columns[0])}, "
+                        f"{agg.start}, {agg.end}, {agg.unit})", agg.table_position)
     _check_columns(agg.where, {agg.table: tinfo}, tinfo)
     return ResolvedAggregate(agg, tinfo, links[0])
 
