@@ -95,8 +95,9 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     size = {nt: 0 for nt in graph.nodes}
     size[seed_type] = seeds.numel()
     edges: dict[tuple[str, str, str], list[torch.Tensor]] = {}
-    # frontier: (local index, node id, anchor, edge type index it was reached by; -1 for seeds)
-    frontier = {seed_type: (torch.arange(seeds.numel()), seeds, anchors_us,
+    # frontier: (local index, node id, anchor, anchor's time rank, edge type index it was reached by;
+    # -1 for seeds); the rank is looked up once per seed and travels down the tree with the anchor
+    frontier = {seed_type: (torch.arange(seeds.numel()), seeds, anchors_us, graph.anchor_rank(anchors_us),
                             torch.full((seeds.numel(),), -1, dtype=torch.long))}
     types = list(graph.csr)
     # a child reached from its parent would only find that same parent again over the reverse edge
@@ -111,13 +112,13 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             src_t, _, dst_t = et
             if dst_t not in frontier:
                 continue
-            local, glob, t, via = frontier[dst_t]
+            local, glob, t, rank, via = frontier[dst_t]
             if ei in back_to:
                 keep = via != back_to[ei]
-                local, glob, t, via = local[keep], glob[keep], t[keep], via[keep]
+                local, glob, t, rank, via = local[keep], glob[keep], t[keep], rank[keep], via[keep]
             start = csr.rowptr[glob]
-            stop = torch.searchsorted(csr.key, glob * graph.stride + graph.anchor_rank(t), right=True)
-            salt = None if generator is not None else _mix(glob, t, hop * 1009 + ei)
+            stop = torch.searchsorted(csr.key, glob * graph.stride + rank, right=True)
+            salt = None if generator is not None or strategy == "recent" else _mix(glob, t, hop * 1009 + ei)
             pos, valid = pick(start, stop - start, k, strategy, generator, salt)
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
@@ -127,7 +128,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             edge_count[et] += picked.numel()
             node.setdefault(src_t, []).append(picked)
             anchor.setdefault(src_t, []).append(t[rows])
-            nxt.setdefault(src_t, []).append((new_local, picked, t[rows], torch.full_like(picked, ei)))
+            nxt.setdefault(src_t, []).append((new_local, picked, t[rows], rank[rows], torch.full_like(picked, ei)))
         frontier = {nt: tuple(torch.cat(parts) for parts in zip(*lst)) for nt, lst in nxt.items()}
         for nt in graph.nodes:
             node_hops[nt].append(size[nt])
