@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 import duckdb
 
 from rdl_sql import errors
-from rdl_sql.script import split
+from rdl_sql.script import Statement, split
 from rdl_sql.session import Outcome, Session
 
 
@@ -28,10 +28,14 @@ class Cursor:
         self.metrics: dict | None = None
 
     # ---- execution ---------------------------------------------------------------
-    def execute(self, operation: str, parameters: Sequence[Any] | dict | None = None) -> "Cursor":
-        """Run a statement or a script; the last statement's result is fetched."""
+    def execute(self, operation: "str | Statement", parameters: Sequence[Any] | dict | None = None) -> "Cursor":
+        """Run a statement or a script; the last statement's result is fetched.
+
+        ``operation`` may also be one ``rdl_sql.script.Statement`` (a piece of a
+        larger script), so that messages name its place in that script.
+        """
         self._check_open()
-        statements = split(operation)
+        statements = [operation] if isinstance(operation, Statement) else split(operation)
         if not statements:
             raise errors.ProgrammingError("empty statement")
         if parameters is not None and len(statements) > 1:

@@ -23,6 +23,8 @@ Decisions:
 """
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import csv
 import math
@@ -254,6 +256,7 @@ class Shell:
         self.bail = True
         self.max_rows = MAX_ROWS
         self.failed = False   # an error was printed at some point
+        self.statements = 0   # SQL statements run so far: the number messages give a statement
         self.commands: dict[str, tuple[Callable[[list[str]], bool], str, str]] = {
             ".bail": (self._bail, "on|off", "Stop a script at its first error (default: on)"),
             ".exit": (self._quit, "", "Exit this program"),
@@ -337,8 +340,10 @@ class Shell:
         for stmt in split(chunk):
             t0, c0 = time.perf_counter(), os.times()
             try:
-                # leading newlines make rdl-sql's messages name the script's own line numbers
-                self.cur.execute("\n" * (first_line + stmt.first_line - 2) + stmt.text)
+                # messages name the statement's number and lines in the script it came from
+                self.statements += 1
+                self.cur.execute(dataclasses.replace(stmt, index=self.statements,
+                                                     first_line=first_line + stmt.first_line - 1))
                 self.show(stmt)
             except rdl_sql.Error as e:
                 return self.error(str(e))

@@ -144,7 +144,7 @@ def test_script_stops_at_the_first_error_with_its_line(tmp_path):
              "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0\nFOR EACH customers.nope;\nSELECT 'never' AS s;\n"
     r = rdl_sql(str(tmp_path / "a.duckdb"), stdin=script)
     assert r.returncode == 1
-    assert "line 5" in r.stderr.splitlines()[0]
+    assert r.stderr.splitlines()[0].startswith("Error: statement 3, line 5, column ")
     assert "one" in r.stdout and "never" not in r.stdout
 
 
