@@ -297,6 +297,10 @@ class Session:
                 note = f"model `{stored.name}` on fresh labels at {prep.plan.test_anchor}"
             else:
                 query = to_query(node.args["predict"], stmt.text)
+                if query.option_dict.get("model", "gnn") != "gnn":
+                    raise PlanError("EVALUATE PREDICT evaluates the GNN; for 'gbdt' or 'auto' run the PREDICT, "
+                                    "whose notice gives both models' validation and test metrics",
+                                    query.options_position)
                 prep = training.prepare(q, query)
                 result = training.train_gnn(q, prep, self.progress)
                 table = evaluation.test_split(prep, result)

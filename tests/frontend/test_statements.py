@@ -210,3 +210,8 @@ def test_composite_key_entity(con):
     assert [(r[0], r[1]) for r in rows] == sorted((s % 7, s) for s in range(0, 200, 10))
     assert "FOR EACH needs the primary key of `stock`: its primary key is (shop, sku)" in error_of(
         con, "PREDICT stock.grade FOR EACH stock.sku")
+
+
+def test_evaluate_predict_refuses_other_models(con):
+    assert "EVALUATE PREDICT evaluates the GNN" in error_of(
+        con, "EVALUATE PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id WITH (model = 'gbdt')")
