@@ -174,7 +174,7 @@ def split_options(body: str) -> list[tuple[str, str]]:
 
 def with_options(statement: str, extra: dict) -> str:
     """``statement`` with the options of ``extra`` it does not set itself added to its WITH."""
-    m = re.search(r"\bWITH\s*\((.*)\)\s*$", statement, re.I | re.S)
+    m = re.search(r"\bWITH\s*\((.*)\)\s*$", statement, re.IGNORECASE | re.DOTALL)
     own = split_options(m.group(1)) if m else []
     base = statement[:m.start()].rstrip() if m else statement.rstrip()
     keys = {k for k, _ in own}
@@ -188,7 +188,7 @@ def git_info(repo: Path, rev: str | None = None) -> dict:
     info = {"commit": sh(args, cwd=repo)}
     if rev is None:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "rdl_sql", "planner",
-                                "udfs"], cwd=repo, capture_output=True, text=True).stdout
+                                "udfs"], cwd=repo, capture_output=True, text=True, check=False).stdout
         info["dirty"] = [line[3:] for line in dirty.splitlines() if line.strip()]
     return info
 
@@ -210,14 +210,20 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def short(text, n: int = 110) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def f2(x, digits=2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 # ---- worker: runs inside the version's interpreter path -----------------------------------------
 def check_import(pkg: str | None):
-    import rdl_sql
     import rdl_sql.udfs
+
+    import rdl_sql
     if pkg:
         for mod in (rdl_sql, rdl_sql.udfs):
             if not str(Path(mod.__file__).resolve()).startswith(str(Path(pkg).resolve())):
@@ -229,8 +235,9 @@ def worker_info(args) -> dict:
     rdl_sql = check_import(args.pkg)
     import duckdb
     import torch
-    from rdl_sql.datasets.flights import build_flights
     from rdl_sql.planner.task import DEFAULT_OPTIONS
+
+    from rdl_sql.datasets.flights import build_flights
     t0 = time.perf_counter()
     con = duckdb.connect(args.db)
     counts = build_flights(con)
@@ -266,8 +273,9 @@ def worker_run(args) -> dict:
     t_import = time.perf_counter()
     rdl_sql = check_import(args.pkg)
     import torch
-    from rdl_sql import model_store, training
     from rdl_sql.planner.task import DEFAULT_OPTIONS
+
+    from rdl_sql import model_store, training
     import_seconds = time.perf_counter() - t_import
     spec = json.loads(args.spec)
     opts = dict(OPTION_SETS[spec["options"]])
@@ -380,13 +388,13 @@ def forward_parts(model, graph, batch, ph: Phases, per_type: dict | None = None)
 def worker_profile(args) -> dict:
     check_import(args.pkg)
     import numpy as np
+    import rdl_sql.udfs.train as T
     import torch
+    from rdl_sql.udfs.model import RelationalGNN
+    from rdl_sql.udfs.sampler import sample
     from torch import nn
 
     import rdl_sql
-    import rdl_sql.udfs.train as T
-    from rdl_sql.udfs.model import RelationalGNN
-    from rdl_sql.udfs.sampler import sample
     try:
         from rdl_sql.udfs.metrics import metric
     except ImportError:
@@ -604,7 +612,8 @@ def spawn(version: Version, mode: str, workdir: Path, timeout: int, **extra) -> 
     env.pop("OMP_NUM_THREADS", None)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, env=env, cwd=workdir, stdout=sys.stderr, stderr=sys.stderr, timeout=timeout)
+        proc = subprocess.run(cmd, env=env, cwd=workdir, stdout=sys.stderr, stderr=sys.stderr,
+                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"status": "n/a", "error": f"timed out after {timeout} s"}
     wall = time.perf_counter() - t0
@@ -642,10 +651,10 @@ def prepare_versions(args, workdir: Path) -> list[Version]:
 def cleanup(repo: Path, versions: list[Version]):
     for v in versions:
         if v.worktree is not None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(v.worktree)], cwd=repo,
+            subprocess.run(["git", "worktree", "remove", "--force", str(v.worktree)], cwd=repo, check=False,
                            capture_output=True)
             shutil.rmtree(v.worktree, ignore_errors=True)
-    subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True)
+    subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -711,8 +720,8 @@ def report(args, versions, results, profile, load_start, load_end, started, proc
               f"{f2(a.get('s_epoch')) if ao else 'n/a'} | {f2(a.get('e2e'), 1) if ao else 'n/a'} | {sp_e} | {sp_t} | "
               f"{b.get('epochs', 'n/a') if bo else 'n/a'}/{a.get('epochs', 'n/a') if ao else 'n/a'} | "
               f"{met} {f2(b.get('test'), 3) if bo else 'n/a'}/{f2(a.get('test'), 3) if ao else 'n/a'} |")
-        notes = [f"{t}: before n/a ({cell(bcfg, t).get('error')})" for t in args.tasks if cell(bcfg, t)["status"] != "ok"]
-        notes += [f"{t}: after n/a ({cell(acfg, t).get('error')})" for t in args.tasks if cell(acfg, t)["status"] != "ok"]
+        notes = [f"{t}: before n/a ({short(cell(bcfg, t).get('error'))})" for t in args.tasks if cell(bcfg, t)["status"] != "ok"]
+        notes += [f"{t}: after n/a ({short(cell(acfg, t).get('error'))})" for t in args.tasks if cell(acfg, t)["status"] != "ok"]
         if notes:
             w("")
             for n in notes:
@@ -753,7 +762,7 @@ def report(args, versions, results, profile, load_start, load_end, started, proc
             if r is None:
                 continue
             if r["status"] != "ok":
-                w(f"| {cfg} | {t} | | n/a | | | | | | | | | {r.get('error')} | |")
+                w(f"| {cfg} | {t} | | n/a | | | | | | | | | {short(r.get('error'))} | |")
                 continue
             st = r["stages"]
             store = (st.get("to_stored_s") or 0) + (st.get("save_s") or 0)
