@@ -58,6 +58,8 @@ TARGET_SCORE_PER_S = 50_000   # entities scored per second
 
 
 # ---- helpers -------------------------------------------------------------------
+from machine import cpu_model  # noqa: E402 - benchmarks/ is the script's own folder
+
 def peak_rss_mib() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return kb / 1024.0 if sys.platform != "darwin" else kb / 2 ** 20
@@ -71,16 +73,6 @@ def timed(fn, repeats: int):
         out = fn()
         secs.append(time.perf_counter() - t0)
     return statistics.median(secs), secs, out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def git_commit() -> str:

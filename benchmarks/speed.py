@@ -96,18 +96,10 @@ BEFORE_SUBJECT = "Torch on one thread by default"
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+from machine import cpu_model  # noqa: E402 - benchmarks/ is the script's own folder
+
 def sh(args, cwd=None, check=True) -> str:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=check).stdout.strip()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def loadavg() -> str:
