@@ -344,7 +344,6 @@ class Phases:
 
 def forward_parts(model, graph, batch, ph: Phases, per_type: dict | None = None):
     """``RelationalGNN.forward`` of udfs/model.py, timed as gather / encoders / convolutions."""
-    import torch
     feats = {}
     with ph("gather"):
         for nt, ids in batch.node.items():
@@ -356,25 +355,11 @@ def forward_parts(model, graph, batch, ph: Phases, per_type: dict | None = None)
     with ph("encoders"):
         for nt, (xn, xc, xt, tm) in feats.items():
             t0 = time.perf_counter()
-            h[nt] = model.encoders[nt](xn, xc, xt, batch.anchor[nt]) + model.time(tm, batch.anchor[nt])
+            h[nt] = model.encode(nt, xn, xc, xt, tm, batch.anchor[nt])
             if per_type is not None:
                 per_type[nt] += time.perf_counter() - t0
     with ph("convolutions"):
-        layers = len(model.convs)
-        for i, (conv, norms) in enumerate(zip(model.convs, model.norms)):
-            depth = layers - 1 - i
-            out: dict = {}
-            for et, ei in batch.edge_index.items():
-                m = batch.edges_upto(et, depth)
-                if m == 0:
-                    continue
-                src, _, dst = et
-                y = conv.convs[et]((h[src][: batch.nodes_upto(src, depth + 1)],
-                                    h[dst][: batch.nodes_upto(dst, depth)]), ei[:, :m])
-                out[dst] = out[dst] + y if dst in out else y
-            h = {nt: x[: batch.nodes_upto(nt, depth)] for nt, x in h.items()}
-            h = {nt: norms[nt](x + torch.relu(out[nt])) if nt in out else x for nt, x in h.items()}
-        return model.head(h[batch.seed_type][: batch.num_seeds])
+        return model.propagate(batch, h)
 
 
 def worker_profile(args) -> dict:

@@ -40,9 +40,16 @@ class RelationalGNN(nn.Module):
         for nt, ids in batch.node.items():
             store = graph.nodes[nt]
             x_ts = store.x_ts.index_select(0, ids) if store.x_ts.numel() else None
-            h[nt] = (self.encoders[nt](store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids),
-                                       x_ts, batch.anchor[nt])
-                     + self.time(store.time.index_select(0, ids), batch.anchor[nt]))
+            h[nt] = self.encode(nt, store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids), x_ts,
+                                store.time.index_select(0, ids), batch.anchor[nt])
+        return self.propagate(batch, h)
+
+    def encode(self, node_type: str, x_num, x_cat, x_ts, time_us, anchor_us) -> torch.Tensor:
+        """Input embeddings ``[n, channels]`` of gathered rows of one node type, seen at ``anchor_us``."""
+        return self.encoders[node_type](x_num, x_cat, x_ts, anchor_us) + self.time(time_us, anchor_us)
+
+    def propagate(self, batch: Subgraph, h: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Message passing from input embeddings ``h`` to the seeds' outputs ``[num_seeds, out_dim]``."""
         layers = len(self.convs)
         for i, (conv, norms) in enumerate(zip(self.convs, self.norms)):
             # after layer i only nodes within (layers - 1 - i) hops of a seed are read again, and
