@@ -19,7 +19,6 @@ import pyarrow.compute as pc
 import torch
 
 from rdl_sql.planner.extract import DST, NODE, SRC, TIME_US, ExtractedGraph
-from rdl_sql.planner.schema import Link
 
 #: time of a row of a static table: older than any anchor
 STATIC_TIME = -(2 ** 62)
@@ -185,10 +184,6 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
         graph.csr[(parent, f"r{i}_rev", child)] = _csr(dst, src, nodes[parent].rank, nodes[child].num_nodes,
                                                        graph.stride)
     return graph
-
-
-def link_of_edge_type(extracted: ExtractedGraph, rel: str) -> Link:
-    return list(extracted.edges)[int(rel[1:].split("_")[0])]
 
 
 __all__ = ["TemporalGraph", "NodeStore", "CSR", "ColumnSpec", "build_graph", "STATIC_TIME", "NODE"]

@@ -35,10 +35,6 @@ def release(key: str) -> None:
         _held.pop(key, None)
 
 
-def held_keys() -> list[str]:
-    return list(_held)
-
-
 def _score(key, node, anchor_us) -> pa.StructArray:
     node = node.combine_chunks() if isinstance(node, pa.ChunkedArray) else node
     anchor_us = anchor_us.combine_chunks() if isinstance(anchor_us, pa.ChunkedArray) else anchor_us
