@@ -8,6 +8,7 @@ an :class:`AggRef` pointing into ``PredictQuery.aggregates``.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -17,7 +18,29 @@ from .errors import Position
 AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX", "COUNT_DISTINCT", "EXISTS", "FIRST", "LAST")
 UNITS = ("SECONDS", "MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS", "YEARS")
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
-TASK_TYPES = ("binary", "regression", "multiclass")
+
+
+class TaskType(str, enum.Enum):
+    """What a PREDICT learns; compares equal to its name (``TaskType.BINARY == "binary"``)."""
+
+    BINARY = "binary"
+    REGRESSION = "regression"
+    MULTICLASS = "multiclass"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def metric(self) -> str:
+        """The validation metric that early stopping and model choice use."""
+        return METRIC_NAME[self.value]
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self is TaskType.REGRESSION
+
+
+TASK_TYPES = tuple(t.value for t in TaskType)
 #: the validation metric that early stopping and model choice use, per task type
 METRIC_NAME = {"binary": "AUROC", "regression": "MAE", "multiclass": "accuracy"}
 

@@ -1,0 +1,172 @@
+"""``WITH (key = value, ...)``: one typed, frozen options object for every layer.
+
+Defaults, bounds and error messages live here and nowhere else, so a value
+that passes validation is one that training, scoring and EXPLAIN can all
+use: the bounds are the ones past which training fails or means nothing
+(``epochs = 0`` trains nothing, ``lr = 1e30`` turns weights into NaN, a
+``seed`` past 2**63 is refused by torch).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .errors import PlanError, Position, did_you_mean
+
+MODELS = ("gnn", "gbdt", "auto")
+SAMPLERS = ("uniform", "recent")
+
+
+@dataclass(frozen=True)
+class _Bound:
+    low: float
+    high: float
+    whole: bool = True
+
+
+#: numeric options: (lowest, highest, whole number?)
+_BOUNDS: dict[str, _Bound] = {
+    "epochs": _Bound(1, 10_000), "channels": _Bound(1, 4_096), "layers": _Bound(0, 8),
+    "batch_size": _Bound(1, 1_000_000), "lr": _Bound(1e-9, 10.0, whole=False),
+    "seed": _Bound(0, 2 ** 63 - 1), "anchor_step": _Bound(1, 1_000_000), "max_train_rows": _Bound(0, 100_000_000),
+    "patience": _Bound(0, 10_000), "threads": _Bound(1, 1_024),
+}
+_MAX_FANOUT = 10_000
+
+
+@dataclass(frozen=True)
+class Options:
+    """Training and planning settings of one statement.
+
+    ``val_start`` / ``test_start`` / ``anchor_step`` are None when the
+    planner chooses them from the data; ``max_train_rows = 0`` means no cap.
+    """
+
+    model: str = "gnn"
+    epochs: int = 10
+    channels: int = 128
+    layers: int = 2
+    fanouts: tuple[int, ...] = (16, 8)
+    batch_size: int = 256
+    lr: float = 0.005
+    seed: int = 0
+    val_start: dt.datetime | None = None
+    test_start: dt.datetime | None = None
+    anchor_step: int | None = None
+    max_train_rows: int = 20_000
+    sampler: str = "recent"
+    patience: int = 3
+    threads: int = 1
+    #: the keys the user wrote, in order (DESCRIBE MODEL and canonical text show only these)
+    given: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def hop_fanouts(self) -> tuple[int, ...]:
+        """The fan-out of each of the ``layers`` hops."""
+        return self.fanouts[: self.layers]
+
+    def replace(self, **changes) -> "Options":
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """JSON-friendly values (fanouts as a list, times as ISO text), for storage and display."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "given":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Options":
+        """Options back from ``as_dict`` (a stored model's), unknown keys ignored, then validated."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"given"}
+        return cls.parse([(k, v, None) for k, v in values.items() if k in names and v is not None])
+
+    @classmethod
+    def parse(cls, items: list[tuple[str, object, Position | None]], position: Position | None = None) -> "Options":
+        """Validated options from ``(key, value, position)`` triples, as written in ``WITH (...)``."""
+        known = [f.name for f in dataclasses.fields(cls) if f.name != "given"]
+        values: dict[str, object] = {}
+        for key, value, pos in items:
+            key = key.lower()
+            if key not in known:
+                raise PlanError(f"unknown option `{key}`{did_you_mean(key, known)}; valid options: "
+                                f"{', '.join(known)}", pos)
+            if key in values:
+                raise PlanError(f"option `{key}` is given twice", pos)
+            values[key] = _check(key, value, pos)
+        out = cls(**values, given=tuple(values))
+        if len(out.fanouts) < out.layers:
+            raise PlanError(f"{out.layers} layers need {out.layers} fanouts, got {len(out.fanouts)} "
+                            f"({','.join(map(str, out.fanouts))})", position)
+        if out.val_start is not None and out.test_start is not None and out.val_start > out.test_start:
+            raise PlanError(f"val_start {out.val_start} must not be after test_start {out.test_start}", position)
+        return out
+
+
+DEFAULTS = Options()
+
+
+def _check(key: str, value, pos: Position | None):
+    if key == "model" or key == "sampler":
+        choices = MODELS if key == "model" else SAMPLERS
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise PlanError(f"option `{key}` must be one of {', '.join(map(repr, choices))}, got {value!r}", pos)
+        return value.lower()
+    if key == "fanouts":
+        return _fanouts(value, pos)
+    if key in ("val_start", "test_start"):
+        return _timestamp(key, value, pos)
+    bound = _BOUNDS[key]
+    number = value
+    if isinstance(value, str):
+        try:
+            number = int(value) if bound.whole else float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise PlanError(f"option `{key}` must be a number, got {value!r}", pos)
+    if bound.whole and (isinstance(number, float) and not number.is_integer()):
+        raise PlanError(f"option `{key}` must be a whole number, got {value!r}", pos)
+    if not (bound.low <= number <= bound.high):
+        kind = "a whole number" if bound.whole else "a number"
+        raise PlanError(f"option `{key}` must be {kind} from {_fmt(bound.low)} to {_fmt(bound.high)}, "
+                        f"got {value!r}", pos)
+    return int(number) if bound.whole else float(number)
+
+
+def _fmt(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def _fanouts(value, pos: Position | None) -> tuple[int, ...]:
+    parts = list(value) if isinstance(value, (list, tuple)) else str(value).split(",")
+    out = []
+    for p in parts:
+        text = str(p).strip()
+        if not text.isdigit() or not 0 < int(text) <= _MAX_FANOUT:
+            raise PlanError(f"option `fanouts` is a list of whole numbers from 1 to {_MAX_FANOUT:,}, one per layer, "
+                            f"e.g. '32,16'; got {value!r}", pos)
+        out.append(int(text))
+    return tuple(out)
+
+
+def _timestamp(key: str, value, pos: Position | None) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        out = value
+    elif isinstance(value, dt.date):
+        out = dt.datetime(value.year, value.month, value.day)
+    else:
+        try:
+            out = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise PlanError(f"option {key} = {value!r} is not a timestamp; write e.g. {key} = '2024-01-31'",
+                            pos) from None
+    if out.tzinfo is not None:
+        out = out.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if not dt.datetime(1, 1, 2) <= out <= dt.datetime(9999, 12, 30):
+        raise PlanError(f"option {key} = {value!r} is outside the years 1 to 9999", pos)
+    return out
