@@ -8,7 +8,7 @@ Runs each task below for every seed and prints one markdown table: the test
 metric of each model, mean ± standard deviation (n - 1) over the seeds, and
 the mean seconds each model took. Every model of one (task, seed) sees the
 very same labelled examples and splits: the planner's, from
-``training.prepare`` on the statement with ``WITH (seed = N)``.
+``engine.prepare.prepare`` on the statement with ``WITH (seed = N)``.
 
 * ``trivial``: binary, a constant score (AUROC 0.5); regression, the mean of
   the training labels (as ``EVALUATE``'s baseline column).
@@ -17,10 +17,10 @@ very same labelled examples and splits: the planner's, from
   that read the entity table and nothing else (its columns and its age),
   found by inspecting the query's projections, so no parent row, child
   aggregate or second hop.
-* ``gbdt``: ``rdl_sql.tabular.fit``, what ``WITH (model = 'gbdt')`` trains:
+* ``gbdt``: ``rdl_sql.engine.gbdt.fit``, what ``WITH (model = 'gbdt')`` trains:
   LightGBM on the entity row, its parents' rows, windowed aggregates of its
   children and of their parents.
-* ``gnn``: ``rdl_sql.training.train_gnn``, what a plain PREDICT trains.
+* ``gnn``: ``rdl_sql.engine.gnn.train``, what a plain PREDICT trains.
 
 Seconds are wall time from the prepared examples to the test metric: the
 feature query plus LightGBM for the GBDTs (``row`` runs the full feature
@@ -56,14 +56,18 @@ import pyarrow.compute as pc
 from sqlglot import exp
 
 import rdl_sql
-from rdl_sql import tabular, training
 from rdl_sql.bind import to_query
 from rdl_sql.dialect import parse_statement
+from rdl_sql.engine import gbdt as tabular
+from rdl_sql.engine import gnn
+from rdl_sql.engine import prepare as training
 from rdl_sql.planner.features import feature_sql
+from rdl_sql.planner.labels import ANCHOR
 from rdl_sql.planner.nodes import NODE
 from rdl_sql.planner.query import METRIC_NAME
 from rdl_sql.planner.sql import arrow, table
-from rdl_sql.planner.task import ANCHOR
+from rdl_sql.udfs.gbdt import fit_gbdt
+from rdl_sql.udfs.metrics import metric
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("trivial", "row", "gbdt", "gnn")
@@ -166,7 +170,7 @@ def row_features(con, prep: training.Prepared) -> tuple[pa.Table, list[str]]:
 
 def fit_on(rows: pa.Table, names: list[str], prep: training.Prepared):
     """``udfs.gbdt.fit_gbdt`` on feature rows split as the examples are (the body of ``tabular.fit``)."""
-    from rdl_sql.udfs.gbdt import fit_gbdt
+
     split = rows.column("split")
     parts = {s: rows.filter(pc.equal(split, s)) for s in training.SPLITS}
     return fit_gbdt(parts["train"], parts["val"], parts["test"], prep.plan.task_type, prep.plan.options, names,
@@ -209,7 +213,6 @@ class Run:
 
 
 def trivial(prep: training.Prepared) -> tuple[float, float]:
-    from rdl_sql.udfs.gbdt import metric
     task_type = prep.plan.task_type
     y_train = pc.cast(prep.split("train").column("label"), pa.float64()).to_numpy(zero_copy_only=False)
     out = []
@@ -257,7 +260,7 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
             r.importances = [(m.features[i], float(gain[i]) / total) for i in order]
     if "gnn" in models:
         t0 = time.perf_counter()
-        g = training.train_gnn(con, prep, progress=False)
+        g = gnn.train(con, prep, progress=False)
         r.seconds["gnn"] = time.perf_counter() - t0
         r.test["gnn"], r.val["gnn"] = g.metrics.get(f"test_{name}", math.nan), g.metrics[f"val_{name}"]
         best = max(range(len(g.trained.history)), key=lambda i: (

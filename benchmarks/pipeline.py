@@ -43,10 +43,11 @@ from sqlglot import exp
 
 from rdl_sql.datasets.shop import build_shop
 from rdl_sql.planner.extract import extract, reachable
-from rdl_sql.planner.query import Aggregate, AggRef, PredictQuery, Target
+from rdl_sql.planner.options import DEFAULTS
+from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow, to_sql
-from rdl_sql.planner.task import DEFAULT_OPTIONS, compile_task
+from rdl_sql.planner.task import compile_task
 from rdl_sql.udfs import scoring
 from rdl_sql.udfs.graph import TemporalGraph, build_graph
 from rdl_sql.udfs.sampler import sample
@@ -59,6 +60,7 @@ TARGET_SCORE_PER_S = 50_000   # entities scored per second
 
 # ---- helpers -------------------------------------------------------------------
 from machine import cpu_model  # noqa: E402 - benchmarks/ is the script's own folder
+
 
 def peak_rss_mib() -> float:
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -124,7 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every stage (default: the plan's option 'threads')")
     args = ap.parse_args(argv)
-    threads = int(args.threads or DEFAULT_OPTIONS.get("threads") or torch.get_num_threads())
+    threads = int(args.threads or DEFAULTS.threads)
     torch.set_num_threads(threads)
     R = args.repeats
     rows: list[tuple[str, str, str, str]] = []   # stage, value, unit, note
@@ -196,8 +198,8 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(0)
     perm = torch.from_numpy(np.random.default_rng(2).permutation(len(pool)))  # same seeds on any torch build
     n_small_batches = 20
-    dflt_fanouts = [int(x) for x in str(DEFAULT_OPTIONS["fanouts"]).split(",")]
-    dflt_bs, dflt_strategy = int(DEFAULT_OPTIONS["batch_size"]), str(DEFAULT_OPTIONS["sampler"])
+    dflt_fanouts = list(DEFAULTS.fanouts)
+    dflt_bs, dflt_strategy = DEFAULTS.batch_size, DEFAULTS.sampler
     configs = [(st, bs, [32, 16]) for st in ("uniform", "recent") for bs in (512, 10_000)]
     if (dflt_strategy, dflt_bs, dflt_fanouts) not in configs:
         configs.append((dflt_strategy, dflt_bs, dflt_fanouts))  # what training uses by default
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
         nb = 1 if bs >= 10_000 else n_small_batches
         batches = [pool.take(perm[i * bs:(i + 1) * bs]) for i in range(nb)]
 
-        def run_batches():
+        def run_batches(batches=batches, fanouts=fanouts, strategy=strategy):
             return sum(sample(graph, cust, b.node, b.anchor, fanouts, strategy, gen).num_edges
                        for b in batches)
 
@@ -271,17 +273,17 @@ def main(argv=None) -> int:
     # -- training -----------------------------------------------------------------
     train = split("train", args.train_rows)
     val = split("val", args.val_rows)
-    opts = dict(plan.options)
-    opts.update(epochs=1, threads=threads)
+    opts = plan.options.replace(epochs=1, threads=threads)
     t0 = time.perf_counter()
     trained = fit(graph, cust, train, val, None, plan.task_type, opts, progress=False)
     fit_s = time.perf_counter() - t0
     epoch_s = trained.history[0]["seconds"]
-    n_batches = -(-len(train) // int(opts["batch_size"]))
+    n_batches = -(-len(train) // opts.batch_size)
     add("training epoch (fit, epochs=1)", f"{epoch_s:.2f}", "s",
-        f"x1; {len(train):,} train rows, {n_batches} batches of {opts['batch_size']}, channels {opts['channels']}, "
-        f"layers {opts['layers']}, fanouts {opts['fanouts']}, sampler {opts['sampler']}; includes scoring "
-        f"{len(val):,} val rows; fit total {fit_s:.2f} s; val AUROC {trained.metrics.get('val_AUROC', float('nan')):.3f}")
+        f"x1; {len(train):,} train rows, {n_batches} batches of {opts.batch_size}, channels {opts.channels}, "
+        f"layers {opts.layers}, fanouts {opts.fanouts}, sampler {opts.sampler}; includes scoring "
+        f"{len(val):,} val rows; fit total {fit_s:.2f} s; "
+        f"val AUROC {trained.metrics.get('val_AUROC', float('nan')):.3f}")
     mark("training")
 
     # -- scoring ------------------------------------------------------------------
@@ -319,7 +321,7 @@ def main(argv=None) -> int:
     out = []
     out.append("# rdl-sql pipeline benchmark\n")
     out.append(f"- machine: {cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()} "
-               f"(every stage; --threads, default the plan option threads = {DEFAULT_OPTIONS.get('threads')})")
+               f"(every stage; --threads, default the plan option threads = {DEFAULTS.threads})")
     out.append(f"- commit: {git_commit()}")
     out.append(f"- python {platform.python_version()}, duckdb {duckdb.__version__}, torch {torch.__version__}")
     load_end = os.getloadavg()[0]

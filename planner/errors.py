@@ -7,9 +7,11 @@ never formats statements.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,6 @@ def did_you_mean(name: str, candidates) -> str:
 
 def sql_name(name: str) -> str:
     """``name`` as it must be written in a statement: bare if it can be, else double-quoted."""
-    import re
-
-    from sqlglot.dialects.duckdb import DuckDB
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.upper() not in DuckDB.Tokenizer.KEYWORDS:
         return name
     return '"' + name.replace('"', '""') + '"'

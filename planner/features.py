@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from .anchors import shift_sql
+from .labels import ANCHOR, TaskPlan
 from .nodes import NODE, time_value
 from .schema import Link, TableInfo
 from .sql import alias, col, ident, lit, table
-from .task import ANCHOR, TaskPlan, shift_sql
 
 ROWS = "__rows"   # the example rows, as a CTE
 BASE = "__base"   # their distinct (key, anchor) pairs
@@ -159,7 +160,8 @@ class _Builder:
             on = [col(pc, a).eq(col(cc, ent)) for cc, pc in zip(lk.child_columns, lk.parent_columns)]
             vis = self.visible_at(p, a, anchor)
             q = q.join(table(p.name, a), on=exp.and_(*on, *([vis] if vis is not None else [])), join_type="LEFT")
-            label = p.name if sum(1 for x in ups if x.parent == lk.parent) == 1 else f"{p.name}.{'.'.join(lk.child_columns)}"
+            unique = sum(1 for x in ups if x.parent == lk.parent) == 1
+            label = p.name if unique else f"{p.name}.{'.'.join(lk.child_columns)}"
             for c in p.features:
                 if c.stype != "timestamp":
                     self.out.append(alias(_value(c, a, anchor, self), self.name(label, c.name)))

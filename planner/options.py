@@ -127,12 +127,10 @@ def _check(key: str, value, pos: Position | None):
             number = int(value) if bound.whole else float(value)
         except ValueError:
             number = None
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise PlanError(f"option `{key}` must be a number, got {value!r}", pos)
-    if bound.whole and (isinstance(number, float) and not number.is_integer()):
-        raise PlanError(f"option `{key}` must be a whole number, got {value!r}", pos)
-    if not (bound.low <= number <= bound.high):
-        kind = "a whole number" if bound.whole else "a number"
+    kind = "a whole number" if bound.whole else "a number"
+    if (isinstance(number, bool) or not isinstance(number, (int, float))
+            or (bound.whole and isinstance(number, float) and not number.is_integer())
+            or not bound.low <= number <= bound.high):  # NaN fails this too
         raise PlanError(f"option `{key}` must be {kind} from {_fmt(bound.low)} to {_fmt(bound.high)}, "
                         f"got {value!r}", pos)
     return int(number) if bound.whole else float(number)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from .errors import Position
+from .errors import PlanError, Position
+from .options import DEFAULTS, Options
 
 AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX", "COUNT_DISTINCT", "EXISTS", "FIRST", "LAST")
 UNITS = ("SECONDS", "MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS", "YEARS")
@@ -38,6 +39,30 @@ class TaskType(str, enum.Enum):
     @property
     def lower_is_better(self) -> bool:
         return self is TaskType.REGRESSION
+
+    @property
+    def output_fields(self) -> tuple[tuple[str, str], ...]:
+        """The prediction columns of this task and their DuckDB types: the one contract that GNN
+        scoring, GBDT scoring and the planner's SQL all follow.
+
+        binary: ``prediction`` (BOOLEAN, the score against the model's threshold)
+        and ``score`` (the probability of the positive class); multiclass: the
+        class, its probability and a MAP of class to probability; regression:
+        the predicted value.
+        """
+        return _OUTPUT_FIELDS[self.value]
+
+    @property
+    def score_function(self) -> str:
+        """Name of the UDF that scores this task type inside a DuckDB query."""
+        return f"rdl_score_{self.value}"
+
+
+_OUTPUT_FIELDS = {
+    "binary": (("prediction", "BOOLEAN"), ("score", "DOUBLE")),
+    "multiclass": (("prediction", "VARCHAR"), ("score", "DOUBLE"), ("probabilities", "MAP(VARCHAR, DOUBLE)")),
+    "regression": (("prediction", "DOUBLE"),),
+}
 
 
 TASK_TYPES = tuple(t.value for t in TaskType)
@@ -94,7 +119,7 @@ class PredictQuery:
     assuming: exp.Expression | None = None
     aggregates: tuple[Aggregate, ...] = ()
     as_of: dt.datetime | None = None
-    options: tuple[tuple[str, object], ...] = ()
+    options: Options = DEFAULTS
     text: str = ""
     entity_in: exp.Expression | None = None  # FOR t.pk IN (query): keys, or keys and anchor times
     entity_position: Position | None = field(default=None, compare=False)
@@ -106,14 +131,9 @@ class PredictQuery:
             object.__setattr__(self, "entity_columns", (self.entity_columns,))
 
     @property
-    def option_dict(self) -> dict[str, object]:
-        return dict(self.options)
-
-    @property
     def entity_column(self) -> str:
         """The entity key, for code paths that handle single-column keys only."""
         if len(self.entity_columns) != 1:
-            from .errors import PlanError
             raise PlanError(f"composite keys ({', '.join(self.entity_columns)}) work with model = 'gnn' only",
                             self.entity_position)
         return self.entity_columns[0]

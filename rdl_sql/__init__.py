@@ -4,8 +4,19 @@
 that also understands ``PREDICT`` and the other rdl-sql statements.
 """
 from rdl_sql.connection import Connection, Cursor, connect
-from rdl_sql.errors import (DatabaseError, DataError, Error, IntegrityError, InterfaceError, InternalError,
-                            NotSupportedError, OperationalError, ProgrammingError, Warning)
+from rdl_sql.engine.registry import install_udfs
+from rdl_sql.errors import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
 
 __version__ = "0.1.0"
 apilevel = "2.0"
@@ -15,8 +26,7 @@ paramstyle = "qmark"
 
 def register(con) -> None:
     """Install rdl-sql's scoring UDF (``rdl_score``) on a plain ``duckdb`` connection."""
-    from rdl_sql.udfs import scoring
-    scoring.register(con)
+    install_udfs(con)
 
 
 __all__ = ["connect", "Connection", "Cursor", "register", "Error", "Warning", "InterfaceError", "DatabaseError",

@@ -6,20 +6,19 @@ against the database schema.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlglot import exp
 
 from rdl_sql.dialect import Predict, TemporalAgg, int_value
-from rdl_sql.planner.errors import PlanError, Position, did_you_mean
+from rdl_sql.planner.errors import PlanError, Position
+from rdl_sql.planner.options import DEFAULTS, Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
-from rdl_sql.planner.task import DEFAULT_OPTIONS
 
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_INT_OPTIONS = {"epochs", "channels", "layers", "batch_size", "seed", "anchor_step", "max_train_rows", "patience",
-                "threads"}
-_CHOICES = {"model": ("gnn", "gbdt", "auto"), "sampler": ("uniform", "recent")}
+_KNOWN = {f.name for f in dataclasses.fields(Options)}
 
 
 def aggregate(node: TemporalAgg) -> Aggregate:
@@ -83,52 +82,27 @@ def _timestamp(node: exp.Expression) -> dt.datetime:
     raise PlanError("AS OF needs a timestamp literal, e.g. AS OF TIMESTAMP '2024-06-01'", Position.of(inner))
 
 
-def options(node: exp.Tuple | None) -> tuple[tuple[str, object], ...]:
-    """``WITH (key = value, ...)`` checked against the known keys and their types."""
+def options(node: exp.Tuple | None) -> Options:
+    """``WITH (key = value, ...)`` as typed options; the planner's ``Options`` checks keys and values."""
     if node is None:
-        return ()
-    out = {}
+        return DEFAULTS
+    items = []
     for item in node.expressions:
         if not isinstance(item, exp.EQ) or not isinstance(item.this, exp.Column):
             raise PlanError("WITH takes key = value pairs, e.g. WITH (epochs = 20)", Position.of(item))
-        key = item.this.name.lower()
-        if key not in DEFAULT_OPTIONS:
-            raise PlanError(f"unknown option `{key}`{did_you_mean(key, DEFAULT_OPTIONS)}; valid options: "
-                            f"{', '.join(DEFAULT_OPTIONS)}", Position.of(item.this))
         raw = item.expression
         if isinstance(raw, exp.Array):
-            value = ",".join(str(_literal(e)) for e in raw.expressions)
+            value = [_literal(e) for e in raw.expressions]
+            value = None if any(v is None for v in value) else value
         elif isinstance(raw, exp.Column):
             value = raw.name
         else:
             value = _literal(raw)
         if value is None:
-            raise PlanError(f"option `{key}` needs a constant value", Position.of(raw))
-        if key in _INT_OPTIONS and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            raise PlanError(f"option `{key}` must be a whole number >= 0, got {value!r}", Position.of(raw))
-        if key == "lr" and not (isinstance(value, (int, float)) and value > 0):
-            raise PlanError(f"option `lr` must be a positive number, got {value!r}", Position.of(raw))
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise PlanError(f"option `{key}` must be one of {', '.join(map(repr, _CHOICES[key]))}, got {value!r}",
-                            Position.of(raw))
-        if key == "fanouts":
-            parts = str(value).split(",")
-            if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-                raise PlanError(f"option `fanouts` is a list of positive whole numbers, one per layer, "
-                                f"e.g. '32,16'; got {value!r}", Position.of(raw))
-        out[key] = value
-    layers = int(out.get("layers", DEFAULT_OPTIONS["layers"]))
-    fanouts = str(out.get("fanouts", DEFAULT_OPTIONS["fanouts"])).split(",")
-    if len(fanouts) < layers:
-        raise PlanError(f"{layers} layers need {layers} fanouts, got {len(fanouts)} ({','.join(fanouts)})",
-                        Position.of(node))
-    return tuple(out.items())
-
-
-def predict_text(node: Predict, text: str) -> str:
-    """The PREDICT's own text (from its keyword on), whitespace collapsed: its identity for reuse."""
-    start = node.meta.get("start", 0)
-    return " ".join(text[start:].split())
+            raise PlanError(f"option `{item.this.name.lower()}` needs a constant value", Position.of(raw))
+        items.append((item.this.name, value, Position.of(raw) if item.this.name.lower() in _KNOWN
+                      else Position.of(item.this)))
+    return Options.parse(items, Position.of(node))
 
 
 def to_query(node: Predict, text: str) -> PredictQuery:

@@ -7,6 +7,7 @@ it, without a copy through Python rows.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterable, Sequence
 
 import duckdb
@@ -84,7 +85,6 @@ class Cursor:
 
     def fetch_arrow_table(self):
         """The rest of the result as a pyarrow Table."""
-        import warnings
         with warnings.catch_warnings():
             # DuckDB warns that Arrow from an executed result copies once; this
             # method exists for DB-API users who already hold such a result
@@ -201,6 +201,17 @@ class Connection:
             self._con.rollback()
         except duckdb.TransactionException:
             pass
+
+    def cancel(self) -> None:
+        """Stop what this connection is running, from any thread: a training stops between batches,
+        a running DuckDB query is interrupted; the statement fails with an OperationalError."""
+        if self._closed:
+            return
+        self._session.engine.cancel.set()
+        self._con.interrupt()
+        for cur in list(self._cursors):
+            if not cur._closed:
+                cur._duck.interrupt()
 
     def close(self) -> None:
         if self._closed:

@@ -8,14 +8,17 @@ from __future__ import annotations
 import os
 import sys
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import rdl_sql
+from rdl_sql.datasets.flights import build_flights
+from rdl_sql.datasets.shop import build_shop
 from rdl_sql.script import split
+
 
 def _examples() -> Path:
     """sql_examples/, installed as package data ``rdl_sql.sql_examples`` (or beside a source checkout)."""
-    from importlib.resources import files
     try:
         return Path(str(files("rdl_sql.sql_examples")))
     except ModuleNotFoundError:
@@ -36,11 +39,7 @@ DATASETS = {
 
 def build(dataset: str, con) -> dict[str, int]:
     raw = con.duckdb_connection
-    if dataset == "shop":
-        from rdl_sql.datasets.shop import build_shop
-        return build_shop(raw)
-    from rdl_sql.datasets.flights import build_flights
-    return build_flights(raw)
+    return build_shop(raw) if dataset == "shop" else build_flights(raw)
 
 
 def print_table(cur, limit: int = 10, out=sys.stdout) -> None:

@@ -7,6 +7,8 @@ Every node keeps its token position, which the error messages point at.
 """
 from __future__ import annotations
 
+import difflib
+
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError
@@ -277,7 +279,6 @@ class RdlParser(DuckDB.Parser):
 
 def _near_units(token) -> set[str]:
     """A misspelt unit word (DAYZ) still marks the call as temporal, so the error names it."""
-    import difflib
     word = token.text.upper()
     return {word} if difflib.get_close_matches(word, list(UNIT_ALIASES), n=1, cutoff=0.7) else set()
 
@@ -298,12 +299,54 @@ class RdlTokenizer(DuckDB.Tokenizer):
     KEYWORDS = {**DuckDB.Tokenizer.KEYWORDS, "EXPLAIN": TokenType.VAR}
 
 
+class RdlGenerator(DuckDB.Generator):
+    """SQL text from the rdl-sql AST: the canonical form that identifies a stored statement.
+
+    Whitespace, comments and the user's spelling of keywords are gone;
+    string literals and quoted identifiers are kept exactly, so re-parsing
+    the canonical text gives the same statement.
+    """
+
+    def predict(self, e: Predict) -> str:
+        parts = ["PREDICT"]
+        if e.args.get("using") is not None:
+            parts.append(f"USING {self.sql(e, 'using')}")
+        else:
+            parts.append(self.sql(e, "this"))
+        if e.args.get("entity_in") is not None:
+            parts.append(f"FOR {self.sql(e, 'entity')} IN ({self.sql(e, 'entity_in')})")
+        elif e.args.get("entity") is not None:
+            parts.append(f"FOR EACH {self.sql(e, 'entity')}")
+        for key, word in (("where", "WHERE"), ("assuming", "ASSUMING"), ("as_of", "AS OF")):
+            if e.args.get(key) is not None:
+                parts.append(f"{word} {self.sql(e, key)}")
+        if e.args.get("options") is not None:
+            parts.append(f"WITH {self.sql(e, 'options')}")
+        return " ".join(parts)
+
+    def temporal_agg(self, e: TemporalAgg) -> str:
+        inner = self.sql(e, "column")
+        if e.args.get("where") is not None:
+            inner += f" WHERE {self.sql(e, 'where')}"
+        if e.args.get("via") is not None:
+            inner += f" VIA {self.sql(e, 'via')}"
+        return f"{e.this.name}({inner}, {self.sql(e, 'start')}, {self.sql(e, 'end')}, {e.args['unit'].name})"
+
+    TRANSFORMS = {**DuckDB.Generator.TRANSFORMS, Predict: predict, TemporalAgg: temporal_agg}
+
+
 class RdlDialect(DuckDB):
     Tokenizer = RdlTokenizer
     Parser = RdlParser
+    Generator = RdlGenerator
 
 
 DIALECT = RdlDialect()
+
+
+def canonical(node: exp.Expression) -> str:
+    """The statement's canonical text: its identity wherever meaning matters (reuse, stored models)."""
+    return DIALECT.generate(node, comments=False)
 
 
 def parse_statement(sql: str) -> exp.Expression:

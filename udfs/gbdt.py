@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import METRIC_NAME
 from rdl_sql.udfs.metrics import metric
 
@@ -71,15 +73,13 @@ def _is_string(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: str, options: dict,
+def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: str, options: Options,
              features: list[str] | None = None, num_classes: int = 0) -> GbdtModel:
     """Train LightGBM on ``train`` with early stopping on ``val``; metrics on val (and test).
 
     Multiclass labels are class indices ``0 .. num_classes - 1``; -1 marks a
     validation or test label outside the training classes (always wrong).
     """
-    import lightgbm as lgb
-
     started = time.perf_counter()
     features = list(features) if features is not None else feature_columns(train)
     categories = {}
@@ -90,7 +90,7 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
     model = GbdtModel(None, task_type, features, categories)
     y_train = _labels(train)
     y_val = _labels(val)
-    seed = int(options.get("seed", 0))
+    seed = options.seed
     objective, stop_metric = {"binary": ("binary", "binary_logloss"), "regression": ("l1", "l1"),
                               "multiclass": ("multiclass", "multi_logloss")}[task_type]
     params = {

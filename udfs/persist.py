@@ -28,7 +28,7 @@ def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int, layers: in
         "node_types": dict(graph.node_types),
         "edge_types": [list(et) for et in graph.csr],
         "channels": channels, "layers": layers,
-        "task_type": trained.task_type, "seed_type": trained.seed_type, "fanouts": list(trained.fanouts),
+        "task_type": str(trained.task_type), "seed_type": trained.seed_type, "fanouts": list(trained.fanouts),
         "strategy": trained.strategy, "seed": trained.seed,
         "target_mean": trained.target_mean, "target_std": trained.target_std,
         "classes": list(trained.classes), "metrics": dict(trained.metrics),

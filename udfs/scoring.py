@@ -1,8 +1,10 @@
-"""The ``rdl_score`` UDF: scores entity rows inside a DuckDB query, chunk by chunk.
+"""The scoring UDFs: score entity rows inside a DuckDB query, chunk by chunk.
 
 A compiled PREDICT is one DuckDB query whose projection calls
-``rdl_score(model_key, node, anchor_us)``; DuckDB hands the UDF 2,048-row
-Arrow chunks, so scoring is batched and streams like any other function.
+``rdl_score_<task>(model_key, node, anchor_us)``; DuckDB hands the UDF
+2,048-row Arrow chunks, so scoring is batched and streams like any other
+function. Each UDF returns the prediction already shaped
+(``udfs.predictions``), so the SQL around it only spreads the struct.
 Trained models (with the graph they read) are held in this process under a
 key for as long as the session keeps them.
 """
@@ -15,11 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from .graph import TemporalGraph
-from .train import Examples, TrainedModel
+from rdl_sql.planner.query import TaskType
 
-SCORE_FUNCTION = "rdl_score"
-SCORE_TYPE = "STRUCT(prediction DOUBLE, score DOUBLE, probabilities DOUBLE[])"
+from .graph import TemporalGraph
+from .predictions import shape, struct_type
+from .train import Examples, TrainedModel
 
 _held: dict[str, tuple[TrainedModel, TemporalGraph]] = {}
 _lock = threading.Lock()
@@ -35,44 +37,48 @@ def release(key: str) -> None:
         _held.pop(key, None)
 
 
-def _score(key, node, anchor_us) -> pa.StructArray:
+def score_chunk(task_type: TaskType, key: pa.Array, node: pa.Array, anchor_us: pa.Array) -> pa.StructArray:
+    """Shaped predictions for one chunk of ``(model key, node, anchor)`` rows."""
     node = node.combine_chunks() if isinstance(node, pa.ChunkedArray) else node
     anchor_us = anchor_us.combine_chunks() if isinstance(anchor_us, pa.ChunkedArray) else anchor_us
-    keys = pc.unique(key).to_pylist()
     n = len(node)
-    pred = np.full(n, np.nan)
-    score = np.full(n, np.nan)
-    probs: np.ndarray | None = None
-    for k in keys:
-        if k not in _held:
-            raise KeyError(f"model {k!r} is not loaded in this session")
-        trained, graph = _held[k]
-        mask = pc.equal(key, k).to_numpy(zero_copy_only=False)
-        ex = Examples(torch.from_numpy(node.to_numpy(zero_copy_only=False)[mask].astype(np.int64)),
-                      torch.from_numpy(anchor_us.to_numpy(zero_copy_only=False)[mask].astype(np.int64)))
-        s = trained.predict(graph, ex, batch_size=max(n, 1))
-        if trained.task_type == "binary":
-            score[mask], pred[mask] = s, (s >= 0.5).astype(np.float64)
-        elif trained.task_type == "multiclass":
-            if probs is None:
-                probs = np.full((n, s.shape[1]), np.nan)
-            probs[mask] = s
-            pred[mask], score[mask] = s.argmax(1), s.max(1)
-        else:
-            pred[mask] = s
-    if probs is None:
-        plist = pa.nulls(n, pa.list_(pa.float64()))
-    else:
-        flat = pa.array(probs.reshape(-1), pa.float64())
-        plist = pa.FixedSizeListArray.from_arrays(flat, probs.shape[1]).cast(pa.list_(pa.float64()))
-    return pa.StructArray.from_arrays([pa.array(pred, from_pandas=True), pa.array(score, from_pandas=True), plist],
-                                      names=["prediction", "score", "probabilities"])
+    keys = pc.unique(key).to_pylist()
+    if len(keys) > 1:  # one query scores with one model; several keys are scored apart and stitched
+        parts = [score_chunk(task_type, pc.filter(key, pc.equal(key, k)), pc.filter(node, pc.equal(key, k)),
+                             pc.filter(anchor_us, pc.equal(key, k))) for k in keys]
+        order = np.concatenate([np.flatnonzero(pc.equal(key, k).to_numpy(zero_copy_only=False)) for k in keys])
+        merged = pa.concat_arrays(parts)
+        return merged.take(pa.array(np.argsort(order, kind="stable")))
+    trained, graph = _lookup(keys[0] if keys else None, task_type)
+    ex = Examples(torch.from_numpy(node.to_numpy(zero_copy_only=False).astype(np.int64)),
+                  torch.from_numpy(anchor_us.to_numpy(zero_copy_only=False).astype(np.int64)))
+    raw = trained.predict(graph, ex, batch_size=max(n, 1)) if n else np.zeros((0,))
+    return shape(task_type, raw, trained.classes)
+
+
+def _lookup(key, task_type: TaskType) -> tuple[TrainedModel, TemporalGraph]:
+    with _lock:
+        held = _held.get(key)
+    if held is None:
+        raise KeyError(f"model {key!r} is not loaded in this session")
+    if held[0].task_type != task_type:
+        raise ValueError(f"model {key!r} is a {held[0].task_type} model, not {task_type}")
+    return held
 
 
 def register(con) -> None:
-    """Install ``rdl_score`` on a DuckDB connection (its cursors see it too)."""
-    try:
-        con.remove_function(SCORE_FUNCTION)
-    except Exception:  # not registered yet
-        pass
-    con.create_function(SCORE_FUNCTION, _score, ["VARCHAR", "BIGINT", "BIGINT"], SCORE_TYPE, type="arrow")
+    """Install ``rdl_score_binary`` / ``_regression`` / ``_multiclass`` on a DuckDB connection."""
+    for task_type in TaskType:
+        name = task_type.score_function
+        try:
+            con.remove_function(name)
+        except Exception:  # not registered on this connection yet
+            pass
+        con.create_function(name, _udf(task_type), ["VARCHAR", "BIGINT", "BIGINT"], struct_type(task_type),
+                            type="arrow")
+
+
+def _udf(task_type: TaskType):
+    def score(key, node, anchor_us):  # DuckDB reads the arity from the signature: exactly three
+        return score_chunk(task_type, key, node, anchor_us)
+    return score

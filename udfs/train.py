@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -17,12 +18,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import METRIC_NAME
 
 from .graph import TemporalGraph
 from .metrics import better, metric  # noqa: F401 - part of this module's interface
 from .model import RelationalGNN
 from .sampler import sample
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised between batches when the caller's cancel event is set (as Ctrl-C would be)."""
 
 
 @dataclass
@@ -110,25 +116,26 @@ class TrainedModel:
 
 
 def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, test: Examples | None,
-        task_type: str, options: dict, progress: bool = True, classes: list | None = None) -> TrainedModel:
+        task_type: str, options: Options, progress: bool = True, classes: list | None = None,
+        cancel: threading.Event | None = None) -> TrainedModel:
     """Train a RelationalGNN; keep the epoch with the best validation metric.
 
     Multiclass labels are class indices into ``classes``.
     """
-    with torch_threads(int(options.get("threads", 1))):
-        tm = _fit(graph, seed_type, train, val, test, task_type, options, progress, classes)
-    tm.threads = int(options.get("threads", 1))
+    with torch_threads(options.threads):
+        tm = _fit(graph, seed_type, train, val, test, task_type, options, progress, classes, cancel)
+    tm.threads = options.threads
     return tm
 
 
-def _fit(graph, seed_type, train, val, test, task_type, options, progress, classes) -> TrainedModel:
-    seed = int(options["seed"])
+def _fit(graph, seed_type, train, val, test, task_type, options: Options, progress, classes, cancel) -> TrainedModel:
+    seed = options.seed
     torch.manual_seed(seed)
-    layers = int(options["layers"])
-    fanouts = [int(x) for x in str(options["fanouts"]).split(",")][:layers] if layers else []
+    layers = options.layers
+    fanouts = list(options.hop_fanouts)
     classes = list(classes or [])
-    model = RelationalGNN(graph, int(options["channels"]), layers, len(classes) if task_type == "multiclass" else 1)
-    tm = TrainedModel(model, task_type, seed_type, fanouts, str(options["sampler"]), seed, classes=classes)
+    model = RelationalGNN(graph, options.channels, layers, len(classes) if task_type == "multiclass" else 1)
+    tm = TrainedModel(model, task_type, seed_type, fanouts, options.sampler, seed, classes=classes)
     y = train.label.float()
     if task_type == "multiclass":
         y = train.label.long()
@@ -139,10 +146,10 @@ def _fit(graph, seed_type, train, val, test, task_type, options, progress, class
         loss_fn = nn.L1Loss()
     else:
         loss_fn = nn.BCEWithLogitsLoss()
-    opt = torch.optim.Adam(model.parameters(), lr=float(options["lr"]))
+    opt = torch.optim.Adam(model.parameters(), lr=options.lr)
     gen = torch.Generator().manual_seed(seed)
-    batch_size = int(options["batch_size"])
-    epochs, patience = int(options["epochs"]), int(options["patience"])
+    batch_size = options.batch_size
+    epochs, patience = options.epochs, options.patience
     best, best_state, since = float("nan"), None, 0
     name = METRIC_NAME[task_type]
     started = time.perf_counter()
@@ -156,6 +163,8 @@ def _fit(graph, seed_type, train, val, test, task_type, options, progress, class
             order = torch.randperm(len(train), generator=gen)
             total, t0 = 0.0, time.perf_counter()
             for i in range(0, len(train), batch_size):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("training cancelled")
                 idx = order[i:i + batch_size]
                 part = train.take(idx)
                 batch = sample(graph, seed_type, part.node, part.anchor, fanouts, tm.strategy, gen)

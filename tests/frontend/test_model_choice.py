@@ -72,15 +72,15 @@ def test_auto_keeps_the_better_model_and_names_both_metrics(shop, one_thread_tor
 
 
 def test_auto_scores_with_the_gnn_when_it_wins(small_shop, one_thread_torch, monkeypatch):
-    from rdl_sql import tabular
-    real_fit = tabular.fit
+    from rdl_sql.engine import gbdt
+    real_fit = gbdt.fit
 
     def losing_fit(con, prep):  # a GBDT that cannot win on validation
         model = real_fit(con, prep)
         model.metrics["val_AUROC"] = 0.0
         return model
 
-    monkeypatch.setattr(tabular, "fit", losing_fit)
+    monkeypatch.setattr(gbdt, "fit", losing_fit)
     cur = small_shop.cursor().execute(f"{CHURN} WITH (model = 'auto', {SMALL_GNN})")
     rows = cur.fetchall()
     assert cur.metrics["model"] == "gnn" and "epochs" in cur.metrics

@@ -31,7 +31,8 @@ def test_full_predict_binds_every_clause():
     assert {r.this for r in q.where.find_all(AggRef)} == {1}
     assert {r.this for r in q.assuming.find_all(AggRef)} == {2}
     assert q.as_of == dt.datetime(2024, 6, 1)
-    assert q.option_dict == {"epochs": 3, "model": "gnn", "fanouts": "8,4", "lr": 0.01}
+    o = q.options  # typed: fanouts is a tuple of ints, no layer parses a string
+    assert {k: getattr(o, k) for k in o.given} == {"epochs": 3, "model": "gnn", "fanouts": (8, 4), "lr": 0.01}
 
 
 def test_comparison_with_aggregate_on_the_right_is_flipped():
@@ -65,7 +66,8 @@ def test_alter_and_describe_graph_parse():
     ("CREATE MODEL m AS PREDICT USING other", "CREATE MODEL trains a new model; write its target, not PREDICT USING"),
     ("PREDICT COUNT(orders.*, 0, x, DAYS) FOR EACH c.id", "the window end must be a whole number, e.g. -90 or 30"),
     ("PREDICT FOR EACH c.id", "PREDICT needs a target, e.g. PREDICT COUNT(orders.*, 0, 30, DAYS) = 0"),
-    ("PREDICT COUNT(orders.*, 0, 30, DAYS) FOR EACH id", "FOR EACH needs a qualified key, e.g. FOR EACH customers.customer_id"),
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) FOR EACH id",
+     "FOR EACH needs a qualified key, e.g. FOR EACH customers.customer_id"),
     ("ALTER GRAPH RENAME t", "expected ADD LINK, DROP LINK, SET TIME COLUMN or IGNORE COLUMN after ALTER GRAPH"),
 ])
 def test_parse_errors_have_exact_messages_and_positions(sql, message):
@@ -94,6 +96,7 @@ def test_script_split_respects_strings_and_comments_and_routes_statements():
     stmts = split("select ';' as a; -- PREDICT in a comment;\nselect 'PREDICT';\n"
                   "PREDICT COUNT(o.*, 0, 3, DAYS) FOR EACH c.id;\nALTER GRAPH SET TIME COLUMN t(x)")
     assert [s.text for s in stmts] == ["select ';' as a", "select 'PREDICT'",
-                                       "PREDICT COUNT(o.*, 0, 3, DAYS) FOR EACH c.id", "ALTER GRAPH SET TIME COLUMN t(x)"]
+                                       "PREDICT COUNT(o.*, 0, 3, DAYS) FOR EACH c.id",
+                                       "ALTER GRAPH SET TIME COLUMN t(x)"]
     assert [s.is_rdl for s in stmts] == [False, False, True, True]
     assert [s.first_line for s in stmts] == [1, 2, 3, 4]

@@ -185,7 +185,8 @@ def test_column_target_fills_nulls_with_classes_and_probabilities(con):
     assert [d[0] for d in cur.description] == ["customer_id", "prediction", "score", "probabilities"]
     rows = cur.fetchall()
     assert [r[0] for r in rows] == [k for k in range(5, 301, 5)]
-    countries = {r[0] for r in con.execute("SELECT DISTINCT country FROM customers WHERE country IS NOT NULL").fetchall()}
+    countries = {r[0] for r in
+                 con.execute("SELECT DISTINCT country FROM customers WHERE country IS NOT NULL").fetchall()}
     for _, pred, score, probs in rows:
         assert pred in countries and abs(sum(probs.values()) - 1) < 1e-4 and score == max(probs.values())
     regression = con.execute("PREDICT customers.age FOR EACH customers.customer_id " + FAST)

@@ -12,11 +12,13 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from rdl_sql.planner.anchors import shift
 from rdl_sql.planner.errors import PlanError
+from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow
-from rdl_sql.planner.task import compile_task, shift
+from rdl_sql.planner.task import compile_task
 
 A = dt.datetime(2024, 1, 10)
 B = dt.datetime(2024, 1, 15)
@@ -39,7 +41,8 @@ def ref(i: int, op: str, value) -> exp.Expression:
 def query(target: Aggregate, op=None, value=None, *, where=None, assuming=None, extra=(), as_of=None,
           options=(), entity=("customers", "customer_id")) -> PredictQuery:
     return PredictQuery(Target(target, op, value), entity[0], entity[1], where=where, assuming=assuming,
-                        aggregates=(target, *extra), as_of=as_of, options=tuple(options))
+                        aggregates=(target, *extra), as_of=as_of,
+                        options=Options.parse([(k, v, None) for k, v in options]))
 
 
 def plan(con, *args, **kwargs):

@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from rdl_sql.planner.options import Options
 from rdl_sql.udfs.gbdt import feature_columns, fit_gbdt
 
 BRANDS = ["acme", "bolt", "cobalt", "dyn"]
@@ -32,20 +33,20 @@ FEATURES = ["brand", "x", "noise"]
 
 
 def test_learns_a_categorical_and_a_numeric_signal():
-    m = fit_gbdt(table(3000, 0), table(1000, 1), table(1000, 2), "binary", {"seed": 0}, FEATURES)
+    m = fit_gbdt(table(3000, 0), table(1000, 1), table(1000, 2), "binary", Options(seed=0), FEATURES)
     assert m.metrics["val_AUROC"] > 0.8 and m.metrics["test_AUROC"] > 0.8
     assert {"train_rows", "val_rows", "test_rows", "rounds", "train_seconds"} <= set(m.metrics)
     assert m.metrics["train_rows"] == 3000 and m.metrics["test_rows"] == 1000
 
 
 def test_regression_reports_mae():
-    m = fit_gbdt(table(2000, 0, True), table(500, 1, True), table(500, 2, True), "regression", {"seed": 0},
+    m = fit_gbdt(table(2000, 0, True), table(500, 1, True), table(500, 2, True), "regression", Options(seed=0),
                  FEATURES)
     assert m.metrics["val_MAE"] < 0.6 and m.metrics["test_MAE"] < 0.6   # the label's spread is about 2.5
 
 
 def test_categories_mean_the_same_in_every_table_scored():
-    m = fit_gbdt(table(2000, 0), table(500, 1), None, "binary", {"seed": 0}, FEATURES)
+    m = fit_gbdt(table(2000, 0), table(500, 1), None, "binary", Options(seed=0), FEATURES)
     assert m.categories["brand"].to_pylist() == sorted(BRANDS)
     one = pa.table({"brand": ["cobalt"], "x": [0.0], "noise": [0.0]})
     # the same row scored alone, after other categories, and beside an unseen one (a missing value)
@@ -58,8 +59,8 @@ def test_categories_mean_the_same_in_every_table_scored():
 
 def test_same_seed_same_model():
     train, val = table(2000, 0), table(500, 1)
-    a = fit_gbdt(train, val, None, "binary", {"seed": 3}, FEATURES)
-    b = fit_gbdt(train, val, None, "binary", {"seed": 3}, FEATURES)
+    a = fit_gbdt(train, val, None, "binary", Options(seed=3), FEATURES)
+    b = fit_gbdt(train, val, None, "binary", Options(seed=3), FEATURES)
     np.testing.assert_array_equal(a.predict(val), b.predict(val))
 
 
@@ -70,7 +71,7 @@ def test_feature_columns_leave_out_bookkeeping_and_the_key():
 def test_label_nulls_are_refused():
     bad = table(100, 0).set_column(4, "label", pa.array([None] * 100, pa.float64()))
     with pytest.raises(ValueError, match="NULL"):
-        fit_gbdt(bad, table(100, 1), None, "binary", {"seed": 0}, FEATURES)
+        fit_gbdt(bad, table(100, 1), None, "binary", Options(seed=0), FEATURES)
 
 
 def test_multiclass_reports_accuracy_and_scores_every_class():
@@ -79,7 +80,7 @@ def test_multiclass_reports_accuracy_and_scores_every_class():
         idx[:5] = -1
         return t.set_column(4, "label", pa.array(idx))
     m = fit_gbdt(classes(table(1000, 0)).slice(5), classes(table(300, 1)), classes(table(300, 2)), "multiclass",
-                 {"seed": 0}, FEATURES, num_classes=len(BRANDS))
+                 Options(seed=0), FEATURES, num_classes=len(BRANDS))
     assert m.metrics["val_accuracy"] > 0.9 and m.metrics["test_accuracy"] > 0.9
     p = m.predict(table(7, 3))
     assert p.shape == (7, len(BRANDS))

@@ -15,6 +15,8 @@ from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import run, to_sql
 from rdl_sql.planner.task import compile_task
 
+from .result import Result
+
 
 def _count(con, query: exp.Select) -> int:
     sub = exp.Subquery(this=query.copy().order_by(None) if query.args.get("order") else query.copy(),
@@ -22,11 +24,12 @@ def _count(con, query: exp.Select) -> int:
     return run(con, exp.select(exp.Count(this=exp.Star())).from_(sub))[0][0]
 
 
-def explain(con, query: PredictQuery) -> pa.Table:
+def explain(con, query: PredictQuery) -> Result:
+    """The plan of ``query`` as rows ``(section, item, detail)``; reads counts, trains nothing."""
     schema = read_schema(con)
     plan = compile_task(con, schema, query)
     rows: list[tuple[str, str, str]] = []
-    layers = int(plan.options["layers"])
+    layers = plan.options.layers
     tables = reachable(plan.schema, plan.entity.name, layers)
     for t in tables:
         info = plan.schema.tables[t]
@@ -54,8 +57,8 @@ def explain(con, query: PredictQuery) -> pa.Table:
     rows += [("sql", f"extract {t}", to_sql(nodes_sql(plan.schema.tables[t], plan.as_of))) for t in tables]
     rows += [("sql", f"extract {lk.name}", to_sql(edges_sql(plan.schema, lk, plan.as_of)))
              for lk in plan.schema.links if lk.child in tables and lk.parent in tables]
-    fanouts = str(plan.options["fanouts"]).split(",")[:layers]
-    rows.append(("model", "fanouts", ", ".join(f"hop {i + 1}: {f.strip()}" for i, f in enumerate(fanouts))
-                 + f" ({plan.options['sampler']} sampling, neighbours no later than the anchor)"))
-    rows += [("model", k, str(v)) for k, v in plan.options.items() if k not in ("fanouts",)]
-    return pa.table({"section": [r[0] for r in rows], "item": [r[1] for r in rows], "detail": [r[2] for r in rows]})
+    rows.append(("model", "fanouts", ", ".join(f"hop {i + 1}: {f}" for i, f in enumerate(plan.options.hop_fanouts))
+                 + f" ({plan.options.sampler} sampling, neighbours no later than the anchor)"))
+    rows += [("model", k, str(v)) for k, v in plan.options.as_dict().items() if k != "fanouts"]
+    return Result(table=pa.table({"section": [r[0] for r in rows], "item": [r[1] for r in rows],
+                                  "detail": [r[2] for r in rows]}))

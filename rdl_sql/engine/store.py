@@ -1,6 +1,7 @@
 """Models kept in the user's database file, in table ``rdl_models``.
 
-One row per model: its statement, options, the schema it was trained on
+One row per model: its statement (as the user wrote it, for display, and
+in canonical form, for identity), options, the schema it was trained on
 (to refuse scoring after an incompatible change), metrics, weights as a
 BLOB. Writes happen in one transaction, so a model is there whole or not
 at all, and any tool that opens the file sees the same models.
@@ -20,7 +21,7 @@ from rdl_sql.planner.sql import ident, lit, run, table, to_sql
 TABLE = "rdl_models"
 COLUMNS = [("name", "VARCHAR PRIMARY KEY"), ("statement", "VARCHAR"), ("task", "VARCHAR"), ("model", "VARCHAR"),
            ("options", "VARCHAR"), ("fingerprint", "VARCHAR"), ("data_digest", "VARCHAR"), ("metrics", "VARCHAR"),
-           ("weights", "BLOB"), ("created_at", "TIMESTAMP")]
+           ("weights", "BLOB"), ("created_at", "TIMESTAMP"), ("canonical", "VARCHAR")]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class StoredModel:
     metrics: dict
     weights: bytes
     created_at: dt.datetime
+    #: the statement generated from its parsed form: what reuse and re-parsing use (None in files
+    #: written before it existed, where ``statement`` is used instead)
+    canonical: str | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.canonical or self.statement
 
 
 def _ensure(con) -> None:
@@ -44,6 +52,15 @@ def _ensure(con) -> None:
         constraints = [exp.ColumnConstraint(kind=exp.PrimaryKeyColumnConstraint())] if rest else []
         cols.append(exp.ColumnDef(this=ident(name), kind=exp.DataType.build(dtype), constraints=constraints))
     con.execute(to_sql(exp.Create(this=exp.Schema(this=table(TABLE), expressions=cols), kind="TABLE", exists=True)))
+    if "canonical" not in _columns(con):  # a file written before the canonical form was stored
+        con.execute(to_sql(exp.Alter(this=table(TABLE), kind="TABLE", actions=[
+            exp.ColumnDef(this=ident("canonical"), kind=exp.DataType.build("VARCHAR"))])))
+
+
+def _columns(con) -> list[str]:
+    q = (exp.select(exp.column("column_name")).from_("duckdb_columns()")
+         .where(exp.column("table_name").eq(lit(TABLE))).where(exp.column("schema_name").eq(lit("main"))))
+    return [r[0] for r in run(con, q)]
 
 
 def exists_table(con) -> bool:
@@ -70,7 +87,7 @@ def save(con: duckdb.DuckDBPyConnection, model: StoredModel, replace: bool, posi
             con.execute(to_sql(exp.delete(table(TABLE), where=exp.column("name").eq(lit(model.name)))))
         values = [model.name, model.statement, model.task, model.model, json.dumps(model.options),
                   json.dumps(model.fingerprint), model.data_digest, json.dumps(model.metrics), model.weights,
-                  model.created_at]
+                  model.created_at, model.canonical]
         insert = exp.insert(exp.values([exp.Tuple(expressions=[exp.Placeholder() for _ in values])]), table(TABLE),
                             columns=[c for c, _ in COLUMNS])
         con.execute(to_sql(insert), values)
@@ -85,20 +102,21 @@ def load(con, name: str, position: Position | None = None) -> StoredModel:
     if name not in known:
         raise PlanError(f"model `{name}` not found{did_you_mean(name, known)}"
                         + ("" if known else "; create one with CREATE MODEL name AS PREDICT ..."), position)
-    row = run(con, exp.select(*[exp.column(c) for c, _ in COLUMNS]).from_(table(TABLE))
-              .where(exp.column("name").eq(lit(name))))[0]
-    (n, stmt, task, kind, opts, fp, digest, metrics, weights, created) = row
+    present = _columns(con)
+    cols = [exp.column(c) if c in present else exp.null() for c, _ in COLUMNS]
+    row = run(con, exp.select(*cols).from_(table(TABLE)).where(exp.column("name").eq(lit(name))))[0]
+    (n, stmt, task, kind, opts, fp, digest, metrics, weights, created, canonical) = row
     return StoredModel(n, stmt, task, kind, json.loads(opts), json.loads(fp), digest, json.loads(metrics),
-                       bytes(weights), created)
+                       bytes(weights), created, canonical)
 
 
-def find_reusable(con, statement_key: str, data_digest: str) -> StoredModel | None:
-    """A stored model trained from the same statement on the same data, if any."""
-    if not exists_table(con):
+def find_reusable(con, canonical: str, data_digest: str) -> StoredModel | None:
+    """A stored model trained from the same statement (canonical form) on the same data, if any."""
+    if not exists_table(con) or "canonical" not in _columns(con):
         return None
     rows = run(con, exp.select(exp.column("name")).from_(table(TABLE))
                .where(exp.and_(exp.column("data_digest").eq(lit(data_digest)),
-                               exp.column("statement").eq(lit(statement_key))))
+                               exp.column("canonical").eq(lit(canonical))))
                .order_by(exp.Ordered(this=exp.column("created_at"), desc=True)).limit(1))
     return load(con, rows[0][0]) if rows else None
 

@@ -1,0 +1,260 @@
+"""The SQL of a planned PREDICT: labelled examples, rows to score, and the scoring query.
+
+Time rules (DESIGN.md section 3): for an example (entity, anchor t) the label
+reads only rows in ``(t + start, t + end]``; filters read only the past;
+with ``AS OF`` nothing dated after it is read at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from .anchors import shift_sql
+from .nodes import NODE, TIME, node_select, time_value
+from .options import Options
+from .query import AggRef, PredictQuery, TaskType
+from .resolve import ResolvedAggregate
+from .schema import Schema, TableInfo
+from .sql import alias, col, ident, lit, table
+
+ENTITY = "__e"
+IN = "__in"
+IN_ANCHOR = "__anchor"
+ANCHORS = "__anchors"
+ANCHOR = "anchor_time"
+SPLIT = "split"
+LABEL = "label"
+_OPS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """A checked PREDICT: every name resolved, every anchor time chosen.
+
+    Two kinds of target: a windowed aggregate (examples at several anchor
+    times, split by time), or a column of the entity table (``column``
+    set; one anchor, rows with a value train, split by a hash of the key,
+    rows with NULL are predicted).
+    """
+
+    query: PredictQuery
+    schema: Schema  # as the model sees it (a column target is not a feature)
+    entity: TableInfo
+    task_type: TaskType
+    aggregates: tuple[ResolvedAggregate, ...]
+    options: Options
+    as_of: dt.datetime | None  # cut-off: nothing after it is read (None: read everything)
+    predict_anchor: dt.datetime
+    test_anchor: dt.datetime
+    val_anchor: dt.datetime
+    train_anchors: tuple[dt.datetime, ...]
+    column: str | None = None
+    in_columns: int = 0  # FOR ... IN (query): columns the query returns
+
+    @property
+    def target(self) -> ResolvedAggregate:
+        return self.aggregates[0]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.query.entity_columns
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Columns of the prediction table, in order."""
+        return list(self.keys) + ([] if self.column else [ANCHOR]) + [n for n, _ in self.task_type.output_fields]
+
+    # ---- SQL -----------------------------------------------------------------
+    def entity_rows(self) -> exp.Select:
+        """Entity rows visible at the cut-off, numbered as graph nodes, all columns kept."""
+        return node_select(self.entity, self.as_of, [exp.Column(this=exp.Star(), table=ident(self.entity.name))])
+
+    def _entities(self) -> exp.Subquery:
+        return exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY)))
+
+    def _key_columns(self, src: str = ENTITY) -> list[exp.Expression]:
+        return [alias(col(k, src), k) for k in self.keys]
+
+    def _aggregate_sql(self, i: int, anchor: exp.Expression) -> exp.Expression:
+        ra = self.aggregates[i]
+        agg, tinfo, link = ra.agg, ra.table, ra.link
+        a = f"__a{i}"
+        value = col(agg.column, a) if agg.column else None
+        t = time_value(tinfo, a)
+        conds = [col(c, a).eq(col(p, ENTITY)) for c, p in zip(link.child_columns, link.parent_columns)]
+        conds += [t > shift_sql(anchor.copy(), agg.start, agg.unit),
+                  t.copy() <= shift_sql(anchor.copy(), agg.end, agg.unit)]
+        if self.as_of is not None:
+            conds.append(t.copy() <= lit(self.as_of))
+        if agg.where is not None:
+            conds.append(exp.paren(_rebind(agg.where, {agg.table: a}, None)))
+        f = agg.func
+        if f == "COUNT":
+            e = exp.Count(this=value or exp.Star())
+        elif f == "EXISTS":
+            e = exp.Count(this=value or exp.Star()) > 0
+        elif f == "COUNT_DISTINCT":
+            e = exp.Count(this=exp.Distinct(expressions=[value]))
+        elif f == "SUM":
+            e = exp.Coalesce(this=exp.Sum(this=value), expressions=[lit(0)])
+        elif f == "AVG":
+            e = exp.Avg(this=value)
+        elif f == "MIN":
+            e = exp.Min(this=value)
+        elif f == "MAX":
+            e = exp.Max(this=value)
+        elif f == "FIRST":
+            e = exp.func("arg_min", value, t.copy())
+        else:  # LAST
+            e = exp.func("arg_max", value, t.copy())
+        sub = exp.select(e).from_(table(tinfo.name, a)).where(exp.and_(*conds))
+        return exp.Subquery(this=sub)
+
+    def _predicate(self, pred: exp.Expression | None, anchor: exp.Expression) -> exp.Expression | None:
+        if pred is None:
+            return None
+        out = _rebind(pred, {self.entity.name: ENTITY}, None)
+        out = out.transform(lambda n: self._aggregate_sql(n.this, anchor) if isinstance(n, AggRef) else n)
+        return exp.paren(out)
+
+    def _label(self, anchor: exp.Expression) -> exp.Expression:
+        target = self.query.target
+        value = col(self.column, ENTITY) if self.column is not None else self._aggregate_sql(0, anchor)
+        if target.op is not None:
+            value = _OPS[target.op](this=value, expression=lit(target.value))
+        return exp.cast(value, "VARCHAR" if self.task_type is TaskType.MULTICLASS else "DOUBLE")
+
+    def _exists_at(self, anchor: exp.Expression) -> exp.Expression:
+        return exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor.copy())
+
+    def examples_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
+        """Labelled rows ``(__node, <keys>, anchor_time, split, label)`` for the given anchors.
+
+        Entities must exist at the anchor, pass the WHERE filter (past only)
+        and the ASSUMING condition; rows whose label is undefined (an AVG over
+        no rows, a NULL target column) are dropped. A column target has one
+        anchor and a split drawn from a hash of the key (80/10/10).
+        """
+        if self.column is not None:
+            return self._column_examples_sql()
+        values = exp.values([exp.Tuple(expressions=[lit(t), lit(s)]) for t, s in anchors],
+                            alias=ANCHORS, columns=[ANCHOR, SPLIT])
+        anchor = col(ANCHOR, ANCHORS)
+        conds = [self._exists_at(anchor)]
+        p = self._predicate(self.query.where, anchor)
+        if p is not None:
+            conds.append(p)
+        p = self._predicate(self.query.assuming, anchor)
+        if p is not None:  # ASSUMING shapes the training population; validation and test stay whole
+            conds.append(exp.or_(col(SPLIT, ANCHORS).neq(lit("train")), p))
+        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), anchor.copy(), col(SPLIT, ANCHORS),
+                            alias(self._label(anchor), LABEL))
+                 .from_(self._entities())
+                 .join(values, join_type="CROSS")
+                 .where(exp.and_(*conds)))
+        return _labelled(inner)
+
+    def _row_anchor(self) -> exp.Expression:
+        """A column target's anchor: the row's own time (what was known when it appeared), or the plan's."""
+        if self.entity.time_column is None:
+            return lit(self.predict_anchor)
+        return exp.Coalesce(this=col(TIME, ENTITY), expressions=[lit(self.predict_anchor)])
+
+    def _column_examples_sql(self) -> exp.Select:
+        """Rows whose target column has a value; split by time (dated tables) or by a hash of the key."""
+        anchor = self._row_anchor()
+        if self.entity.time_column is not None:
+            split = exp.Case(ifs=[exp.If(this=anchor.copy() <= lit(self.val_anchor), true=lit("train")),
+                                  exp.If(this=anchor.copy() <= lit(self.test_anchor), true=lit("val"))],
+                             default=lit("test"))
+        else:
+            bucket = exp.Mod(this=exp.func("hash", *[col(k, ENTITY) for k in self.keys],
+                                           lit(self.options.seed)), expression=lit(10))
+            split = exp.Case(ifs=[exp.If(this=bucket.copy() < lit(8), true=lit("train")),
+                                  exp.If(this=bucket.copy().eq(lit(8)), true=lit("val"))], default=lit("test"))
+        conds = [self._exists_at(anchor)]
+        p = self._predicate(self.query.where, anchor)
+        if p is not None:
+            conds.append(p)
+        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor.copy(), ANCHOR),
+                            alias(split, SPLIT), alias(self._label(anchor), LABEL))
+                 .from_(self._entities()).where(exp.and_(*conds)))
+        return _labelled(inner)
+
+    def predict_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
+        """Rows ``(__node, <keys>, anchor_time)`` to score, WHERE applied.
+
+        FOR EACH: every entity at ``anchor`` (default: the prediction time).
+        FOR t.pk IN (query): the query's entities, at the query's second
+        column when it has one (per-row anchor times), else at ``anchor``.
+        A column target scores the rows whose column is NULL.
+        """
+        source = self._entities()
+        if self.in_columns > len(self.keys):
+            anchor_expr: exp.Expression = exp.cast(col(IN_ANCHOR, IN), "TIMESTAMP")
+        elif self.column is not None and anchor is None:
+            anchor_expr = self._row_anchor()
+        else:
+            anchor_expr = lit(anchor or self.predict_anchor)
+        q = exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor_expr.copy(), ANCHOR)).from_(source)
+        if self.query.entity_in is not None:
+            names = [f"__k{i}" for i in range(len(self.keys))] + ([IN_ANCHOR] if self.in_columns > len(self.keys)
+                                                                  else [])
+            sub = exp.Subquery(this=self.query.entity_in.copy(),
+                               alias=exp.TableAlias(this=ident(IN), columns=[ident(n) for n in names]))
+            on = exp.and_(*[col(k, ENTITY).eq(col(n, IN)) for k, n in zip(self.keys, names)])
+            q = q.join(sub, on=on)
+        conds = [self._exists_at(anchor_expr)]
+        p = self._predicate(self.query.where, anchor_expr)
+        if p is not None:
+            conds.append(p)
+        if self.column is not None and self.query.entity_in is None:
+            conds.append(col(self.column, ENTITY).is_(exp.null()))
+        return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
+
+    def score_sql(self, model_key: str, anchor: dt.datetime | None = None) -> exp.Select:
+        """One DuckDB query that scores every row of ``predict_sql`` through the task's scoring UDF.
+
+        The UDF returns the prediction already shaped (``TaskType.output_fields``),
+        so this query only spreads the struct into ``output_columns``.
+        """
+        call = exp.Anonymous(this=self.task_type.score_function,
+                             expressions=[lit(model_key), col(NODE), exp.func("epoch_us", col(ANCHOR))])
+        inner = exp.select(*[col(k) for k in self.keys], col(ANCHOR), alias(call, "__s")).from_(
+            exp.Subquery(this=self.predict_sql(anchor), alias=exp.TableAlias(this=ident("__p"))))
+        outs = [alias(exp.func("struct_extract", col("__s"), lit(name)), name)
+                for name, _ in self.task_type.output_fields]
+        front = [col(k) for k in self.keys] + ([] if self.column else [col(ANCHOR)])
+        return (exp.select(*front, *outs)
+                .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__q"))))
+                .order_by(*[col(k) for k in self.keys], col(ANCHOR)))
+
+    def split_anchors(self) -> list[tuple[dt.datetime, str]]:
+        if self.column is not None:
+            return [(self.predict_anchor, "hash")]
+        return ([(t, "train") for t in self.train_anchors]
+                + [(self.val_anchor, "val"), (self.test_anchor, "test")])
+
+
+def _labelled(rows: exp.Select) -> exp.Select:
+    """``rows`` without those whose label is undefined, in (anchor, node) order."""
+    return (exp.select("*").from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=ident("__x"))))
+            .where(exp.not_(col(LABEL).is_(exp.null())))
+            .order_by(col(ANCHOR), col(NODE)))
+
+
+def _rebind(pred: exp.Expression, aliases: dict[str, str], default: str | None) -> exp.Expression:
+    """Point qualified columns of ``pred`` at query aliases (``orders.x`` -> ``__a0.x``)."""
+    def fix(n):
+        if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
+            target = aliases.get(n.table) if n.table else default
+            if n.table and target is None:
+                return n
+            if target is None and len(aliases) == 1:
+                target = next(iter(aliases.values()))
+            return exp.Column(this=ident(n.name), table=ident(target) if target else None)
+        return n
+    return pred.copy().transform(fix)
+

@@ -1,0 +1,165 @@
+"""Resolve a PREDICT against the schema: tables, columns, links and the task type.
+
+Every name the user wrote is checked here, with an error that names the
+position and the fix; what comes out is only what the SQL compiler needs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from .errors import PlanError, Position, did_you_mean, sql_name
+from .query import AggRef, Aggregate, PredictQuery, Target, TaskType
+from .schema import Link, Schema, TableInfo
+from .sql import ident, to_sql
+
+
+@dataclass(frozen=True)
+class ResolvedAggregate:
+    agg: Aggregate
+    table: TableInfo
+    link: Link
+
+
+
+
+def resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, role: str) -> ResolvedAggregate:
+    tinfo = schema.table(agg.table, agg.table_position)
+    if agg.column is not None and tinfo.column(agg.column) is None:
+        raise PlanError(f"column `{agg.column}` not found in table `{agg.table}`"
+                        f"{did_you_mean(agg.column, [c.name for c in tinfo.columns])}", agg.column_position)
+    if agg.start >= agg.end:
+        raise PlanError(f"empty window ({agg.start}, {agg.end}]: the start must be before the end", agg.position)
+    if role == "target" and agg.end <= 0:
+        raise PlanError(f"the target window ({agg.start}, {agg.end}] {agg.unit} lies in the past; a prediction "
+                        f"needs a window ending after the anchor time, e.g. {agg.func}({agg.table}.*, 0, 30, DAYS)",
+                        agg.position)
+    if role == "filter" and agg.end > 0:
+        raise PlanError(f"WHERE reads only the past, but ({agg.start}, {agg.end}] {agg.unit} reaches into the "
+                        f"future; use a window ending at 0 or earlier (e.g. {-(agg.end - agg.start)}, 0), "
+                        f"or move the condition to ASSUMING", agg.position)
+    if tinfo.time_column is None:
+        raise PlanError(f"table `{agg.table}` has no time column, so a window over it has no meaning; declare one "
+                        f"with ALTER GRAPH SET TIME COLUMN {sql_name(agg.table)}(<column>)", agg.table_position)
+    if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column or "") is None:
+        raise PlanError(f"{agg.func} needs a column, not `{agg.table}.*`", agg.position)
+    if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column).stype not in ("numerical", "id", "time"):
+        c = tinfo.column(agg.column)
+        raise PlanError(f"{agg.func} needs a numeric column; `{agg.table}.{agg.column}` is {c.dtype}",
+                        agg.column_position)
+    if agg.func in ("FIRST", "LAST", "COUNT_DISTINCT") and agg.column is None:
+        raise PlanError(f"{agg.func} needs a column, not `{agg.table}.*`", agg.position)
+    links = schema.links_from(agg.table, entity.name)
+    if agg.via is not None:
+        links = [lk for lk in links if agg.via in lk.child_columns]
+    elif len(links) > 1 and agg.column is not None:
+        by_col = [lk for lk in links if agg.column in lk.child_columns]
+        links = by_col or links
+    if not links:
+        raise PlanError(
+            f"table `{agg.table}` is not linked to `{entity.name}`: {agg.func} over `{agg.table}` needs a foreign key "
+            f"from `{agg.table}` to `{entity.name}`; declare one with ALTER GRAPH ADD LINK "
+            f"{sql_name(agg.table)}(<column>) REFERENCES {sql_name(entity.name)}"
+            f"({', '.join(map(sql_name, entity.primary_key)) or '<key>'})",
+            agg.table_position)
+    if len(links) > 1:
+        options = ", ".join(lk.child_columns[0] for lk in links)
+        raise PlanError(f"table `{agg.table}` links to `{entity.name}` in {len(links)} ways ({options}); "
+                        f"name one with VIA, e.g. {agg.func}({sql_name(agg.table)}."
+                        f"{sql_name(agg.column) if agg.column else '*'} VIA {sql_name(links[0].child_columns[0])}, "
+                        f"{agg.start}, {agg.end}, {agg.unit})", agg.table_position)
+    check_columns(agg.where, {agg.table: tinfo}, tinfo)
+    return ResolvedAggregate(agg, tinfo, links[0])
+
+
+def check_columns(pred: exp.Expression | None, tables: dict[str, TableInfo], default: TableInfo | None) -> None:
+    if pred is None:
+        return
+    for c in pred.find_all(exp.Column):
+        if isinstance(c.this, exp.Star):
+            continue
+        tinfo = tables.get(c.table) if c.table else default
+        if c.table and tinfo is None:
+            raise PlanError(f"`{c.table}.{c.name}` cannot be used here: only columns of "
+                            f"{' or '.join(f'`{t}`' for t in tables)} are in scope; aggregate other tables "
+                            f"with a window, e.g. COUNT({c.table}.*, -30, 0, DAYS)", Position.of(c))
+        if tinfo is not None and tinfo.column(c.name) is None:
+            raise PlanError(f"column `{c.name}` not found in table `{tinfo.name}`"
+                            f"{did_you_mean(c.name, [x.name for x in tinfo.columns])}", Position.of(c))
+
+
+def aggregate_task_type(target: Target, resolved: ResolvedAggregate) -> TaskType:
+    """Binary for a comparison or EXISTS, multiclass for FIRST/LAST of a category or key, else regression."""
+    agg = resolved.agg
+    value_type = resolved.table.column(agg.column).stype if agg.column else None
+    if target.op is not None or agg.func == "EXISTS":
+        return TaskType.BINARY
+    if agg.func in ("FIRST", "LAST") and value_type in ("categorical", "id"):
+        return TaskType.MULTICLASS  # which category (or which linked row: a key) comes first / last
+    if agg.func in ("FIRST", "LAST") and value_type not in ("numerical", "time", "timestamp"):
+        raise PlanError(f"{agg.func} of `{agg.table}.{agg.column}` ({value_type}) cannot be predicted; "
+                        f"compare it with a constant, e.g. {agg.func}(...) = 'x'", agg.column_position)
+    return TaskType.REGRESSION
+
+
+def check_entity(schema: Schema, query: PredictQuery) -> TableInfo:
+    entity = schema.table(query.entity_table, query.entity_position)
+    for k in query.entity_columns:
+        if entity.column(k) is None:
+            raise PlanError(f"column `{k}` not found in table `{entity.name}`"
+                            f"{did_you_mean(k, [c.name for c in entity.columns])}", query.entity_position)
+    if entity.primary_key != tuple(query.entity_columns):
+        pk = ", ".join(entity.primary_key)
+        hint = f"its primary key is ({pk})" if pk else "it has no primary key; declare one in CREATE TABLE"
+        raise PlanError(f"FOR EACH needs the primary key of `{entity.name}`: {hint}", query.entity_position)
+    return entity
+
+
+def column_target(schema: Schema, entity: TableInfo, target: Target) -> tuple[Schema, TaskType]:
+    """Check a column target; return the schema without it as a feature, and the task type."""
+    c = entity.column(target.column)
+    if c is None:
+        raise PlanError(f"column `{target.column}` not found in table `{entity.name}`"
+                        f"{did_you_mean(target.column, [x.name for x in entity.columns])}", target.column_position)
+    if c.stype in ("id", "time", "text", "timestamp", "ignored"):
+        what = {"id": "a key", "time": "the time column", "text": "free text", "timestamp": "a timestamp",
+                "ignored": "an ignored column"}[c.stype]
+        raise PlanError(f"`{entity.name}.{c.name}` is {what}; a column target must be categorical or numeric",
+                        target.column_position)
+    if target.op is not None or c.dtype.upper() == "BOOLEAN":
+        task = TaskType.BINARY
+    else:
+        task = TaskType.MULTICLASS if c.stype == "categorical" else TaskType.REGRESSION
+    hidden = dataclasses.replace(entity, columns=tuple(
+        dataclasses.replace(x, stype="ignored") if x.name == c.name else x for x in entity.columns))
+    return dataclasses.replace(schema, tables={**schema.tables, entity.name: hidden}), task
+
+
+
+def in_columns(con, query: PredictQuery) -> int:
+    if query.entity_in is None:
+        return 0
+    probe = exp.select("*").from_(exp.Subquery(this=query.entity_in.copy(), alias=exp.TableAlias(this=ident("__q"))))
+    try:
+        n = len(con.sql(to_sql(probe.limit(0))).columns)
+    except Exception as e:  # DuckDB's own message names the problem in the user's query
+        raise PlanError(f"the FOR ... IN query fails: {str(e).splitlines()[0]}", Position.of(query.entity_in)) from None
+    k = len(query.entity_columns)
+    if n not in (k, k + 1):
+        raise PlanError(f"the FOR ... IN query returns {n} columns; it must return the key ({k} column"
+                        f"{'s' if k > 1 else ''}), optionally followed by an anchor time", Position.of(query.entity_in))
+    return n
+
+
+
+def in_where(query: PredictQuery, index: int) -> bool:
+    return query.where is not None and any(r.this == index for r in query.where.find_all(AggRef))
+
+
+def strip_aggs(pred):
+    if pred is None:
+        return None
+    return pred.copy().transform(lambda n: exp.null() if isinstance(n, AggRef) else n)
+

@@ -1,0 +1,29 @@
+"""What the engine hands back to the front-end for one statement."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from sqlglot import exp
+
+
+@dataclass
+class Result:
+    """A statement's rows and messages.
+
+    The rows are either ``query`` (a DuckDB query the front-end runs, or
+    splices into a larger statement: how predictions stream through the
+    scoring UDF) or ``table`` (a small Arrow table: metrics, plans,
+    properties). ``notices`` are shown after the rows; ``metrics`` are the
+    trained model's, for ``cursor.metrics``.
+    """
+
+    query: exp.Select | None = None
+    table: pa.Table | None = None
+    notices: list[str] = field(default_factory=list)
+    metrics: dict | None = None
+
+
+def describe_metrics(metrics: dict) -> str:
+    """``val_AUROC 0.7712, epochs 4, ...``: metrics in one line for a notice."""
+    return ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())

@@ -1,0 +1,73 @@
+"""ALTER GRAPH and DESCRIBE GRAPH: the graph definition, kept in table ``rdl_graph``."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from rdl_sql.dialect import AlterGraph, DescribeGraph
+from rdl_sql.engine import Engine, Result
+from rdl_sql.planner import overrides
+from rdl_sql.planner.errors import PlanError, Position, did_you_mean
+from rdl_sql.planner.schema import read_schema
+from rdl_sql.script import Statement
+
+
+def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Result:
+    """Declare or drop a link, set a time column, hide columns: persisted in ``rdl_graph``."""
+    schema = read_schema(duck, with_counts=False)
+    action = node.this.name
+    tname = node.args["table"].name
+    tinfo = schema.table(tname, Position.of(node.args["table"]))
+    cols = [c.name for c in node.args.get("columns") or []]
+    for c, cnode in zip(cols, node.args.get("columns") or []):
+        if tinfo.column(c) is None:
+            raise PlanError(f"column `{c}` not found in table `{tname}`"
+                            f"{did_you_mean(c, [x.name for x in tinfo.columns])}", Position.of(cnode))
+    if action == "ADD_LINK":
+        ref = node.args["ref_table"]
+        rinfo = schema.table(ref.name, Position.of(ref))
+        ref_cols = [c.name for c in node.args["ref_columns"]]
+        for c, cnode in zip(ref_cols, node.args["ref_columns"]):
+            if rinfo.column(c) is None:
+                raise PlanError(f"column `{c}` not found in table `{ref.name}`"
+                                f"{did_you_mean(c, [x.name for x in rinfo.columns])}", Position.of(cnode))
+        overrides.add_link(duck, tname, cols, ref.name, ref_cols)
+        msg = f"link {tname}({', '.join(cols)}) -> {ref.name}({', '.join(ref_cols)}) added"
+    elif action == "DROP_LINK":
+        if not any(lk.child == tname and lk.child_columns == tuple(cols) for lk in schema.links):
+            raise PlanError(f"no link from {tname}({', '.join(cols)})", Position.of(node.args["table"]))
+        overrides.drop_link(duck, tname, cols)
+        msg = f"link from {tname}({', '.join(cols)}) dropped"
+    elif action == "SET_TIME":
+        col = cols[0] if cols else None
+        if col is not None and tinfo.column(col).dtype.split("(")[0].upper() not in (
+                "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"):
+            raise PlanError(f"`{tname}.{col}` is {tinfo.column(col).dtype}; a time column must be DATE or "
+                            f"TIMESTAMP", Position.of(node.args["columns"][0]))
+        overrides.set_time_column(duck, tname, col)
+        msg = f"time column of {tname}: {col or 'none (static table)'}"
+    else:
+        for c in cols:
+            overrides.ignore_column(duck, tname, c)
+        msg = f"{tname}: {', '.join(cols)} ignored"
+    return Result(table=pa.table({"result": [msg]}), notices=[msg])
+
+def describe_graph(engine: Engine, duck, node: DescribeGraph, stmt: Statement) -> Result:
+    """Every column of every table with its semantic type and role in the graph."""
+    schema = read_schema(duck)
+    rows = {k: [] for k in ("table_name", "column_name", "data_type", "semantic_type", "role", "table_rows")}
+    for t in schema.tables.values():
+        for c in t.columns:
+            role = []
+            if c.name in t.primary_key:
+                role.append("primary key")
+            if c.name == t.time_column:
+                role.append("time")
+            for lk in schema.links:
+                if lk.child == t.name and c.name in lk.child_columns:
+                    i = lk.child_columns.index(c.name)
+                    role.append(f"link -> {lk.parent}({lk.parent_columns[i]})"
+                                + (" [override]" if lk.declared == "override" else ""))
+            for key, val in zip(rows, (t.name, c.name, c.dtype, c.stype, "; ".join(role), t.rows)):
+                rows[key].append(val)
+    notes = list(schema.notes) + [n for t in schema.tables.values() for n in t.notes]
+    return Result(table=pa.table(rows), notices=notes)

@@ -1,0 +1,31 @@
+"""CREATE MODEL, SHOW MODELS, DESCRIBE MODEL, DROP MODEL."""
+from __future__ import annotations
+
+from rdl_sql.bind import to_query
+from rdl_sql.dialect import CreateModel, DescribeModel, DropModel, ShowModels, canonical
+from rdl_sql.engine import Engine, Result
+from rdl_sql.planner.errors import Position
+from rdl_sql.script import Statement
+
+
+def create_model(engine: Engine, duck, node: CreateModel, stmt: Statement) -> Result:
+    predict = node.args["predict"]
+    work = duck.cursor()
+    try:
+        start = predict.meta.get("start", 0)
+        return engine.create_model(work, node.this.name, to_query(predict, stmt.text), stmt.text[start:].strip(),
+                                   canonical(predict), bool(node.args.get("replace")), Position.of(node.this))
+    finally:
+        work.close()
+
+
+def show_models(engine: Engine, duck, node: ShowModels, stmt: Statement) -> Result:
+    return engine.show_models(duck)
+
+
+def describe_model(engine: Engine, duck, node: DescribeModel, stmt: Statement) -> Result:
+    return engine.describe_model(duck, node.this.name, Position.of(node.this))
+
+
+def drop_model(engine: Engine, duck, node: DropModel, stmt: Statement) -> Result:
+    return engine.drop_model(duck, node.this.name, bool(node.args.get("exists")), Position.of(node.this))
