@@ -113,13 +113,14 @@ def load_graph(con, prep: Prepared, specs=None, fingerprint: dict | None = None)
 
 
 def train_gnn(con, prep: Prepared, progress: bool) -> GnnResult:
+    from rdl_sql.planner.options import Options  # bridge until the engine layer passes typed options
     from rdl_sql.udfs.train import Examples, fit
     t0 = time.perf_counter()
     graph = load_graph(con, prep)
     graph_seconds = time.perf_counter() - t0
     ex = {s: Examples.from_arrow(prep.split(s)) for s in SPLITS}
     trained = fit(graph, graph.type_of(prep.plan.entity.name), ex["train"], ex["val"], ex["test"],
-                  prep.plan.task_type, prep.plan.options, progress=progress, classes=prep.classes)
+                  prep.plan.task_type, Options.from_dict(prep.plan.options), progress=progress, classes=prep.classes)
     metrics = dict(trained.metrics, label_seconds=round(prep.seconds, 3), graph_seconds=round(graph_seconds, 3))
     return GnnResult(trained, graph, metrics)
 

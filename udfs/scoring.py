@@ -15,6 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from rdl_sql.planner.query import TaskType
+
 from .graph import TemporalGraph
 from .train import Examples, TrainedModel
 
@@ -51,9 +53,9 @@ def _score(key, node, anchor_us) -> pa.StructArray:
         ex = Examples(torch.from_numpy(node.to_numpy(zero_copy_only=False)[mask].astype(np.int64)),
                       torch.from_numpy(anchor_us.to_numpy(zero_copy_only=False)[mask].astype(np.int64)))
         s = trained.predict(graph, ex, batch_size=max(n, 1))
-        if trained.task_type == "binary":
+        if trained.task_type == TaskType.BINARY:
             score[mask], pred[mask] = s, (s >= 0.5).astype(np.float64)
-        elif trained.task_type == "multiclass":
+        elif trained.task_type == TaskType.MULTICLASS:
             if probs is None:
                 probs = np.full((n, s.shape[1]), np.nan)
             probs[mask] = s

@@ -15,6 +15,7 @@ from sqlglot import exp
 
 from rdl_sql.datasets.shop import build_shop
 from rdl_sql.planner.extract import extract, reachable
+from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow
@@ -26,7 +27,13 @@ TARGET = Aggregate("COUNT", "orders", None, 0, 30, "DAYS")
 ACTIVE = Aggregate("COUNT", "orders", None, -90, 0, "DAYS")
 CHURN = PredictQuery(Target(TARGET, "=", 0), "customers", "customer_id",
                      where=exp.GT(this=AggRef(this=1), expression=exp.Literal.number(0)), aggregates=(TARGET, ACTIVE))
-SMALL = {"epochs": 1, "channels": 16, "fanouts": "4,4"}
+SMALL = {"epochs": 1, "channels": 16, "fanouts": (4, 4)}
+
+
+def small(plan) -> Options:
+    """The plan's options (a dict, or already typed) with a small, one-epoch model."""
+    base = plan.options if isinstance(plan.options, Options) else Options.from_dict(plan.options)
+    return base.replace(**SMALL)
 
 
 def split(ex: pa.Table, name: str) -> Examples:
@@ -46,7 +53,7 @@ def shop():
         ex = arrow(con, p.examples_sql(p.split_anchors()))
         tables = reachable(s, "customers", 2)
         g = build_graph(extract(con, s, tables, None))
-        opts = {**p.options, **SMALL}
+        opts = small(p)
         tm = fit(g, g.type_of("customers"), split(ex, "train"), split(ex, "val"), split(ex, "test"), p.task_type,
                  opts, progress=False)
         yield {"con": con, "schema": s, "plan": p, "examples": ex, "tables": tables, "graph": g, "model": tm,
@@ -125,7 +132,7 @@ def test_regression_fit_predicts_on_the_label_scale(shop, one_thread_torch):
     assert p.task_type == "regression"
     ex = arrow(con, p.examples_sql(p.split_anchors()))
     tm = fit(g, g.type_of("customers"), split(ex, "train"), split(ex, "val"), None, "regression",
-             {**p.options, **SMALL}, progress=False)
+             small(p), progress=False)
     train = split(ex, "train")
     assert math.isclose(tm.target_mean, float(train.label.mean()), rel_tol=1e-5)
     pred = tm.predict(g, split(ex, "val"))
