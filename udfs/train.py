@@ -32,7 +32,7 @@ from rdl_sql.planner.query import TaskType
 
 from .graph import TemporalGraph
 from .loader import Batch, load
-from .metrics import better, metric  # noqa: F401 - part of this module's interface
+from .metrics import better, metric
 from .model import RelationalGNN
 from .sampler import sample
 
@@ -74,7 +74,7 @@ class Examples:
             y = torch.from_numpy(tbl.column(label).to_numpy(zero_copy_only=False).astype(np.float32))
         return cls(n, a, y)
 
-    def take(self, idx: torch.Tensor) -> "Examples":
+    def take(self, idx: torch.Tensor) -> Examples:
         return Examples(self.node[idx], self.anchor[idx], None if self.label is None else self.label[idx])
 
 
