@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
         args = p.parse_args(argv[1:])
         from rdl_sql import demo
         return demo.run(args.dataset, args.db)
+    if argv and argv[0] == "serve":
+        from rdl_sql.server import cli as server_cli
+        return server_cli.main(argv[1:])
     from rdl_sql import shell
     return shell.main(argv)
 
