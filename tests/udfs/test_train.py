@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import threading
 
 import duckdb
 import numpy as np
@@ -21,7 +22,7 @@ from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow
 from rdl_sql.planner.task import compile_task
 from rdl_sql.udfs.graph import build_graph
-from rdl_sql.udfs.train import Examples, better, fit, metric
+from rdl_sql.udfs.train import Cancelled, Examples, better, fit, metric
 
 TARGET = Aggregate("COUNT", "orders", None, 0, 30, "DAYS")
 ACTIVE = Aggregate("COUNT", "orders", None, -90, 0, "DAYS")
@@ -137,6 +138,36 @@ def test_regression_fit_predicts_on_the_label_scale(shop, one_thread_torch):
     assert math.isclose(tm.target_mean, float(train.label.mean()), rel_tol=1e-5)
     pred = tm.predict(g, split(ex, "val"))
     assert np.isfinite(pred).all() and np.isfinite(tm.metrics["val_MAE"])
+
+
+# ---- cancelling ------------------------------------------------------------------------
+class _SetAfter(threading.Event):
+    """An event that is set once it has been checked ``n`` times (a server cancelling mid-epoch)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.checks = n, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        if self.checks > self.n:
+            self.set()
+        return super().is_set()
+
+
+def test_fit_stops_with_cancelled_between_batches(small_shop, one_thread_torch):
+    g, train, val = small_shop["graph"], small_shop["train"], small_shop["val"]
+    opts = small_shop["options"].replace(batch_size=16)
+    assert len(train) > 3 * 16
+    ev = _SetAfter(3)
+    with pytest.raises(Cancelled) as info:
+        fit(g, g.type_of("customers"), train, val, None, "binary", opts, progress=False, cancel=ev)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert ev.checks == 4  # three batches ran, the fourth was never started
+    already = threading.Event()
+    already.set()
+    with pytest.raises(Cancelled):
+        fit(g, g.type_of("customers"), train, val, None, "binary", opts, progress=False, cancel=already)
 
 
 # ---- end to end: planted future rows change no prediction -----------------------------
