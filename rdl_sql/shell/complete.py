@@ -67,7 +67,7 @@ class Catalog:
         cols: dict[str, list[str]] = {}
         for table, column in self._rows(
                 "SELECT table_name, column_name FROM duckdb_columns() "
-                "WHERE (database_name = current_database() OR temporary) AND NOT internal "
+                "WHERE database_name IN (current_database(), 'temp') AND NOT internal "
                 "AND NOT starts_with(table_name, '__rdl') ORDER BY table_name, column_index"):
             cols.setdefault(table, []).append(column)
         self.columns = cols
@@ -98,8 +98,8 @@ class ShellCompleter(Completer):
             return
         word = re.search(r"[\w.]*$", text).group(0)
         before = text[: len(text) - len(word)]
-        previous = re.findall(r"[A-Za-z_]+", before)
-        prev = previous[-1].upper() if previous else ""
+        previous = re.search(r"([A-Za-z_]+)\s+$", before)   # the keyword right before this word, if any
+        prev = previous.group(1).upper() if previous else ""
         cat = self._catalog()
         cat.refresh()
         if "." in word:  # table.column
@@ -112,10 +112,10 @@ class ShellCompleter(Completer):
         groups: list[tuple[Iterable[str], str]] = [(self._keywords, "keyword"), (cat.tables, "table"),
                                                    (sorted({c for cs in cat.columns.values() for c in cs}), "column"),
                                                    (cat.models, "model"), (cat.functions, "function")]
-        if prev in MODEL_BEFORE:
-            groups.insert(0, groups.pop(3))
-        elif prev in TABLE_BEFORE:
-            groups.insert(0, groups.pop(1))
+        if prev in MODEL_BEFORE:      # DESCRIBE MODEL m, PREDICT ... USING m: stored models only
+            groups = [groups[3]]
+        elif prev in TABLE_BEFORE:    # FROM t, JOIN t, FOR EACH t.column: tables only
+            groups = [groups[1]]
         seen: set[str] = set()
         for names, kind in groups:
             for c in _matches(word, names, kind):
