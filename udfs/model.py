@@ -28,16 +28,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch_geometric.nn import SAGEConv
+from torch_geometric.nn.module_dict import ModuleDict
 
 from .columns import ColumnSpec
 from .encoders import RelativeTimeEncoder, TableEncoder
 from .graph import EdgeType, NodeType
 from .loader import Batch
-
-
-def edge_key(edge_type: EdgeType) -> str:
-    """The ``ModuleDict`` key of an edge type (``HeteroConv``'s convention)."""
-    return "__".join(edge_type)
 
 
 class HeteroEncoder(nn.Module):
@@ -71,8 +67,9 @@ class HeteroGraphSAGE(nn.Module):
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], channels: int, layers: int):
         super().__init__()
         self.edge_types = [tuple(et) for et in edge_types]
+        # torch-geometric's ModuleDict takes edge-type tuples as keys (stored as '<src___rel___dst>', as in HeteroConv)
         self.convs = nn.ModuleList(
-            nn.ModuleDict({edge_key(et): SAGEConv(channels, channels, aggr="mean") for et in self.edge_types})
+            ModuleDict({et: SAGEConv(channels, channels, aggr="mean") for et in self.edge_types})
             for _ in range(layers))
         self.norms = nn.ModuleList(nn.ModuleDict({nt: nn.LayerNorm(channels) for nt in node_types})
                                    for _ in range(layers))
@@ -102,7 +99,7 @@ class HeteroGraphSAGE(nn.Module):
                     edge_index = edge_index[:, :m]
                 if edge_index.shape[1] == 0:
                     continue
-                y = convs[edge_key(et)]((x_src, x_dst), edge_index)
+                y = convs[et]((x_src, x_dst), edge_index)
                 out[dst] = out[dst] + y if dst in out else y
             if trim:
                 x_dict = {nt: x[: _upto(num_sampled_nodes_dict[nt], depth)] for nt, x in x_dict.items()}

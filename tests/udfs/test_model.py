@@ -42,7 +42,7 @@ def test_shapes_over_x_dict_and_edge_index_dict(small_shop, one_thread_torch):
     # one SAGEConv per edge type and layer, keyed as HeteroConv keys them; a LayerNorm per node type and layer
     names = dict(model.named_parameters())
     for et in g.edge_types:
-        assert f"gnn.convs.1.{'__'.join(et)}.lin_l.weight" in names
+        assert f"gnn.convs.1.<{'___'.join(et)}>.lin_l.weight" in names
     assert all(f"gnn.norms.0.{nt}.weight" in names for nt in g.node_types)
 
 
