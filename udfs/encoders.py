@@ -12,7 +12,8 @@ import math
 import torch
 from torch import nn
 
-from .graph import STATIC_TIME, ColumnSpec
+from .columns import ColumnSpec
+from .graph import STATIC_TIME
 
 US_PER_DAY = 86_400 * 1_000_000
 
@@ -26,6 +27,14 @@ class TableEncoder(nn.Module):
         self.cats = nn.ModuleList(nn.Embedding(size, channels) for size in spec.cat_sizes)
         self.ts = nn.Linear(2 * len(spec.timestamps), channels) if spec.timestamps else None
         self.bias = nn.Parameter(torch.zeros(channels))
+
+    def reset_parameters(self) -> None:
+        for lin in (self.num, self.ts):
+            if lin is not None:
+                lin.reset_parameters()
+        for emb in self.cats:
+            emb.reset_parameters()
+        nn.init.zeros_(self.bias)
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor, x_ts: torch.Tensor | None = None,
                 anchor_us: torch.Tensor | None = None) -> torch.Tensor:
@@ -56,6 +65,9 @@ class RelativeTimeEncoder(nn.Module):
         super().__init__()
         self.lin = nn.Linear(2 + 2 * len(self.PERIODS_DAYS), channels)
         self.register_buffer("freq", torch.tensor([2 * math.pi / p for p in self.PERIODS_DAYS]))
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
 
     def forward(self, time_us: torch.Tensor, anchor_us: torch.Tensor) -> torch.Tensor:
         static = time_us == STATIC_TIME

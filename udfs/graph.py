@@ -1,6 +1,7 @@
 """Tensors of a temporal heterogeneous graph, built from the planner's Arrow tables.
 
-Each table becomes a node type with encoded features and a time per row;
+Each table becomes a node type with encoded features (``columns.py``) and a
+time per row;
 each link becomes two edge types (child -> parent and back), stored as CSR
 arrays grouped by destination and sorted by the source's time, so the
 sampler finds the neighbours visible at an anchor time with one
@@ -14,89 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
 from rdl_sql.planner.extract import DST, NODE, SRC, TIME_US, ExtractedGraph
 
+from .columns import ColumnSpec, encode_features, encode_timestamps, fit_spec
+
+NodeType = str
+EdgeType = tuple[str, str, str]
+
 #: time of a row of a static table: older than any anchor
 STATIC_TIME = -(2 ** 62)
-MAX_VOCAB = 1000
-
-
-@dataclass
-class ColumnSpec:
-    """How one table's features are encoded; fitted once, stored with a model."""
-
-    numerical: list[str] = field(default_factory=list)
-    means: list[float] = field(default_factory=list)
-    stds: list[float] = field(default_factory=list)
-    categorical: list[str] = field(default_factory=list)
-    vocabs: list[list[str]] = field(default_factory=list)
-    #: timestamp columns other than the row's time: encoded relative to the anchor, and
-    #: hidden (as missing) when later than it, so a row visible now cannot reveal a future date
-    timestamps: list[str] = field(default_factory=list)
-
-    @property
-    def num_dim(self) -> int:
-        return 2 * len(self.numerical)  # value and is-missing flag
-
-    @property
-    def cat_sizes(self) -> list[int]:
-        return [len(v) + 1 for v in self.vocabs]  # code 0: NULL or unseen
-
-
-def fit_spec(tbl: pa.Table, tinfo) -> ColumnSpec:
-    """Normalisation statistics and vocabularies of one table's extracted rows."""
-    spec = ColumnSpec()
-    for c in tinfo.features:
-        arr = tbl.column(c.name)
-        if c.stype == "timestamp":
-            spec.timestamps.append(c.name)
-        elif c.stype == "categorical":
-            counts = pc.value_counts(pc.drop_null(arr)).to_pylist()
-            counts.sort(key=lambda d: (-d["counts"], d["values"]))
-            spec.categorical.append(c.name)
-            spec.vocabs.append([d["values"] for d in counts[:MAX_VOCAB]])
-        else:
-            x = arr.to_numpy(zero_copy_only=False).astype(np.float64)
-            x = x[np.isfinite(x)]
-            spec.numerical.append(c.name)
-            spec.means.append(float(x.mean()) if x.size else 0.0)
-            std = float(x.std()) if x.size else 1.0
-            spec.stds.append(std if std > 1e-12 else 1.0)
-    return spec
-
-
-def encode_features(tbl: pa.Table, spec: ColumnSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x_num [N, 2F], x_cat [N, C])``: standardised values with missing flags, category codes."""
-    n = tbl.num_rows
-    nums = []
-    for name, m, s in zip(spec.numerical, spec.means, spec.stds):
-        x = tbl.column(name).to_numpy(zero_copy_only=False).astype(np.float32) if name in tbl.column_names \
-            else np.full(n, np.nan, np.float32)
-        missing = ~np.isfinite(x)
-        z = np.where(missing, 0.0, np.clip((x - m) / s, -10, 10)).astype(np.float32)
-        nums += [z, missing.astype(np.float32)]
-    x_num = torch.from_numpy(np.stack(nums, 1)) if nums else torch.zeros(n, 0)
-    cats = []
-    for name, vocab in zip(spec.categorical, spec.vocabs):
-        if name in tbl.column_names:
-            idx = pc.index_in(tbl.column(name), value_set=pa.array(vocab, pa.string()))
-            cats.append(pc.fill_null(pc.add(idx, 1), 0).to_numpy(zero_copy_only=False).astype(np.int64))
-        else:
-            cats.append(np.zeros(n, np.int64))
-    x_cat = torch.from_numpy(np.stack(cats, 1)) if cats else torch.zeros(n, 0, dtype=torch.long)
-    return x_num, x_cat
-
-
-def encode_timestamps(tbl: pa.Table, spec: ColumnSpec) -> torch.Tensor:
-    """``x_ts [N, T]``: seconds since the epoch (NaN for NULL), compared with the anchor per batch."""
-    n = tbl.num_rows
-    cols = [tbl.column(name).to_numpy(zero_copy_only=False).astype(np.float64) if name in tbl.column_names
-            else np.full(n, np.nan) for name in spec.timestamps]
-    return torch.from_numpy(np.stack(cols, 1)) if cols else torch.zeros(n, 0, dtype=torch.float64)
 
 
 @dataclass
@@ -141,8 +71,16 @@ class TemporalGraph:
         return torch.searchsorted(self.times, anchor_us, right=True)
 
     @property
-    def edge_types(self) -> list[tuple[str, str, str]]:
+    def edge_types(self) -> list[EdgeType]:
         return list(self.csr)
+
+    def metadata(self) -> tuple[list[NodeType], list[EdgeType]]:
+        """``(node types, edge types)``, as torch-geometric's ``HeteroData.metadata()``."""
+        return list(self.node_types), self.edge_types
+
+    def node_specs(self) -> dict[NodeType, ColumnSpec]:
+        """The column encoding of each node type: with ``metadata()``, all a model is built from."""
+        return {nt: self.specs[t] for nt, t in self.node_types.items()}
 
 
 def _csr(src: torch.Tensor, dst: torch.Tensor, src_rank: torch.Tensor, num_dst: int, stride: int) -> CSR:
@@ -186,4 +124,4 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
     return graph
 
 
-__all__ = ["TemporalGraph", "NodeStore", "CSR", "ColumnSpec", "build_graph", "STATIC_TIME", "NODE"]
+__all__ = ["TemporalGraph", "NodeStore", "CSR", "NodeType", "EdgeType", "build_graph", "STATIC_TIME", "NODE"]

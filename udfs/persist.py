@@ -1,35 +1,55 @@
 """Serialise a trained GNN to bytes (for a BLOB in ``rdl_models``) and back.
 
 What is stored is what the model cannot be rebuilt without: the weights,
-the feature encodings (vocabularies, means and deviations), the graph's node
-and edge types, and the training settings. The graph itself is rebuilt from
-the database at scoring time, with the stored encodings, so a stored model
-scores today's data.
+the model's metadata (the feature encodings per table, the node and edge
+types, channels, layers, outputs), and the training settings. The model is
+rebuilt from that metadata alone; the graph itself is rebuilt from the
+database at scoring time with the stored encodings, so a stored model scores
+today's data, and ``loads`` only checks that the graph has the stored node
+and edge types.
+
+Formats: 2 is the layout of ``model.RelationalGNN`` (``encoder``,
+``temporal``, ``gnn``, ``head``); 1 (one ``HeteroConv`` per layer) is still
+read, its weights renamed to the new layout.
 """
 from __future__ import annotations
 
 import dataclasses
 import io
+import re
 
 import torch
 
-from .graph import ColumnSpec, TemporalGraph
+from rdl_sql.planner.query import TaskType
+
+from .columns import ColumnSpec
+from .graph import TemporalGraph
 from .model import RelationalGNN
 from .train import TrainedModel
 
-FORMAT = 1
+FORMAT = 2
+READABLE = (1, 2)
 
 
-def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int, layers: int) -> bytes:
+def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = None,
+          layers: int | None = None) -> bytes:
+    """The stored form of ``trained``; ``channels`` / ``layers``, if given, must be the model's."""
+    model = trained.model
+    if (channels is not None and channels != model.channels) or (layers is not None and layers != model.layers):
+        raise ValueError(f"the model has {model.channels} channels and {model.layers} layers, "
+                         f"not {channels} and {layers}")
+    node_types, edge_types = model.metadata
+    if [list(et) for et in edge_types] != [list(et) for et in graph.edge_types] or node_types != list(graph.node_types):
+        raise ValueError("the graph's tables or links differ from the ones the model was built for")
     state = {
         "format": FORMAT,
-        "weights": trained.model.state_dict(),
+        "weights": model.state_dict(),
         "specs": {t: dataclasses.asdict(s) for t, s in graph.specs.items()},
         "node_types": dict(graph.node_types),
-        "edge_types": [list(et) for et in graph.csr],
-        "channels": channels, "layers": layers,
-        "task_type": str(trained.task_type), "seed_type": trained.seed_type, "fanouts": list(trained.fanouts),
-        "strategy": trained.strategy, "seed": trained.seed,
+        "edge_types": [list(et) for et in edge_types],
+        "channels": model.channels, "layers": model.layers, "out_dim": model.out_dim,
+        "task_type": TaskType(trained.task_type).value, "seed_type": trained.seed_type,
+        "fanouts": list(trained.fanouts), "strategy": trained.strategy, "seed": trained.seed,
         "target_mean": trained.target_mean, "target_std": trained.target_std,
         "classes": list(trained.classes), "metrics": dict(trained.metrics),
     }
@@ -39,21 +59,42 @@ def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int, layers: in
 
 
 def specs_of(blob: bytes) -> tuple[dict[str, ColumnSpec], dict]:
-    """The stored feature encodings (to build a graph with) and the whole stored state."""
+    """The stored feature encodings by table (to build a graph with) and the whole stored state."""
     state = torch.load(io.BytesIO(blob), weights_only=True)
-    if state.get("format") != FORMAT:
+    if state.get("format") not in READABLE:
         raise ValueError(f"stored model format {state.get('format')} is not readable by this version")
+    if state["format"] == 1:
+        state = _upgrade_v1(state)
     return {t: ColumnSpec(**s) for t, s in state["specs"].items()}, state
 
 
-def loads(state: dict, graph: TemporalGraph) -> TrainedModel:
-    """A TrainedModel over ``graph``, which must have the stored node and edge types."""
-    if [list(et) for et in graph.csr] != state["edge_types"] or dict(graph.node_types) != state["node_types"]:
-        raise ValueError("the graph's tables or links differ from the ones the model was trained on")
-    out_dim = max(len(state["classes"]), 1) if state["task_type"] == "multiclass" else 1
-    model = RelationalGNN(graph, state["channels"], state["layers"], out_dim)
+def build_model(state: dict) -> RelationalGNN:
+    """The stored model, rebuilt from its stored metadata and weights (no graph needed)."""
+    specs = {nt: ColumnSpec(**state["specs"][t]) for nt, t in state["node_types"].items()}
+    model = RelationalGNN(specs, [tuple(et) for et in state["edge_types"]], state["channels"], state["layers"],
+                          state["out_dim"])
     model.load_state_dict(state["weights"])
     model.eval()
-    return TrainedModel(model, state["task_type"], state["seed_type"], state["fanouts"], state["strategy"],
-                        state["seed"], state["target_mean"], state["target_std"], dict(state["metrics"]),
-                        classes=list(state["classes"]))
+    return model
+
+
+def loads(state: dict, graph: TemporalGraph) -> TrainedModel:
+    """A TrainedModel to score ``graph`` with, which must have the stored node and edge types."""
+    if [list(et) for et in graph.csr] != state["edge_types"] or dict(graph.node_types) != state["node_types"]:
+        raise ValueError("the graph's tables or links differ from the ones the model was trained on")
+    return TrainedModel(build_model(state), TaskType(state["task_type"]), state["seed_type"], state["fanouts"],
+                        state["strategy"], state["seed"], state["target_mean"], state["target_std"],
+                        dict(state["metrics"]), classes=list(state["classes"]))
+
+
+def _upgrade_v1(state: dict) -> dict:
+    """A format 1 state (``encoders`` / ``time`` / ``convs.<i>.convs`` / ``norms`` / ``head``) in format 2."""
+    rules = [(r"^encoders\.", "encoder.encoders."), (r"^time\.", "temporal."),
+             (r"^convs\.(\d+)\.convs\.", r"gnn.convs.\1."), (r"^norms\.", "gnn.norms.")]
+    weights = {}
+    for k, v in state["weights"].items():
+        for pattern, repl in rules:
+            k = re.sub(pattern, repl, k)
+        weights[k] = v
+    multiclass = state["task_type"] == TaskType.MULTICLASS
+    return dict(state, format=2, weights=weights, out_dim=max(len(state["classes"]), 1) if multiclass else 1)

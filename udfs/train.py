@@ -1,9 +1,14 @@
 """Mini-batch training with early stopping, and batched scoring.
 
-Training is a plain loop that the caller can interrupt between batches
-(DuckDB cannot cancel a running UDF, so training is never run inside one).
-Seeds fix initial weights, batch order and neighbour samples, so the same
-statement on the same data gives the same model.
+One training step is one function, ``train_step`` (sample -> load -> forward
+-> loss -> backward -> optimizer step); ``fit`` runs it over shuffled batches
+for each epoch and keeps the epoch with the best validation metric, and the
+benchmarks call the same function to time it.
+
+Training is a plain loop that the caller can interrupt between batches, with
+Ctrl-C or a ``threading.Event`` (DuckDB cannot cancel a running UDF, so
+training is never run inside one). Seeds fix initial weights, batch order and
+neighbour samples, so the same statement on the same data gives the same model.
 """
 from __future__ import annotations
 
@@ -12,23 +17,40 @@ import copy
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from rdl_sql.planner.options import Options
-from rdl_sql.planner.query import METRIC_NAME
+from rdl_sql.planner.query import TaskType
 
 from .graph import TemporalGraph
-from .metrics import better, metric  # noqa: F401 - part of this module's interface
+from .loader import Batch, load
+from .metrics import better, metric
 from .model import RelationalGNN
 from .sampler import sample
 
+#: ``timer(phase)`` returns a context manager that times the phase (benchmarks/speed.py's profile)
+Timer = Callable[[str], contextlib.AbstractContextManager]
+
+
+def _untimed(_phase: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
 
 class Cancelled(KeyboardInterrupt):
-    """Raised between batches when the caller's cancel event is set (as Ctrl-C would be)."""
+    """A training stopped between batches because its ``cancel`` event was set.
+
+    A ``KeyboardInterrupt``, so a caller that already stops cleanly on Ctrl-C
+    stops the same way when a server cancels the statement.
+    """
 
 
 @dataclass
@@ -45,8 +67,6 @@ class Examples:
     @classmethod
     def from_arrow(cls, tbl, node: str = "__node", anchor: str = "anchor_time", label: str | None = "label"):
         """From the planner's example rows: node ids, TIMESTAMP anchors, DOUBLE labels."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
         n = torch.from_numpy(tbl.column(node).to_numpy(zero_copy_only=False).astype(np.int64))
         a = pc.cast(pc.cast(tbl.column(anchor), pa.timestamp("us")), pa.int64())
         a = torch.from_numpy(a.to_numpy(zero_copy_only=False).astype(np.int64))
@@ -55,7 +75,7 @@ class Examples:
             y = torch.from_numpy(tbl.column(label).to_numpy(zero_copy_only=False).astype(np.float32))
         return cls(n, a, y)
 
-    def take(self, idx: torch.Tensor) -> "Examples":
+    def take(self, idx: torch.Tensor) -> Examples:
         return Examples(self.node[idx], self.anchor[idx], None if self.label is None else self.label[idx])
 
 
@@ -78,8 +98,10 @@ def torch_threads(n: int):
 
 @dataclass
 class TrainedModel:
+    """A model with what it needs to score: the seed type, how neighbours are sampled, the label scale."""
+
     model: RelationalGNN
-    task_type: str
+    task_type: TaskType
     seed_type: str
     fanouts: list[int]
     strategy: str
@@ -92,88 +114,146 @@ class TrainedModel:
     threads: int = 1
 
     @torch.no_grad()
-    def predict(self, graph: TemporalGraph, ex: Examples, batch_size: int = 2048) -> np.ndarray:
+    def predict(self, graph: TemporalGraph, ex: Examples, batch_size: int = 2048,
+                timer: Timer | None = None) -> np.ndarray:
         """Probabilities (binary: [n], multiclass: [n, classes]) or values (regression: [n]), in order."""
         with torch_threads(self.threads):
-            return self._predict(graph, ex, batch_size)
+            return self._predict(graph, ex, batch_size, timer or _untimed)
 
-    def _predict(self, graph: TemporalGraph, ex: Examples, batch_size: int) -> np.ndarray:
+    def _predict(self, graph: TemporalGraph, ex: Examples, batch_size: int, timer: Timer) -> np.ndarray:
         self.model.eval()
         out = []
         for i in range(0, len(ex), batch_size):
             part = ex.take(torch.arange(i, min(i + batch_size, len(ex))))
-            batch = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy)
-            y = self.model(graph, batch)
-            if self.task_type == "multiclass":
-                out.append(torch.softmax(y, 1))
-            elif self.task_type == "binary":
-                out.append(torch.sigmoid(y.squeeze(1)))
-            else:
-                out.append(y.squeeze(1) * self.target_std + self.target_mean)
+            with timer("sampling"):
+                sub = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy)
+            with timer("gather"):
+                batch = load(graph, sub)
+            with timer("forward"):
+                y = self.model(batch)
+            with timer("head/activation"):
+                out.append(self.activate(y))
         if not out:
-            return np.zeros((0, len(self.classes)) if self.task_type == "multiclass" else 0)
+            return np.zeros((0, len(self.classes)) if self.task_type == TaskType.MULTICLASS else 0)
         return torch.cat(out).numpy().astype(np.float64)
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """The model's raw output ``[n, out_dim]`` as probabilities or values on the label's scale."""
+        if self.task_type == TaskType.MULTICLASS:
+            return torch.softmax(y, 1)
+        if self.task_type == TaskType.BINARY:
+            return torch.sigmoid(y.squeeze(1))
+        return y.squeeze(1) * self.target_std + self.target_mean
+
+
+class Objective(NamedTuple):
+    """What a training step fits: the targets of all training rows and the loss."""
+
+    target: torch.Tensor  # [n] float (binary; regression, standardised) or int64 class (multiclass)
+    loss_fn: nn.Module
+
+
+class Step(NamedTuple):
+    loss: float
+    batch: Batch
+
+
+def new_model(graph: TemporalGraph, seed_type: str, task_type: TaskType | str, options: Options,
+              classes: list | None = None) -> TrainedModel:
+    """A freshly initialised model (seeded by ``options.seed``) for ``graph``'s node and edge types."""
+    task_type = TaskType(task_type)
+    classes = list(classes or [])
+    torch.manual_seed(options.seed)
+    out_dim = len(classes) if task_type == TaskType.MULTICLASS else 1
+    model = RelationalGNN(graph.node_specs(), graph.edge_types, options.channels, options.layers, out_dim)
+    return TrainedModel(model, task_type, seed_type, list(options.hop_fanouts), options.sampler, options.seed,
+                        classes=classes, threads=options.threads)
+
+
+def objective(trained: TrainedModel, labels: torch.Tensor) -> Objective:
+    """Targets and loss for ``labels``; a regression model's label scale is set from them."""
+    y = labels.float()
+    if trained.task_type == TaskType.MULTICLASS:
+        return Objective(labels.long(), nn.CrossEntropyLoss())
+    if trained.task_type == TaskType.REGRESSION:
+        trained.target_mean, trained.target_std = float(y.mean()), float(y.std().clamp(min=1e-6))
+        return Objective((y - trained.target_mean) / trained.target_std, nn.L1Loss())
+    return Objective(y, nn.BCEWithLogitsLoss())
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Row indices of each training batch of one epoch, in a shuffled order."""
+    order = torch.randperm(n, generator=generator)
+    for i in range(0, n, batch_size):
+        yield order[i:i + batch_size]
+
+
+def train_step(trained: TrainedModel, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, graph: TemporalGraph,
+               ex: Examples, target: torch.Tensor, generator: torch.Generator | None = None,
+               timer: Timer | None = None) -> Step:
+    """One optimisation step on the seeds ``ex`` with targets ``target [len(ex)]``.
+
+    sample -> load -> forward -> loss -> backward -> step; ``timer`` times each
+    phase. Returns the batch's mean loss and the batch.
+    """
+    timer = timer or _untimed
+    trained.model.train()
+    with timer("sampling"):
+        sub = sample(graph, trained.seed_type, ex.node, ex.anchor, trained.fanouts, trained.strategy, generator)
+    with timer("gather"):
+        batch = load(graph, sub)
+    with timer("forward"):
+        out = trained.model(batch)
+    with timer("loss"):
+        loss = loss_fn(out if trained.task_type == TaskType.MULTICLASS else out.squeeze(1), target)
+    with timer("backward"):
+        optimizer.zero_grad()
+        loss.backward()
+    with timer("optimizer step"):
+        optimizer.step()
+    with timer("loss.item"):
+        value = float(loss.detach())
+    return Step(value, batch)
 
 
 def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, test: Examples | None,
-        task_type: str, options: Options, progress: bool = True, classes: list | None = None,
+        task_type: TaskType | str, options: Options, progress: bool = True, classes: list | None = None,
         cancel: threading.Event | None = None) -> TrainedModel:
     """Train a RelationalGNN; keep the epoch with the best validation metric.
 
-    Multiclass labels are class indices into ``classes``.
+    Multiclass labels are class indices into ``classes``. ``cancel`` is
+    checked between batches: once set, ``Cancelled`` is raised.
     """
     with torch_threads(options.threads):
-        tm = _fit(graph, seed_type, train, val, test, task_type, options, progress, classes, cancel)
-    tm.threads = options.threads
-    return tm
+        return _fit(graph, seed_type, train, val, test, TaskType(task_type), options, progress, classes, cancel)
 
 
-def _fit(graph, seed_type, train, val, test, task_type, options: Options, progress, classes, cancel) -> TrainedModel:
-    seed = options.seed
-    torch.manual_seed(seed)
-    layers = options.layers
-    fanouts = list(options.hop_fanouts)
-    classes = list(classes or [])
-    model = RelationalGNN(graph, options.channels, layers, len(classes) if task_type == "multiclass" else 1)
-    tm = TrainedModel(model, task_type, seed_type, fanouts, options.sampler, seed, classes=classes)
-    y = train.label.float()
-    if task_type == "multiclass":
-        y = train.label.long()
-        loss_fn: nn.Module = nn.CrossEntropyLoss()
-    elif task_type == "regression":
-        tm.target_mean, tm.target_std = float(y.mean()), float(y.std().clamp(min=1e-6))
-        y = (y - tm.target_mean) / tm.target_std
-        loss_fn = nn.L1Loss()
-    else:
-        loss_fn = nn.BCEWithLogitsLoss()
+def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Options, progress, classes,
+         cancel) -> TrainedModel:
+    tm = new_model(graph, seed_type, task_type, options, classes)
+    model = tm.model
+    y, loss_fn = objective(tm, train.label)
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)
-    gen = torch.Generator().manual_seed(seed)
-    batch_size = options.batch_size
-    epochs, patience = options.epochs, options.patience
+    gen = torch.Generator().manual_seed(options.seed)
     best, best_state, since = float("nan"), None, 0
-    name = METRIC_NAME[task_type]
+    name = task_type.metric
     started = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
+        bar = tqdm(total=options.epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
+
+    def check_cancel():
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("training cancelled")
+
     try:
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(len(train), generator=gen)
+        for epoch in range(options.epochs):
             total, t0 = 0.0, time.perf_counter()
-            for i in range(0, len(train), batch_size):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("training cancelled")
-                idx = order[i:i + batch_size]
-                part = train.take(idx)
-                batch = sample(graph, seed_type, part.node, part.anchor, fanouts, tm.strategy, gen)
-                out = model(graph, batch)
-                loss = loss_fn(out if task_type == "multiclass" else out.squeeze(1), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
+            for idx in batches(len(train), options.batch_size, gen):
+                check_cancel()
+                step = train_step(tm, opt, loss_fn, graph, train.take(idx), y[idx], gen)
+                total += step.loss * idx.numel()
+            check_cancel()
             val_metric = metric(task_type, val.label.numpy(), tm.predict(graph, val))
             tm.history.append({"epoch": epoch + 1, "loss": total / max(len(train), 1), f"val_{name}": val_metric,
                                "seconds": time.perf_counter() - t0})
@@ -184,7 +264,7 @@ def _fit(graph, seed_type, train, val, test, task_type, options: Options, progre
                 best, best_state, since = val_metric, copy.deepcopy(model.state_dict()), 0
             else:
                 since += 1
-                if since >= patience:
+                if since >= options.patience:
                     break
     finally:
         if bar is not None:
@@ -192,7 +272,7 @@ def _fit(graph, seed_type, train, val, test, task_type, options: Options, progre
     model.load_state_dict(best_state)
     tm.metrics = {f"val_{name}": best, "epochs": len(tm.history), "train_rows": len(train), "val_rows": len(val),
                   "train_seconds": time.perf_counter() - started}
-    if task_type == "binary":
+    if task_type == TaskType.BINARY:
         tm.metrics["train_positive_rate"] = float(train.label.float().mean())
     if test is not None and len(test):
         tm.metrics[f"test_{name}"] = metric(task_type, test.label.numpy(), tm.predict(graph, test))

@@ -198,7 +198,7 @@ def test_interactive_session(tmp_path):
         child.expect_exact(shell.CONTINUATION)
         child.sendintr()
         child.expect(r"\r\nD $")
-        command(child, ".mode box")
+        command(child, ".mode duckbox")   # `box` is now DuckDB's box mode (no types)
         assert "│       7 │" in command(child, "SELECT 7 AS x;")
 
         assert "unknown command .foo; try .help" in command(child, ".foo")

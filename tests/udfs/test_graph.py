@@ -10,8 +10,9 @@ import torch
 
 from rdl_sql.planner.extract import extract, reachable
 from rdl_sql.planner.schema import Column, TableInfo, read_schema
+from rdl_sql.udfs.columns import encode_features, fit_spec
 from rdl_sql.udfs.encoders import US_PER_DAY, RelativeTimeEncoder, TableEncoder
-from rdl_sql.udfs.graph import STATIC_TIME, build_graph, encode_features, fit_spec
+from rdl_sql.udfs.graph import STATIC_TIME, build_graph
 
 INFO = TableInfo("t", (Column("id", "INTEGER", "id"), Column("color", "VARCHAR", "categorical"),
                        Column("size", "DOUBLE", "numerical")), ("id",), None, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import threading
 
 import duckdb
 import numpy as np
@@ -15,18 +16,25 @@ from sqlglot import exp
 
 from rdl_sql.datasets.shop import build_shop
 from rdl_sql.planner.extract import extract, reachable
+from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow
 from rdl_sql.planner.task import compile_task
 from rdl_sql.udfs.graph import build_graph
-from rdl_sql.udfs.train import Examples, better, fit, metric
+from rdl_sql.udfs.train import Cancelled, Examples, better, fit, metric
 
 TARGET = Aggregate("COUNT", "orders", None, 0, 30, "DAYS")
 ACTIVE = Aggregate("COUNT", "orders", None, -90, 0, "DAYS")
 CHURN = PredictQuery(Target(TARGET, "=", 0), "customers", "customer_id",
                      where=exp.GT(this=AggRef(this=1), expression=exp.Literal.number(0)), aggregates=(TARGET, ACTIVE))
 SMALL = {"epochs": 1, "channels": 16, "fanouts": (4, 4)}
+
+
+def small(plan) -> Options:
+    """The plan's options with a small, one-epoch model."""
+    base = plan.options
+    return base.replace(**SMALL)
 
 
 def split(ex: pa.Table, name: str) -> Examples:
@@ -46,7 +54,7 @@ def shop():
         ex = arrow(con, p.examples_sql(p.split_anchors()))
         tables = reachable(s, "customers", 2)
         g = build_graph(extract(con, s, tables, None))
-        opts = p.options.replace(**SMALL)
+        opts = small(p)
         tm = fit(g, g.type_of("customers"), split(ex, "train"), split(ex, "val"), split(ex, "test"), p.task_type,
                  opts, progress=False)
         yield {"con": con, "schema": s, "plan": p, "examples": ex, "tables": tables, "graph": g, "model": tm,
@@ -125,11 +133,41 @@ def test_regression_fit_predicts_on_the_label_scale(shop, one_thread_torch):
     assert p.task_type == "regression"
     ex = arrow(con, p.examples_sql(p.split_anchors()))
     tm = fit(g, g.type_of("customers"), split(ex, "train"), split(ex, "val"), None, "regression",
-             p.options.replace(**SMALL), progress=False)
+             small(p), progress=False)
     train = split(ex, "train")
     assert math.isclose(tm.target_mean, float(train.label.mean()), rel_tol=1e-5)
     pred = tm.predict(g, split(ex, "val"))
     assert np.isfinite(pred).all() and np.isfinite(tm.metrics["val_MAE"])
+
+
+# ---- cancelling ------------------------------------------------------------------------
+class _SetAfter(threading.Event):
+    """An event that is set once it has been checked ``n`` times (a server cancelling mid-epoch)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n, self.checks = n, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        if self.checks > self.n:
+            self.set()
+        return super().is_set()
+
+
+def test_fit_stops_with_cancelled_between_batches(small_shop, one_thread_torch):
+    g, train, val = small_shop["graph"], small_shop["train"], small_shop["val"]
+    opts = small_shop["options"].replace(batch_size=16)
+    assert len(train) > 3 * 16
+    ev = _SetAfter(3)
+    with pytest.raises(Cancelled) as info:
+        fit(g, g.type_of("customers"), train, val, None, "binary", opts, progress=False, cancel=ev)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert ev.checks == 4  # three batches ran, the fourth was never started
+    already = threading.Event()
+    already.set()
+    with pytest.raises(Cancelled):
+        fit(g, g.type_of("customers"), train, val, None, "binary", opts, progress=False, cancel=already)
 
 
 # ---- end to end: planted future rows change no prediction -----------------------------

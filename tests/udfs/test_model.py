@@ -1,0 +1,125 @@
+"""The model: shapes over x_dict / edge_index_dict, reset_parameters, layer trimming, metadata only."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from rdl_sql.udfs.columns import ColumnSpec
+from rdl_sql.udfs.loader import Batch, load
+from rdl_sql.udfs.model import HeteroEncoder, HeteroGraphSAGE, RelationalGNN
+from rdl_sql.udfs.sampler import sample
+
+DAY_US = 86_400 * 1_000_000
+
+
+def _batch(graph, val, n=64, fanouts=(4, 4)):
+    return load(graph, sample(graph, graph.type_of("customers"), val.node[:n], val.anchor[:n], list(fanouts),
+                              "recent"))
+
+
+def _model(graph, layers=2, channels=16, out_dim=1, seed=0):
+    torch.manual_seed(seed)
+    return RelationalGNN(graph.node_specs(), graph.edge_types, channels, layers, out_dim)
+
+
+def test_shapes_over_x_dict_and_edge_index_dict(small_shop, one_thread_torch):
+    g, val = small_shop["graph"], small_shop["val"]
+    b = _batch(g, val)
+    model = _model(g, out_dim=3).eval()
+    with torch.no_grad():
+        x_dict = model.embed(b)
+        assert {nt: tuple(x.shape) for nt, x in x_dict.items()} == {nt: (ids.numel(), 16)
+                                                                   for nt, ids in b.n_id_dict.items()}
+        full = model.gnn(x_dict, b.edge_index_dict)
+        assert {nt: x.shape for nt, x in full.items()} == {nt: x.shape for nt, x in x_dict.items()}
+        trimmed = model.gnn(x_dict, b.edge_index_dict, b.num_sampled_nodes_dict, b.num_sampled_edges_dict)
+        # trimmed: only the seeds' hop of each type is left
+        assert {nt: x.shape[0] for nt, x in trimmed.items()} == {nt: c[0] for nt, c in
+                                                                 b.num_sampled_nodes_dict.items()}
+        assert model(b).shape == (64, 3)
+    # one SAGEConv per edge type and layer, keyed as HeteroConv keys them; a LayerNorm per node type and layer
+    names = dict(model.named_parameters())
+    for et in g.edge_types:
+        assert f"gnn.convs.1.<{'___'.join(et)}>.lin_l.weight" in names
+    assert all(f"gnn.norms.0.{nt}.weight" in names for nt in g.node_types)
+
+
+def test_layer_trimming_gives_the_untrimmed_seed_outputs(small_shop, one_thread_torch):
+    g, val = small_shop["graph"], small_shop["val"]
+    for layers in (1, 2, 3):
+        b = _batch(g, val, n=128, fanouts=(4,) * layers)
+        model = _model(g, layers=layers).eval()
+        with torch.no_grad():
+            assert torch.allclose(model(b), model(b, trim=False), atol=1e-5), layers
+
+
+def test_reset_parameters_reinitialises_every_parameter(small_shop):
+    g = small_shop["graph"]
+    model = _model(g)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.123)
+    model.reset_parameters()
+    for name, p in model.named_parameters():
+        assert not torch.all(p == 0.123), name
+    # deterministic parts come back exactly: zero biases of the table encoders, layer norms
+    state = model.state_dict()
+    for name in state:
+        if re.fullmatch(r"encoder\.encoders\.\w+\.bias", name) or ".norms." in name:
+            assert torch.equal(state[name], fresh[name]), name
+    # random parts are redrawn: the same seed redraws the same values
+    torch.manual_seed(5)
+    model.reset_parameters()
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(5)
+    model.reset_parameters()
+    assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
+
+
+def test_each_module_has_reset_parameters():
+    spec = ColumnSpec(numerical=["x"], means=[0.0], stds=[1.0])
+    for module in (HeteroEncoder({"a": spec}, 4), HeteroGraphSAGE(["a"], [("a", "r0", "a")], 4, 2)):
+        module.reset_parameters()
+
+
+def test_a_model_is_built_from_metadata_alone():
+    """No graph: column encodings, node and edge types; a hand-made batch in PyG's shape goes through."""
+    specs = {
+        "n0": ColumnSpec(numerical=["amount"], means=[10.0], stds=[2.0], categorical=["kind"], vocabs=[["a", "b"]]),
+        "n1": ColumnSpec(timestamps=["shipped_at"]),
+    }
+    edge_types = [("n1", "r0", "n0"), ("n0", "r0_rev", "n1")]
+    torch.manual_seed(0)
+    model = RelationalGNN(specs, edge_types, channels=8, layers=2, out_dim=1).eval()
+    assert model.metadata == (["n0", "n1"], edge_types)
+    anchor = 1_000 * DAY_US
+    # two seeds of n0; three n1 rows at hop 1 (two under seed 0, one under seed 1); no hop 2
+    b = Batch(
+        "n0", 2,
+        n_id_dict={"n0": torch.tensor([0, 1]), "n1": torch.tensor([0, 1, 2])},
+        x_num_dict={"n0": torch.tensor([[0.5, 0.0], [0.0, 1.0]]), "n1": torch.zeros(3, 0)},
+        x_cat_dict={"n0": torch.tensor([[1], [0]]), "n1": torch.zeros(3, 0, dtype=torch.long)},
+        x_ts_dict={"n0": torch.zeros(2, 0, dtype=torch.float64),
+                   "n1": torch.tensor([[990 * 86_400.0], [float("nan")], [1_001 * 86_400.0]], dtype=torch.float64)},
+        time_dict={"n0": torch.tensor([anchor - DAY_US, anchor - 5 * DAY_US]),
+                   "n1": torch.tensor([anchor - 2 * DAY_US, anchor - 3 * DAY_US, anchor - DAY_US])},
+        anchor_dict={"n0": torch.tensor([anchor, anchor]), "n1": torch.tensor([anchor, anchor, anchor])},
+        edge_index_dict={("n1", "r0", "n0"): torch.tensor([[0, 1, 2], [0, 0, 1]]),
+                         ("n0", "r0_rev", "n1"): torch.zeros(2, 0, dtype=torch.long)},
+        num_sampled_nodes_dict={"n0": [2, 0, 0], "n1": [0, 3, 0]},
+        num_sampled_edges_dict={("n1", "r0", "n0"): [3, 0], ("n0", "r0_rev", "n1"): [0, 0]},
+    )
+    with torch.no_grad():
+        out = model(b)
+        assert out.shape == (2, 1) and torch.isfinite(out).all()
+        assert torch.allclose(out, model(b, trim=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("out_dim", [1, 4])
+def test_head_width_follows_out_dim(small_shop, out_dim):
+    g, val = small_shop["graph"], small_shop["val"]
+    with torch.no_grad():
+        assert _model(g, out_dim=out_dim).eval()(_batch(g, val, n=8)).shape == (8, out_dim)
