@@ -171,7 +171,8 @@ SHIM_VIEWS = {
                false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid,
                false AS indcheckxmin, true AS indisready, true AS indislive, false AS indisreplident,
                conkey AS indkey, NULL::BIGINT[] AS indcollation, NULL::BIGINT[] AS indclass,
-               list_transform(conkey, lambda k: 0) AS indoption, NULL AS indexprs, NULL AS indpred
+               list_transform(conkey, lambda k: 0) AS indoption, NULL AS indexprs, NULL AS indpred,
+               false AS indnullsnotdistinct
         FROM __pg_constraint WHERE contype IN ('p', 'u')""",
     "pg_attribute": """
         SELECT a.* REPLACE (coalesce(__pg_typeoid(col.data_type), a.atttypid) AS atttypid,
@@ -187,6 +188,11 @@ SHIM_VIEWS = {
     "pg_namespace": "SELECT * FROM pg_catalog.pg_namespace UNION ALL SELECT 11, 'pg_catalog', 10, NULL "
                     "UNION ALL SELECT 13, 'information_schema', 10, NULL",
     "pg_type": "__TYPES__",
+    "pg_collation": "SELECT oid, collname, 11::BIGINT AS collnamespace, 10 AS collowner, 'c' AS collprovider, "
+                    "true AS collisdeterministic, -1 AS collencoding, 'C' AS collcollate, 'C' AS collctype "
+                    "FROM pg_catalog.pg_collation",
+    "pg_description": "SELECT objoid, TRY_CAST(classoid AS BIGINT) AS classoid, objsubid, description "
+                      "FROM pg_catalog.pg_description",
     "pg_am": "SELECT * FROM pg_catalog.pg_am UNION ALL SELECT 403, 'btree', NULL, 'i' UNION ALL "
              "SELECT 2, 'heap', NULL, 't'",
     "pg_inherits": "SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, false AS inhdetachpending "
@@ -221,6 +227,9 @@ SHIM_MACROS = {
                             "ORDINALITY AS k(key, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND "
                             "a.attnum = k.key), '') || ')' FROM __pg_constraint con WHERE con.oid = cid)",
     "pg_get_expr": "(e, r, pretty) AS e::VARCHAR, (e, r) AS e::VARCHAR",
+    "to_regtype": "(n) AS (SELECT max(oid) FROM __pg_type WHERE typname = n OR __format_type(oid, -1) = n)",
+    "to_regclass": "(n) AS (SELECT max(oid) FROM __pg_class WHERE relname = n)",
+    "pg_get_serial_sequence": "(t, c) AS NULL::BIGINT",
     "pg_get_statisticsobjdef_columns": "(oid) AS NULL",
     "pg_get_partkeydef": "(oid) AS NULL",
     "pg_encoding_to_char": "(enc) AS 'UTF8'",
@@ -306,11 +315,18 @@ _REWRITES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\s+COLLATE\s+pg_catalog\.\"?default\"?", re.I), ""),
     (re.compile(r"\bpg_catalog\.version\s*\(\s*\)", re.I), f"'{VERSION_TEXT}'"),
     # '<name>'::regclass -> the table's oid; <oid>::regtype::text -> the type's name
-    (re.compile(r"('(?:[^']|'')*')\s*::\s*(?:pg_catalog\.)?regclass\b", re.I),
-     r"(SELECT max(oid) FROM __pg_class WHERE relname = \1)"),
+    (re.compile(r"('(?:[^']|'')*'|\$\d+)\s*::\s*(?:pg_catalog\.)?regclass\b", re.I),
+     r"(SELECT max(oid) FROM __pg_class WHERE relname = split_part(\1, '.', -1))"),
+    (re.compile(r"CAST\(\s*('(?:[^']|'')*'|\$\d+)\s+AS\s+(?:pg_catalog\.)?REGCLASS\s*\)", re.I),
+     r"(SELECT max(oid) FROM __pg_class WHERE relname = split_part(\1, '.', -1))"),
     (re.compile(r"([\w.]+)\s*::\s*(?:pg_catalog\.)?regtype\s*::\s*(?:pg_catalog\.)?text\b", re.I),
      r"format_type(\1, NULL)"),
     (re.compile(r"::\s*(?:pg_catalog\.)?(regclass|regtype|regproc|regnamespace|oid)\b", re.I), "::BIGINT"),
+    (re.compile(r"\bAS\s+(?:pg_catalog\.)?(REGCLASS|REGTYPE|REGPROC|REGNAMESPACE|OID)\s*\)", re.I), "AS BIGINT)"),
+    (re.compile(r"\b(?:pg_catalog\.)?json_build_object\s*\(", re.I), "json_object("),
+    # (the dimension argument stays, multiplied by 0, so that a $n parameter keeps its place)
+    (re.compile(r"\bgenerate_subscripts\s*\(\s*([\w.]+)\s*,\s*([^()]*)\)", re.I),
+     r"unnest(range(1 + 0 * (\2), len(\1) + 1))"),
     (re.compile(r"::\s*pg_catalog\.(text|name|char|bool|int2|int4|int8|varchar)\b", re.I), r"::\1"),
     (re.compile(r"::\s*name\b", re.I), "::VARCHAR"),
     (re.compile(r"(?<![\w\"])(?:pg_catalog\s*\.\s*)?(" + _SHIM_NAMES + r")\b(?!\s*\()", re.I), r"__\1"),
@@ -336,10 +352,10 @@ _STRING = re.compile(r"('(?:[^']|'')*')")
 
 def rewrite(sql: str) -> str:
     """``sql`` with PostgreSQL-only spellings replaced; string literals are left alone."""
-    for pattern, repl in _REWRITES[:5]:   # these look at literals themselves
+    for pattern, repl in _REWRITES[:6]:   # these look at literals themselves
         sql = pattern.sub(repl, sql)
     parts = _STRING.split(sql)
     for i in range(0, len(parts), 2):     # even parts are outside string literals
-        for pattern, repl in _REWRITES[5:]:
+        for pattern, repl in _REWRITES[6:]:
             parts[i] = pattern.sub(repl, parts[i])
     return "".join(parts)

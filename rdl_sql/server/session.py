@@ -319,7 +319,8 @@ class ClientSession:
             return Result(None, None, "BEGIN")
         if verb in ("COMMIT", "END", "ROLLBACK", "ABORT"):
             if head[:2] in (["ROLLBACK", "TO"], ["ROLLBACK", "PREPARED"], ["COMMIT", "PREPARED"]):
-                raise _Refused("0A000", "savepoints and two-phase commit are not supported")
+                raise _Refused("0A000", "rolling back to a savepoint and two-phase commit are not supported "
+                              "(DuckDB has no savepoints): roll back the whole transaction")
             rollback = verb in ("ROLLBACK", "ABORT") or self.status == "E"
             if self.status == "I":
                 self.conn.send(protocol.notice_response("there is no transaction in progress", "25P01",
@@ -329,7 +330,11 @@ class ClientSession:
                 self._run("ROLLBACK" if rollback else "COMMIT", None)
             return Result(None, None, "ROLLBACK" if rollback else "COMMIT")
         if verb in ("SAVEPOINT", "RELEASE"):
-            raise _Refused("0A000", "savepoints are not supported")
+            # DuckDB has no savepoints: creating and releasing one are accepted (drivers open one for
+            # nested transaction blocks); rolling back to one is refused above
+            if self.status == "I":
+                raise _Refused("25P01", f"{verb} can only be used in transaction blocks")
+            return Result(None, None, verb)
         if head[:1] == ["COPY"] and re.search(r"\b(FROM|TO)\s+(STDIN|STDOUT)\b", text, re.I):
             raise _Refused("0A000", "COPY FROM STDIN / TO STDOUT is not supported: use INSERT, or COPY with a file")
         if catalog.is_catalog_query(text):
