@@ -14,8 +14,15 @@ import sys
 
 import rdl_sql
 from rdl_sql.shell import flags
-from rdl_sql.shell.render import MAX_ROWS, MODES, Style, _width, format_value, render_box  # noqa: F401
-from rdl_sql.shell.repl import CONTINUATION, PROMPT, Quit, Shell, _isatty, buffer_state  # noqa: F401
+from rdl_sql.shell.render import (  # noqa: F401
+    MAX_ROWS,
+    MODES,
+    Style,
+    _width,
+    format_value,
+    render_box,
+)
+from rdl_sql.shell.repl import CONTINUATION, PROMPT, Quit, Shell, _isatty, buffer_state
 
 __all__ = ["CONTINUATION", "MODES", "PROMPT", "Shell", "buffer_state", "format_value", "main", "render_box"]
 
@@ -74,7 +81,7 @@ def main(argv: list[str]) -> int:
         if runs or opts.no_stdin:
             return 0 if ok and not shell.failed else 1
         if interactive:
-            from rdl_sql.shell import prompt   # prompt_toolkit: only for the terminal
+            from rdl_sql.shell import prompt  # prompt_toolkit: only for the terminal
             out.write(_banner(opts.database, opts.read_only))
             return prompt.repl(shell)
         ok = shell.feed(stdin.read()) and ok

@@ -21,7 +21,15 @@ from prompt_toolkit.output import create_output
 from prompt_toolkit.utils import is_dumb_terminal
 
 from rdl_sql.shell.complete import Catalog, ShellCompleter
-from rdl_sql.shell.repl import CONTINUATION, HISTORY_FILE, HISTORY_LENGTH, PROMPT, Quit, Shell, buffer_state
+from rdl_sql.shell.repl import (
+    CONTINUATION,
+    HISTORY_FILE,
+    HISTORY_LENGTH,
+    PROMPT,
+    Quit,
+    Shell,
+    buffer_state,
+)
 
 
 class LineHistory(History):

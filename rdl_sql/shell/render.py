@@ -266,8 +266,7 @@ def render_list(names: list[str], table: pa.Table, out: TextIO, style: Style) ->
     sep = "\t" if style.mode == "tabs" else style.separator
     if style.headers:
         out.write(sep.join(names) + "\n")
-    for r in _batches(table, style.null()):
-        out.write(sep.join(r) + "\n")
+    out.writelines(sep.join(r) + "\n" for r in _batches(table, style.null()))
 
 
 def render_json(names: list[str], table: pa.Table, out: TextIO, style: Style) -> None:

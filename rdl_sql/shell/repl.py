@@ -104,8 +104,7 @@ class Shell:
             ".graph": (self._graph, "", "Show the graph rdl-sql sees: tables, keys, links, time columns"),
             ".headers": (self._headers, "on|off", "Show the header row in csv, list and tabs modes"),
             ".help": (self._help, "", "Show this message"),
-            ".maxrows": (self._maxrows, "N", f"Rows shown in duckbox mode before the middle is cut "
-                                             f"(default: {MAX_ROWS})"),
+            ".maxrows": (self._maxrows, "N", f"Rows shown in duckbox before the middle is cut (default: {MAX_ROWS})"),
             ".maxwidth": (self._maxwidth, "N", "Width of duckbox tables; 0: the terminal's width (default)"),
             ".mode": (self._mode, "MODE", "Set the output mode: " + ", ".join(MODES)),
             ".models": (self._models, "", "List the stored models"),
@@ -231,7 +230,7 @@ class Shell:
         self._end_redirect()
         try:
             if target.startswith("|"):
-                proc = subprocess.Popen(target[1:], shell=True, stdin=subprocess.PIPE, text=True)  # noqa: S602
+                proc = subprocess.Popen(target[1:], shell=True, stdin=subprocess.PIPE, text=True)
                 self.out, self._redirect = proc.stdin, (proc.stdin, proc)
             else:
                 f = open(os.path.expanduser(target), "w", encoding="utf-8")  # noqa: SIM115 - kept open
@@ -398,9 +397,9 @@ class Shell:
         cmd = " ".join(args)
         try:
             fd = self.out.fileno()
-            proc = subprocess.run(cmd, shell=True, stdout=fd, check=False)  # noqa: S602 - the user's command
+            proc = subprocess.run(cmd, shell=True, stdout=fd, check=False)
         except (AttributeError, OSError, ValueError):   # an output without a file descriptor
-            proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)  # noqa: S602
+            proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
             self.out.write(proc.stdout)
             self.err.write(proc.stderr)
         if proc.returncode:

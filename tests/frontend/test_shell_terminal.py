@@ -166,7 +166,7 @@ def test_writable_shell_holds_the_file_alone(db, tmp_path):
     try:
         child.expect_exact(shell.PROMPT)
         r = _read_in_another_process(db)
-        assert r.returncode != 0 and re.search(r"lock", r.stderr, re.I)
+        assert r.returncode != 0 and re.search(r"lock", r.stderr, re.IGNORECASE)
         child.sendline(".quit")
         child.expect(pexpect.EOF)
     finally:
