@@ -147,15 +147,24 @@ SHIM_VIEWS = {
     "pg_constraint": """
         SELECT con.* REPLACE (
                  CASE con.contype WHEN 'p' THEN c.relname || '_pkey'
-                      WHEN 'u' THEN c.relname || '_' || array_to_string(list_transform(con.conkey, lambda k: k + 1), '_')
-                                    || '_key'
-                      WHEN 'f' THEN c.relname || '_' || array_to_string(list_transform(con.conkey, lambda k: k + 1), '_')
-                                    || '_fkey'
+                      WHEN 'u' THEN c.relname || '_' || array_to_string(dc.constraint_column_names, '_') || '_key'
+                      WHEN 'f' THEN c.relname || '_' || array_to_string(dc.constraint_column_names, '_') || '_fkey'
                       ELSE c.relname || '_check' END AS conname,
                  list_transform(con.conkey, lambda k: (k + 1)::SMALLINT) AS conkey,
-                 list_transform(con.confkey, lambda k: (k + 1)::SMALLINT) AS confkey,
-                 CASE con.contype WHEN 'p' THEN con.oid WHEN 'u' THEN con.oid ELSE 0 END AS conindid)
+                 CASE WHEN con.contype = 'f' THEN list_transform(dc.referenced_column_names,
+                      lambda n: list_position(rcols.names, n)::SMALLINT) END AS confkey,
+                 CASE WHEN con.contype = 'f' THEN coalesce(rt.oid, 0) ELSE 0 END AS confrelid,
+                 CASE WHEN con.contype = 'f' THEN 'a' END AS confupdtype,
+                 CASE WHEN con.contype = 'f' THEN 'a' END AS confdeltype,
+                 CASE WHEN con.contype = 'f' THEN 's' END AS confmatchtype,
+                 CASE con.contype WHEN 'p' THEN con.oid WHEN 'u' THEN con.oid ELSE 0 END AS conindid),
+               con.conname AS __condef
         FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+        LEFT JOIN duckdb_constraints() dc ON dc.table_oid = con.conrelid
+             AND dc.table_oid * 1000000 + dc.constraint_index = con.oid
+        LEFT JOIN pg_catalog.pg_class rt ON rt.relname = dc.referenced_table AND rt.relnamespace = c.relnamespace
+        LEFT JOIN (SELECT table_oid, list(column_name ORDER BY column_index) AS names FROM duckdb_columns()
+                   GROUP BY table_oid) rcols ON rcols.table_oid = rt.oid
         WHERE con.contype IN ('p', 'u', 'f', 'c')""",
     "pg_class": """
         SELECT *, false AS relforcerowsecurity FROM pg_catalog.pg_class
@@ -215,17 +224,18 @@ SHIM_VIEWS = {
 }
 SHIM_MACROS = {
     "pg_get_userbyid": "(id) AS {user}",
-    "pg_get_indexdef": "(idx) AS (SELECT CASE WHEN con.contype = 'p' THEN "
-                       "'CREATE UNIQUE INDEX ' ELSE 'CREATE UNIQUE INDEX ' END || con.conname || ' ON ' || c.relname "
-                       "|| ' USING btree (' || (SELECT string_agg(a.attname, ', ' ORDER BY k.n) FROM "
-                       "unnest(con.conkey) WITH ORDINALITY AS k(key, n) JOIN pg_catalog.pg_attribute a ON "
-                       "a.attrelid = con.conrelid AND a.attnum = k.key) || ')' FROM __pg_constraint con JOIN "
-                       "pg_catalog.pg_class c ON c.oid = con.conrelid WHERE con.oid = idx)",
-    "pg_get_constraintdef": "(cid) AS (SELECT CASE con.contype WHEN 'p' THEN 'PRIMARY KEY ('"
+    "pg_get_indexdef": "(idx) AS (SELECT CASE WHEN __con.contype = 'p' THEN "
+                       "'CREATE UNIQUE INDEX ' ELSE 'CREATE UNIQUE INDEX ' END || __con.conname || ' ON ' || __c.relname "
+                       "|| ' USING btree (' || (SELECT string_agg(__a.attname, ', ' ORDER BY __k.n) FROM "
+                       "unnest(__con.conkey) WITH ORDINALITY AS __k(key, n) JOIN pg_catalog.pg_attribute __a ON "
+                       "__a.attrelid = __con.conrelid AND __a.attnum = __k.key) || ')' FROM __pg_constraint __con JOIN "
+                       "pg_catalog.pg_class __c ON __c.oid = __con.conrelid WHERE __con.oid = idx)",
+    "pg_get_constraintdef": "(cid) AS (SELECT CASE WHEN __con.contype IN ('f', 'c') THEN __con.__condef ELSE "
+                            "CASE __con.contype WHEN 'p' THEN 'PRIMARY KEY ('"
                             " WHEN 'u' THEN 'UNIQUE (' WHEN 'f' THEN 'FOREIGN KEY (' ELSE 'CHECK (' END || "
-                            "coalesce((SELECT string_agg(a.attname, ', ' ORDER BY k.n) FROM unnest(con.conkey) WITH "
-                            "ORDINALITY AS k(key, n) JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND "
-                            "a.attnum = k.key), '') || ')' FROM __pg_constraint con WHERE con.oid = cid)",
+                            "coalesce((SELECT string_agg(__a.attname, ', ' ORDER BY __k.n) FROM unnest(__con.conkey) WITH "
+                            "ORDINALITY AS __k(key, n) JOIN pg_catalog.pg_attribute __a ON __a.attrelid = __con.conrelid AND "
+                            "__a.attnum = __k.key), '') || ')' END FROM __pg_constraint __con WHERE __con.oid = cid)",
     "pg_get_expr": "(e, r, pretty) AS e::VARCHAR, (e, r) AS e::VARCHAR",
     "to_regtype": "(n) AS (SELECT max(oid) FROM __pg_type WHERE typname = n OR __format_type(oid, -1) = n)",
     "to_regclass": "(n) AS (SELECT max(oid) FROM __pg_class WHERE relname = n)",
