@@ -99,6 +99,7 @@ BEFORE_SUBJECT = "Torch on one thread by default"
 # ---- helpers ------------------------------------------------------------------------------------
 from machine import cpu_model  # noqa: E402 - benchmarks/ is the script's own folder
 
+
 def sh(args, cwd=None, check=True) -> str:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=check).stdout.strip()
 
@@ -214,9 +215,8 @@ def f2(x, digits=2) -> str:
 
 # ---- worker: runs inside the version's interpreter path -----------------------------------------
 def check_import(pkg: str | None):
-    import rdl_sql.udfs
-
     import rdl_sql
+    import rdl_sql.udfs
     if pkg:
         for mod in (rdl_sql, rdl_sql.udfs):
             if not str(Path(mod.__file__).resolve()).startswith(str(Path(pkg).resolve())):
@@ -254,6 +254,22 @@ def default_options() -> dict:
         return dict(DEFAULT_OPTIONS)
 
 
+def _stage_hooks() -> list[tuple[object, str, str]]:
+    """(module, function, stage) of the steps a CREATE MODEL goes through, in this version's layout.
+
+    The engine layer (``rdl_sql.engine``: the runner imports ``prepare`` by name) or, in older
+    checkouts, ``rdl_sql.training`` and ``rdl_sql.model_store``.
+    """
+    try:
+        from rdl_sql.engine import gnn, runner, store
+        return [(runner, "prepare", "labels_s"), (gnn, "train", "train_gnn_s"), (gnn, "to_stored", "to_stored_s"),
+                (store, "save", "save_s")]
+    except ImportError:
+        from rdl_sql import model_store, training
+        return [(training, "prepare", "labels_s"), (training, "train_gnn", "train_gnn_s"),
+                (training, "to_stored", "to_stored_s"), (model_store, "save", "save_s")]
+
+
 def _wrap(module, name, store, key, on_result=None):
     """Time every call of ``module.name`` into ``store[key]`` (a no-op if the version lacks it)."""
     orig = getattr(module, name, None)
@@ -278,7 +294,7 @@ def worker_run(args) -> dict:
     import torch
     DEFAULT_OPTIONS = default_options()
 
-    from rdl_sql import model_store, training
+    stage_hooks = _stage_hooks()
     import_seconds = time.perf_counter() - t_import
     spec = json.loads(args.spec)
     opts = dict(OPTION_SETS[spec["options"]])
@@ -293,10 +309,9 @@ def worker_run(args) -> dict:
     statement = with_options(spec["predict"], opts)
     stages: dict = {}
     captured: dict = {}
-    _wrap(training, "prepare", stages, "labels_s")
-    _wrap(training, "train_gnn", stages, "train_gnn_s", lambda r: captured.setdefault("result", r))
-    _wrap(training, "to_stored", stages, "to_stored_s")
-    _wrap(model_store, "save", stages, "save_s")
+    for module, name, key in stage_hooks:
+        _wrap(module, name, stages, key,
+              (lambda r: captured.setdefault("result", r)) if key == "train_gnn_s" else None)
     db = Path(args.workdir) / f"run_{os.getpid()}.duckdb"
     shutil.copyfile(args.db, db)
     out = {"statement": statement, "setup": spec["setup"], "threads": effective_threads,
@@ -387,12 +402,12 @@ def split_forward(phases: dict, conv: dict, prefix: str = "") -> dict:
 def worker_profile(args) -> dict:
     check_import(args.pkg)
     import numpy as np
-    import rdl_sql.udfs.train as T
     import torch
-    from rdl_sql.udfs.sampler import sample
 
     import rdl_sql
+    import rdl_sql.udfs.train as T
     from rdl_sql.udfs.metrics import metric
+    from rdl_sql.udfs.sampler import sample
     spec = json.loads(args.spec)
     opts = dict(OPTION_SETS[spec["options"]])
     statement = with_options(spec["predict"], opts)
@@ -406,6 +421,9 @@ def worker_profile(args) -> dict:
                         options=options, classes=classes)
         raise Captured()
     T.fit = fake_fit
+    with contextlib.suppress(ImportError):  # the engine imports fit by name
+        import rdl_sql.engine.gnn as engine_gnn
+        engine_gnn.fit = fake_fit
     db = Path(args.workdir) / f"profile_{os.getpid()}.duckdb"
     shutil.copyfile(args.db, db)
     con = rdl_sql.connect(str(db), progress=False)
@@ -522,7 +540,7 @@ def worker_profile(args) -> dict:
         tm, opt, y_all, loss_fn = new_model()
         steps = 10
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            for s in range(steps):
+            for _ in range(steps):
                 idx = torch.randint(0, len(train), (batch_size,), generator=gen)
                 T.train_step(tm, opt, loss_fn, g, train.take(idx), y_all[idx], gen)
         ka = prof.key_averages()
@@ -531,7 +549,8 @@ def worker_profile(args) -> dict:
         result["torch_ops"] = {
             "steps": steps, "op_calls_per_step": sum(e.count for e in ka) / steps,
             "self_ms_per_step": total_self / 1e3 / steps,
-            "top": [{"op": e.key, "calls_per_step": e.count / steps, "self_ms_per_step": e.self_cpu_time_total / 1e3 / steps,
+            "top": [{"op": e.key, "calls_per_step": e.count / steps,
+                     "self_ms_per_step": e.self_cpu_time_total / 1e3 / steps,
                      "share": e.self_cpu_time_total / max(total_self, 1)} for e in top]}
     except Exception as e:  # noqa: BLE001
         result["torch_ops"] = {"error": repr(e)}
@@ -671,15 +690,18 @@ def report(args, versions, results, profile, load_start, load_end, started, proc
               f"{f2(a.get('s_epoch')) if ao else 'n/a'} | {f2(a.get('e2e'), 1) if ao else 'n/a'} | {sp_e} | {sp_t} | "
               f"{b.get('epochs', 'n/a') if bo else 'n/a'}/{a.get('epochs', 'n/a') if ao else 'n/a'} | "
               f"{met} {f2(b.get('test'), 3) if bo else 'n/a'}/{f2(a.get('test'), 3) if ao else 'n/a'} |")
-        notes = [f"{t}: before n/a ({short(cell(bcfg, t).get('error'))})" for t in args.tasks if cell(bcfg, t)["status"] != "ok"]
-        notes += [f"{t}: after n/a ({short(cell(acfg, t).get('error'))})" for t in args.tasks if cell(acfg, t)["status"] != "ok"]
+        notes = [f"{t}: before n/a ({short(cell(bcfg, t).get('error'))})" for t in args.tasks
+                 if cell(bcfg, t)["status"] != "ok"]
+        notes += [f"{t}: after n/a ({short(cell(acfg, t).get('error'))})" for t in args.tasks
+                  if cell(acfg, t)["status"] != "ok"]
         if notes:
             w("")
             for n in notes:
                 w(f"- {n}")
         w("")
 
-    pair_table("Same options (today's defaults, explicit), each version's default threading", "before-new", "after-new-t1")
+    pair_table("Same options (today's defaults, explicit), each version's default threading", "before-new",
+               "after-new-t1")
     pair_table("Same options and threads (today's defaults, 1 thread): the code alone", "before-new-t1", "after-new-t1")
     pair_table("Same options and threads (old defaults, 2 threads): the code alone", "before-old", "after-old-t2")
     pair_table("Same options and threads (today's defaults, 2 threads): the code alone", "before-new", "after-new-t2")
@@ -701,8 +723,8 @@ def report(args, versions, results, profile, load_start, load_end, started, proc
             w("")
     # every run
     w("**Every run** (end-to-end = the CREATE MODEL statement, connect excluded; CPU = the process's user + system "
-      "time over the statement (all threads); labels = `training.prepare`, "
-      "graph = extraction + `build_graph`, train = `fit` incl. test scoring, store = `to_stored` + `model_store.save`; "
+      "time over the statement (all threads); labels = `prepare`, "
+      "graph = extraction + `build_graph`, train = `fit` incl. test scoring, store = `to_stored` + `store.save`; "
       "epoch seconds include validation scoring)\n")
     w("| config | task | threads | end-to-end s | CPU s | labels s | graph s | train s | store s | epochs | s/epoch "
       "(1st; rest) | train rows | test metric | load at start/end |")
@@ -720,7 +742,8 @@ def report(args, versions, results, profile, load_start, load_end, started, proc
             loads = "; ".join(f"{a.split()[0]}/{b.split()[0]}" for a, b in r["loads"] if a and b)
             w(f"| {cfg} | {t} | {r['threads']} | {f2(r['e2e'], 1)}"
               + (f" ({', '.join(f'{x:.1f}' for x in r['all_e2e'])})" if r["repeats"] > 1 else "")
-              + f" | {f2(r.get('cpu'), 1)} | {f2(st.get('labels_s'), 1)} | {f2(r.get('graph_s'), 1)} | {f2(r.get('train_s'), 1)} | "
+              + f" | {f2(r.get('cpu'), 1)} | {f2(st.get('labels_s'), 1)} | {f2(r.get('graph_s'), 1)} | "
+              f"{f2(r.get('train_s'), 1)} | "
               f"{f2(store, 1)} | {r['epochs']} | {f2(r['s_epoch'])} ({f2(r['first_epoch'])}; "
               f"{f2(r['s_epoch_after_first'])}) | {r['train_rows']} | {r['metric']} {f2(r['test'], 3)} | {loads} |")
     w("")
