@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import sys
 
+import duckdb
+
 import rdl_sql
-from rdl_sql.shell import flags
+from rdl_sql.shell import flags, prompt
 from rdl_sql.shell.render import (  # noqa: F401
     MAX_ROWS,
     MODES,
@@ -28,7 +30,6 @@ __all__ = ["CONTINUATION", "MODES", "PROMPT", "Shell", "buffer_state", "format_v
 
 
 def _banner(database: str, read_only: bool) -> str:
-    import duckdb
     where = ("Connected to a transient in-memory database." if database == ":memory:"
              else f"Connected to {database}{' (read-only)' if read_only else ''}.")
     return f"rdl-sql {rdl_sql.__version__} (DuckDB {duckdb.__version__})\nEnter \".help\" for usage hints.\n{where}\n"
@@ -46,7 +47,6 @@ def main(argv: list[str]) -> int:
         out.write(flags.USAGE)
         return 0
     if opts.version:
-        import duckdb
         out.write(f"rdl-sql {rdl_sql.__version__} (DuckDB {duckdb.__version__})\n")
         return 0
     for stream in (out, err):
@@ -81,7 +81,6 @@ def main(argv: list[str]) -> int:
         if runs or opts.no_stdin:
             return 0 if ok and not shell.failed else 1
         if interactive:
-            from rdl_sql.shell import prompt  # prompt_toolkit: only for the terminal
             out.write(_banner(opts.database, opts.read_only))
             return prompt.repl(shell)
         ok = shell.feed(stdin.read()) and ok
