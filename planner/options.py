@@ -31,6 +31,7 @@ _BOUNDS: dict[str, _Bound] = {
     "batch_size": _Bound(1, 1_000_000), "lr": _Bound(1e-9, 10.0, whole=False),
     "seed": _Bound(0, 2 ** 63 - 1), "anchor_step": _Bound(1, 1_000_000), "max_train_rows": _Bound(0, 100_000_000),
     "patience": _Bound(0, 10_000), "threads": _Bound(1, 1_024),
+    "time_budget": _Bound(1, 86_400, whole=False),
 }
 _MAX_FANOUT = 10_000
 
@@ -58,6 +59,9 @@ class Options:
     sampler: str = "recent"
     patience: int = 3
     threads: int = 1
+    #: ``model = 'auto'``: seconds after which no further candidate is started (one already
+    #: training is never cut short, so the budget can be overrun by the last candidate's time)
+    time_budget: float = 120.0
     #: the keys the user wrote, in order (DESCRIBE MODEL and canonical text show only these)
     given: tuple[str, ...] = field(default=(), compare=False)
 
