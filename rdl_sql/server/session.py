@@ -306,8 +306,7 @@ class ClientSession:
             for key in ("application_name", "DateStyle", "IntervalStyle", "TimeZone"):
                 self.conn.send(protocol.parameter_status(key, self.params.get(key, "")))
             cols = [(c, types.PgType(types.TEXT)) for c in canned.columns] or None
-            rows = iter(canned.rows)
-            return Result(cols, rows, canned.tag if not cols else "SELECT")
+            return Result(cols, iter(canned.rows) if cols else None, canned.tag if not cols else "SELECT")
         # transaction control, with PostgreSQL's leniency where DuckDB would refuse
         if verb in ("BEGIN", "START"):
             if self.status != "I":
@@ -411,7 +410,7 @@ class ClientSession:
 
     def _send_rows(self, result: Result, formats: list[int], limit: int = 0) -> bool:
         """Send up to ``limit`` rows (0: all); True when the result is exhausted."""
-        if result.rows is None or result.done:
+        if result.rows is None or result.columns is None or result.done:
             return True
         encoders = []
         for i, (_name, t) in enumerate(result.columns):

@@ -17,6 +17,8 @@ def server(shop_db):
     s = ServerProcess(shop_db)
     yield s
     s.stop()
+    if "Traceback" in s.stderr():   # a server-side bug shows here even when clients only saw an error
+        print(s.stderr())
 
 
 @pytest.fixture

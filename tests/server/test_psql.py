@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from server_helpers import CHURN
+from server_helpers import CHURN, needs_second_session_predict
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 
@@ -32,6 +32,7 @@ def test_plain_sql(server):
     assert "(2 rows)" in r.stdout
 
 
+@needs_second_session_predict
 def test_predict(server):
     r = psql(server, f"SELECT count(*) AS n, min(score) >= 0 AS ok FROM ({CHURN}) p")
     assert r.returncode == 0, r.stderr
