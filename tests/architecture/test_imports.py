@@ -193,3 +193,25 @@ def test_the_cycle_check_fails_on_a_planted_cycle():
 
 def test_every_module_is_seen():
     assert {"rdl_sql.session", "rdl_sql.engine.runner", "rdl_sql.planner.task", "rdl_sql.udfs.train"} <= set(ALL)
+
+
+def test_parsing_explain_and_describe_never_load_torch_or_lightgbm():
+    """The promise behind every lazy import: these statements answer without the model stack."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, rdl_sql\n"
+        "con = rdl_sql.connect()\n"
+        "con.execute('CREATE TABLE c (id INT PRIMARY KEY, seen TIMESTAMP)')\n"
+        "con.execute('CREATE TABLE o (id INT PRIMARY KEY, cid INT REFERENCES c(id), ts TIMESTAMP)')\n"
+        "con.execute(\"INSERT INTO c SELECT i, TIMESTAMP '2024-01-01' FROM range(20) t(i)\")\n"
+        "con.execute(\"INSERT INTO o SELECT i, i % 20, TIMESTAMP '2024-01-01' + INTERVAL (i) DAY \"\n"
+        "            \"FROM range(400) t(i)\")\n"
+        "con.execute('DESCRIBE GRAPH').fetchall()\n"
+        "con.execute('EXPLAIN PREDICT COUNT(o.*, 0, 7, DAYS) > 0 FOR EACH c.id').fetchall()\n"
+        "con.execute('SHOW MODELS').fetchall()\n"
+        "print(sorted(m for m in ('torch', 'lightgbm', 'torch_geometric') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
