@@ -260,8 +260,12 @@ def _stage_hooks() -> list[tuple[object, str, str]]:
     The engine layer (``rdl_sql.engine``: the runner imports ``prepare`` by name) or, in older
     checkouts, ``rdl_sql.training`` and ``rdl_sql.model_store``.
     """
+    import rdl_sql
     try:
         from rdl_sql.engine import gnn, runner, store
+        # an editable install can lend an older checkout the working tree's engine: only the version's own counts
+        if not Path(gnn.__file__).resolve().is_relative_to(Path(rdl_sql.__file__).resolve().parent):
+            raise ImportError(f"rdl_sql.engine of another checkout: {gnn.__file__}")
         return [(runner, "prepare", "labels_s"), (gnn, "train", "train_gnn_s"), (gnn, "to_stored", "to_stored_s"),
                 (store, "save", "save_s")]
     except ImportError:
@@ -868,7 +872,7 @@ def main(argv=None) -> int:
                     r = spawn(by_role[role], "run", workdir, args.timeout, spec=json.dumps(spec))
                     raw[(cfg, t)].append(r)
                     msg = (f"{r['e2e_s']:.1f} s end-to-end, {r['epochs']} epochs "
-                           f"({', '.join(f'{s:.2f}' for s in r['epoch_s'])} s), {r['metric']} {r['test']:.4f}"
+                           f"({', '.join(f'{s:.2f}' for s in r['epoch_s'])} s), {r['metric']} {f2(r['test'], 4)}"
                            if r.get("status") == "ok" else f"n/a: {r.get('error')}")
                     print(f"[speed] rep {rep + 1} {cfg} {t}: {msg}; load {loadavg()}", file=sys.stderr, flush=True)
         results = {k: summarize(v) for k, v in raw.items()}
