@@ -1,0 +1,68 @@
+"""Typed options: every default, bound and message in one place; no layer parses strings."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rdl_sql.planner.errors import PlanError
+from rdl_sql.planner.options import DEFAULTS, Options
+
+
+def parse(**values) -> Options:
+    return Options.parse([(k, v, None) for k, v in values.items()])
+
+
+def test_defaults_are_typed():
+    assert DEFAULTS.fanouts == (16, 8) and DEFAULTS.hop_fanouts == (16, 8)
+    assert isinstance(DEFAULTS.lr, float) and DEFAULTS.model == "gnn" and DEFAULTS.given == ()
+
+
+def test_values_are_converted_once_and_remembered_as_given():
+    o = parse(fanouts="32, 16,8", epochs=3, val_start="2024-01-31", MODEL="GBDT")
+    assert o.fanouts == (32, 16, 8) and o.hop_fanouts == (32, 16) and o.epochs == 3
+    assert o.val_start == dt.datetime(2024, 1, 31) and o.model == "gbdt"
+    assert o.given == ("fanouts", "epochs", "val_start", "model")
+    assert parse(fanouts=[4, 2]).fanouts == (4, 2)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("epochs", 0, "option `epochs` must be a whole number from 1 to 10,000, got 0"),
+    ("batch_size", 0, "option `batch_size` must be a whole number from 1"),
+    ("channels", 0, "option `channels` must be a whole number from 1"),
+    ("lr", 1e30, "option `lr` must be a number from 1e-09 to 10"),
+    ("lr", float("nan"), "option `lr` must be a number"),
+    ("seed", 2 ** 63, "option `seed` must be a whole number from 0 to"),
+    ("epochs", 2.5, "must be a whole number"),
+    ("epochs", True, "must be a whole number"),
+    ("anchor_step", 0, "option `anchor_step` must be a whole number from 1"),
+    ("fanouts", "8,0", "option `fanouts` is a list of whole numbers from 1 to 10,000"),
+    ("fanouts", "a,b", "option `fanouts` is a list of whole numbers"),
+    ("sampler", "random", "option `sampler` must be one of 'uniform', 'recent'"),
+    ("test_start", "soon", "option test_start = 'soon' is not a timestamp"),
+    ("val_start", "0001-01-01", "outside the years 1 to 9999"),
+    ("epoch", 3, "unknown option `epoch`; did you mean `epochs`?"),
+])
+def test_bad_values_are_refused_with_the_bound(key, value, message):
+    with pytest.raises(PlanError) as err:
+        parse(**{key: value})
+    assert message in err.value.message
+
+
+def test_layers_need_a_fanout_each_and_validation_comes_before_test():
+    with pytest.raises(PlanError, match="3 layers need 3 fanouts"):
+        parse(layers=3, fanouts="4,4")
+    with pytest.raises(PlanError, match="must not be after test_start"):
+        parse(val_start="2024-02-01", test_start="2024-01-01")
+    with pytest.raises(PlanError, match="given twice"):
+        Options.parse([("epochs", 1, None), ("EPOCHS", 2, None)])
+
+
+def test_a_time_zone_aware_start_is_read_in_utc():
+    assert parse(test_start="2024-01-01T02:00:00+02:00").test_start == dt.datetime(2024, 1, 1)
+
+
+def test_stored_options_round_trip():
+    o = parse(fanouts="8,4", val_start="2024-01-31 12:00:00", lr=0.01)
+    back = Options.from_dict(o.as_dict())
+    assert back == o
