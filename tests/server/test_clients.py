@@ -99,7 +99,7 @@ def test_predict_over_psycopg(pg):
 
 
 @needs_second_session_predict
-def test_sqlalchemy_reads_a_prediction_into_pandas_and_inspects(server):
+def test_sqlalchemy_reads_a_prediction_into_pandas(server):
     sa = pytest.importorskip("sqlalchemy")
     pd = pytest.importorskip("pandas")
     engine = sa.create_engine(f"postgresql+psycopg://tester@{server.host}:{server.port}/shop")
@@ -107,6 +107,17 @@ def test_sqlalchemy_reads_a_prediction_into_pandas_and_inspects(server):
         df = pd.read_sql(sa.text(f"SELECT * FROM ({CHURN}) p ORDER BY customer_id"), engine)
         assert len(df) == 120 and "score" in df.columns
         assert df["customer_id"].tolist() == list(range(1, 121))
+    finally:
+        engine.dispose()
+
+
+def test_sqlalchemy_inspector_and_core(server):
+    sa = pytest.importorskip("sqlalchemy")
+    pd = pytest.importorskip("pandas")
+    engine = sa.create_engine(f"postgresql+psycopg://tester@{server.host}:{server.port}/shop")
+    try:
+        df = pd.read_sql(sa.text("SELECT country, count(*) AS n FROM customers GROUP BY 1 ORDER BY 1"), engine)
+        assert df.to_dict("list") == {"country": ["DE", "FR", "US"], "n": [40, 40, 40]}
         insp = sa.inspect(engine)
         assert {"customers", "orders"} <= set(insp.get_table_names())
         cols = {c["name"]: c for c in insp.get_columns("orders")}
