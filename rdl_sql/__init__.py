@@ -3,7 +3,23 @@
 ``rdl_sql.connect(path)`` opens a DuckDB database as a PEP 249 connection
 that also understands ``PREDICT`` and the other rdl-sql statements.
 """
-from rdl_sql.connection import Connection, Cursor, connect
+from rdl_sql.connection import (
+    BINARY,
+    DATETIME,
+    NUMBER,
+    ROWID,
+    STRING,
+    Binary,
+    Connection,
+    Cursor,
+    Date,
+    DateFromTicks,
+    Time,
+    TimeFromTicks,
+    Timestamp,
+    TimestampFromTicks,
+    connect,
+)
 from rdl_sql.engine.registry import install_udfs
 from rdl_sql.errors import (
     DatabaseError,
@@ -19,6 +35,7 @@ from rdl_sql.errors import (
 )
 
 __version__ = "0.1.0"
+#: PEP 249: DB-API 2.0; threads may share the module but not connections; ``?`` parameters
 apilevel = "2.0"
 threadsafety = 1
 paramstyle = "qmark"
@@ -31,4 +48,5 @@ def register(con) -> None:
 
 __all__ = ["connect", "Connection", "Cursor", "register", "Error", "Warning", "InterfaceError", "DatabaseError",
            "DataError", "OperationalError", "IntegrityError", "InternalError", "ProgrammingError",
-           "NotSupportedError", "apilevel", "threadsafety", "paramstyle"]
+           "NotSupportedError", "apilevel", "threadsafety", "paramstyle", "STRING", "BINARY", "NUMBER", "DATETIME",
+           "ROWID", "Date", "Time", "Timestamp", "Binary", "DateFromTicks", "TimeFromTicks", "TimestampFromTicks"]

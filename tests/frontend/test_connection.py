@@ -129,3 +129,151 @@ def test_alter_graph_errors_and_time_override(con):
     roles = {(r[0], r[1]): r[3] for r in con.execute("DESCRIBE GRAPH").fetchall()}
     assert roles[("orders", "ordered_at")] == "timestamp"
     assert con.execute("SELECT kind, table_name FROM rdl_graph").fetchall() == [("time", "orders")]
+
+
+# ---- PEP 249: transactions ---------------------------------------------------------------
+def _count(path, table="t"):
+    with rdl_sql.connect(path, progress=False) as c:
+        return c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_commit_keeps_what_the_connections_own_execute_did_in_a_transaction(tmp_path):
+    path = str(tmp_path / "tx.duckdb")
+    con = rdl_sql.connect(path, progress=False)
+    con.execute("CREATE TABLE t(a INTEGER)")
+    con.execute("BEGIN")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    con.close()
+    assert _count(path) == 1
+
+
+def test_rollback_drops_what_a_cursor_did_in_a_transaction(tmp_path):
+    path = str(tmp_path / "tx.duckdb")
+    con = rdl_sql.connect(path, progress=False)
+    con.execute("CREATE TABLE t(a INTEGER)")
+    cur = con.cursor()
+    cur.execute("BEGIN")
+    cur.execute("INSERT INTO t VALUES (1), (2)")
+    cur.execute("SELECT * FROM t")
+    cur.fetchone()                                        # a half-fetched result does not block the rollback
+    con.rollback()
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    cur.execute("INSERT INTO t VALUES (3)")               # auto-commit again after the rollback
+    con.close()
+    assert _count(path) == 1
+
+
+def test_closing_without_commit_rolls_back_and_a_with_block_commits(tmp_path):
+    path = str(tmp_path / "tx.duckdb")
+    con = rdl_sql.connect(path, progress=False)
+    con.execute("CREATE TABLE t(a INTEGER); BEGIN; INSERT INTO t VALUES (1)")
+    con.close()
+    assert _count(path) == 0
+    with rdl_sql.connect(path, progress=False) as con:
+        con.execute("BEGIN")
+        con.execute("INSERT INTO t VALUES (1)")
+    assert _count(path) == 1
+    with pytest.raises(ZeroDivisionError), rdl_sql.connect(path, progress=False) as con:
+        con.execute("BEGIN")
+        con.execute("INSERT INTO t VALUES (2)")
+        raise ZeroDivisionError
+    assert _count(path) == 1
+
+
+def test_autocommit_is_on_and_cannot_be_turned_off():
+    with rdl_sql.connect(progress=False) as con:
+        assert con.autocommit is True
+        with pytest.raises(rdl_sql.NotSupportedError, match="BEGIN"):
+            con.autocommit = False
+        con.commit()      # nothing open: nothing happens
+        con.rollback()
+
+
+# ---- PEP 249: description, rowcount, fetch without a result ----------------------------------
+def test_description_and_rowcount_for_each_kind_of_statement(con):
+    cur = con.cursor()
+    cur.execute("CREATE TABLE t(a INTEGER, b VARCHAR)")
+    assert (cur.description, cur.rowcount) == (None, -1)
+    with pytest.raises(rdl_sql.ProgrammingError, match="no rows to fetch"):
+        cur.fetchone()
+    cur.executemany("INSERT INTO t VALUES (?, ?)", [(1, "x"), (2, "y"), (3, "z")])
+    assert (cur.description, cur.rowcount) == (None, 3)
+    cur.execute("UPDATE t SET b = 'w' WHERE a >= 2")
+    assert (cur.description, cur.rowcount) == (None, 2)
+    cur.execute("INSERT INTO t VALUES (4, 'v') RETURNING a")         # RETURNING: rows
+    assert [d[0] for d in cur.description] == ["a"] and cur.fetchall() == [(4,)]
+    cur.execute('SELECT count(*) AS "Count" FROM t')                # a query's own Count column stays rows
+    assert cur.description[0][0] == "Count" and cur.fetchall() == [(4,)]
+    cur.execute("SET threads = 1")
+    assert cur.description is None
+    cur.execute("DESCRIBE GRAPH")                                    # rdl-sql statements return rows
+    assert cur.description[0][0] == "table_name"
+    cur.execute("SELECT a, b, DATE '2024-01-01' AS d, 1.5::DOUBLE AS x, 'a'::BLOB AS y FROM t LIMIT 1")
+    types = [d[1] for d in cur.description]
+    assert types[0] == rdl_sql.NUMBER and types[1] == rdl_sql.STRING and types[2] == rdl_sql.DATETIME
+    assert types[3] == rdl_sql.NUMBER and types[4] == rdl_sql.BINARY and types[1] != rdl_sql.NUMBER
+    assert all(len(d) == 7 for d in cur.description)
+
+
+def test_a_half_fetched_result_does_not_block_the_next_rdl_statement(con):
+    # DuckDB refuses other work on a connection with an unfinished result; the cursor drops it first
+    cur = con.cursor()
+    cur.execute("SELECT * FROM range(10000)")
+    assert cur.fetchone() == (0,)
+    cur.execute("DESCRIBE GRAPH")
+    assert len(cur.fetchall()) > 5
+    cur.execute("SELECT * FROM customers ORDER BY 1")
+    cur.fetchone()
+    cur.execute("SHOW MODELS")
+    assert cur.fetchall() == []
+
+
+def test_type_objects_and_constructors():
+    assert rdl_sql.STRING == "VARCHAR" and rdl_sql.NUMBER == "DECIMAL(10,2)" and rdl_sql.NUMBER != "INTEGER[]"
+    assert rdl_sql.DATETIME == "TIMESTAMP WITH TIME ZONE" and rdl_sql.STRING != rdl_sql.NUMBER
+    assert rdl_sql.Date(2024, 1, 2).isoformat() == "2024-01-02"
+    assert rdl_sql.Timestamp(2024, 1, 2, 3, 4, 5).hour == 3 and rdl_sql.Time(1, 2, 3).second == 3
+    assert rdl_sql.Binary(b"ab") == b"ab"
+    assert rdl_sql.TimestampFromTicks(0).year in (1969, 1970) and rdl_sql.DateFromTicks(86400 * 366).year == 1971
+    with rdl_sql.connect(progress=False) as c:
+        cur = c.execute("SELECT ?::DATE, ?::TIMESTAMP", [rdl_sql.Date(2024, 5, 6), rdl_sql.Timestamp(2024, 5, 6, 7)])
+        assert cur.fetchone() == (rdl_sql.Date(2024, 5, 6), rdl_sql.Timestamp(2024, 5, 6, 7))
+
+
+def test_closing_twice_raises_for_a_connection_not_for_a_cursor():
+    c = rdl_sql.connect(progress=False)
+    assert c.Error is rdl_sql.Error and c.ProgrammingError is rdl_sql.ProgrammingError
+    cur = c.cursor()
+    cur.close()
+    cur.close()
+    with pytest.raises(rdl_sql.InterfaceError):
+        cur.fetchall()
+    c.close()
+    with pytest.raises(rdl_sql.InterfaceError, match="already closed"):
+        c.close()
+    with pytest.raises(rdl_sql.InterfaceError):
+        c.commit()
+
+
+# ---- notebooks ---------------------------------------------------------------------------------
+def test_reprs_say_what_a_connection_and_cursor_hold(con):
+    assert repr(con) == "<rdl_sql.Connection ':memory:', open>"
+    cur = con.cursor()
+    assert repr(cur) == "<rdl_sql.Cursor no result>"
+    cur.execute("INSERT INTO notes VALUES (1, 1, 'a')")
+    assert repr(cur) == "<rdl_sql.Cursor 1 row changed>"
+    cur.execute("SELECT customer_id, age FROM customers ORDER BY 1")
+    assert repr(cur) == "<rdl_sql.Cursor result (customer_id, age)>"
+    cur.metrics = {"val_AUROC": 0.71234, "epochs": 3}
+    assert repr(cur).endswith("; metrics: val_AUROC 0.7123, epochs 3>")
+
+
+def test_html_repr_shows_the_head_and_leaves_every_row_fetchable(con):
+    cur = con.execute("SELECT * FROM range(25) r(i) ORDER BY i")
+    shown = cur._repr_html_()
+    assert "<table" in shown and "25 rows (10 shown)" in shown and "<td>9</td>" in shown and "<td>10</td>" not in shown
+    assert cur._repr_html_() == shown                       # displayed twice: the same, nothing consumed
+    assert [r[0] for r in cur.fetchall()] == list(range(25))
+    cur.metrics = {"val_AUROC": 0.5}
+    assert "val_AUROC" in cur._repr_html_()
