@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from .nodes import NODE, TIME_US, node_select
+from .nodes import NODE, TIME_US, node_name, node_select, time_name
 from .schema import Link, Schema, TableInfo
 from .sql import alias, arrow, col, ident
 
@@ -26,7 +26,10 @@ DST = "dst"
 class ExtractedGraph:
     """Arrow tables of a graph cut at ``as_of``: the input of ``udfs.graph``."""
 
-    nodes: dict[str, pa.Table]  # table -> (__node, __time_us, features...)
+    #: table -> (node id, time in microseconds, features...): the first two named by
+    #: ``nodes.node_name`` / ``nodes.time_name(..., time_us=True)``, ``__node`` / ``__time_us``
+    #: unless the table has a column of that name
+    nodes: dict[str, pa.Table]
     edges: dict[Link, pa.Table]  # link -> (src = child node, dst = parent node)
     tables: dict[str, TableInfo]
     as_of: dt.datetime | None
@@ -57,18 +60,29 @@ def feature_expr(c, tbl_alias: str | None = None) -> exp.Expression:
 
 
 def nodes_sql(tinfo: TableInfo, as_of: dt.datetime | None) -> exp.Select:
-    return node_select(tinfo, as_of, [feature_expr(c) for c in tinfo.features], time_us=True).order_by(NODE)
+    """Node id, time (microseconds) and features of the rows of ``tinfo`` visible at ``as_of``, by node id."""
+    return node_select(tinfo, as_of, [feature_expr(c) for c in tinfo.features],
+                       time_us=True).order_by(col(node_name(tinfo)))
 
 
 def edges_sql(schema: Schema, link: Link, as_of: dt.datetime | None) -> exp.Select:
+    """``(src, dst)`` node pairs of ``link``; key columns travel as ``__k<i>`` so no user name meets ours."""
     child, parent = schema.tables[link.child], schema.tables[link.parent]
-    c = node_select(child, as_of, [col(k) for k in link.child_columns])
-    p = node_select(parent, as_of, [col(k) for k in link.parent_columns])
-    on = exp.and_(*[col(a, "c").eq(col(b, "p")) for a, b in zip(link.child_columns, link.parent_columns)])
+    keys = [f"__k{i}" for i in range(len(link.child_columns))]
+    c = _node_ids(child, as_of, link.child_columns, keys)
+    p = _node_ids(parent, as_of, link.parent_columns, keys)
+    on = exp.and_(*[col(k, "c").eq(col(k, "p")) for k in keys])
     return (exp.select(alias(col(NODE, "c"), SRC), alias(col(NODE, "p"), DST))
             .from_(exp.Subquery(this=c, alias=exp.TableAlias(this=ident("c"))))
             .join(exp.Subquery(this=p, alias=exp.TableAlias(this=ident("p"))), on=on)
             .order_by(col(NODE, "p"), col(NODE, "c")))
+
+
+def _node_ids(tinfo: TableInfo, as_of: dt.datetime | None, columns: tuple[str, ...], names: list[str]) -> exp.Select:
+    """``(__node, __k0, ...)``: node ids with the given key columns, under internal names only."""
+    inner = node_select(tinfo, as_of, [alias(col(k), n) for k, n in zip(columns, names)])
+    return (exp.select(alias(col(node_name(tinfo)), NODE), *[col(n) for n in names])
+            .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__n")))))
 
 
 def extract(con: duckdb.DuckDBPyConnection, schema: Schema, tables: list[str],
@@ -82,4 +96,5 @@ def extract(con: duckdb.DuckDBPyConnection, schema: Schema, tables: list[str],
     return ExtractedGraph(nodes, edges, {t: schema.tables[t] for t in tables}, as_of)
 
 
-__all__ = ["ExtractedGraph", "extract", "reachable", "nodes_sql", "edges_sql", "NODE", "TIME_US", "SRC", "DST"]
+__all__ = ["ExtractedGraph", "extract", "reachable", "nodes_sql", "edges_sql", "NODE", "TIME_US", "SRC", "DST",
+           "time_name"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from .anchors import shift_sql
-from .nodes import NODE, TIME, node_select, time_value
+from .nodes import NODE, node_name, node_select, time_name, time_value
 from .options import Options
 from .query import AggRef, PredictQuery, TaskType
 from .resolve import ResolvedAggregate
@@ -74,6 +74,10 @@ class TaskPlan:
     def _entities(self) -> exp.Subquery:
         return exp.Subquery(this=self.entity_rows(), alias=exp.TableAlias(this=ident(ENTITY)))
 
+    def _node(self) -> exp.Expression:
+        """The entity row's node id, as ``__node`` (inside ``__e`` it is named apart from every user column)."""
+        return alias(col(node_name(self.entity), ENTITY), NODE)
+
     def _key_columns(self, src: str = ENTITY) -> list[exp.Expression]:
         return [alias(col(k, src), k) for k in self.keys]
 
@@ -127,7 +131,8 @@ class TaskPlan:
         return exp.cast(value, "VARCHAR" if self.task_type is TaskType.MULTICLASS else "DOUBLE")
 
     def _exists_at(self, anchor: exp.Expression) -> exp.Expression:
-        return exp.or_(col(TIME, ENTITY).is_(exp.null()), col(TIME, ENTITY) <= anchor.copy())
+        t = col(time_name(self.entity), ENTITY)
+        return exp.or_(t.is_(exp.null()), t.copy() <= anchor.copy())
 
     def examples_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
         """Labelled rows ``(__node, <keys>, anchor_time, split, label)`` for the given anchors.
@@ -149,7 +154,7 @@ class TaskPlan:
         p = self._predicate(self.query.assuming, anchor)
         if p is not None:  # ASSUMING shapes the training population; validation and test stay whole
             conds.append(exp.or_(col(SPLIT, ANCHORS).neq(lit("train")), p))
-        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), anchor.copy(), col(SPLIT, ANCHORS),
+        inner = (exp.select(self._node(), *self._key_columns(), anchor.copy(), col(SPLIT, ANCHORS),
                             alias(self._label(anchor), LABEL))
                  .from_(self._entities())
                  .join(values, join_type="CROSS")
@@ -160,7 +165,7 @@ class TaskPlan:
         """A column target's anchor: the row's own time (what was known when it appeared), or the plan's."""
         if self.entity.time_column is None:
             return lit(self.predict_anchor)
-        return exp.Coalesce(this=col(TIME, ENTITY), expressions=[lit(self.predict_anchor)])
+        return exp.Coalesce(this=col(time_name(self.entity), ENTITY), expressions=[lit(self.predict_anchor)])
 
     def _column_examples_sql(self) -> exp.Select:
         """Rows whose target column has a value; split by time (dated tables) or by a hash of the key."""
@@ -178,7 +183,7 @@ class TaskPlan:
         p = self._predicate(self.query.where, anchor)
         if p is not None:
             conds.append(p)
-        inner = (exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor.copy(), ANCHOR),
+        inner = (exp.select(self._node(), *self._key_columns(), alias(anchor.copy(), ANCHOR),
                             alias(split, SPLIT), alias(self._label(anchor), LABEL))
                  .from_(self._entities()).where(exp.and_(*conds)))
         return _labelled(inner)
@@ -198,7 +203,7 @@ class TaskPlan:
             anchor_expr = self._row_anchor()
         else:
             anchor_expr = lit(anchor or self.predict_anchor)
-        q = exp.select(col(NODE, ENTITY), *self._key_columns(), alias(anchor_expr.copy(), ANCHOR)).from_(source)
+        q = exp.select(self._node(), *self._key_columns(), alias(anchor_expr.copy(), ANCHOR)).from_(source)
         if self.query.entity_in is not None:
             names = [f"__k{i}" for i in range(len(self.keys))] + ([IN_ANCHOR] if self.in_columns > len(self.keys)
                                                                   else [])
@@ -214,13 +219,15 @@ class TaskPlan:
             conds.append(col(self.column, ENTITY).is_(exp.null()))
         return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
 
-    def score_sql(self, model_key: str, anchor: dt.datetime | None = None) -> exp.Select:
+    def score_sql(self, model_key: str, anchor: dt.datetime | None = None, *,
+                  function: str | None = None) -> exp.Select:
         """One DuckDB query that scores every row of ``predict_sql`` through the task's scoring UDF.
 
         The UDF returns the prediction already shaped (``TaskType.output_fields``),
-        so this query only spreads the struct into ``output_columns``.
+        so this query only spreads the struct into ``output_columns``. ``function``
+        names the UDF when the connection installed it under another name.
         """
-        call = exp.Anonymous(this=self.task_type.score_function,
+        call = exp.Anonymous(this=function or self.task_type.score_function,
                              expressions=[lit(model_key), col(NODE), exp.func("epoch_us", col(ANCHOR))])
         inner = exp.select(*[col(k) for k in self.keys], col(ANCHOR), alias(call, "__s")).from_(
             exp.Subquery(this=self.predict_sql(anchor), alias=exp.TableAlias(this=ident("__p"))))

@@ -1,12 +1,22 @@
 """Row numbering shared by every query that names a graph node.
 
-A node is a row of a table, numbered ``0..n-1`` in ``rowid`` order among the
-rows visible at the cut-off time. Labels, extraction and edges all number
-rows with this one function, so a node id means the same row everywhere.
+A node is a row of a table, numbered ``0..n-1`` among the rows visible at
+the cut-off time, in the order of the table's primary key, then of every
+other column. That order is total up to rows equal in every column, which
+are interchangeable (same features, same edges, same labels), so the label
+query, the extraction queries and the scoring query, run separately, give
+a node id the same meaning. DuckDB's ``rowid`` is not used: a user column
+may be called ``rowid`` and hide it, and insertion order is not a promise.
+
+Internal columns (the node id and the row's time) sit beside user columns
+in one projection, so their names are chosen per table among names that no
+column of the table has (compared without case, as DuckDB compares names):
+a user column called ``__node`` or ``__time`` stays a user column.
 """
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from sqlglot import exp
 
@@ -16,6 +26,29 @@ from .sql import alias, col, lit, table
 NODE = "__node"
 TIME = "__time"
 TIME_US = "__time_us"
+
+
+def fresh_name(base: str, taken: Iterable[str]) -> str:
+    """``base``, or ``base_2``, ``base_3`` ...: the first name equal to none of ``taken`` (ignoring case)."""
+    used = {t.lower() for t in taken}
+    name, i = base, 2
+    while name.lower() in used:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def _names(tinfo: TableInfo) -> list[str]:
+    return [c.name for c in tinfo.columns]
+
+
+def node_name(tinfo: TableInfo) -> str:
+    """Name of the node-id column in ``node_select`` of ``tinfo``: ``__node`` unless the table has one."""
+    return fresh_name(NODE, _names(tinfo))
+
+
+def time_name(tinfo: TableInfo, time_us: bool = False) -> str:
+    """Name of the row-time column in ``node_select`` of ``tinfo`` (``__time`` / ``__time_us`` unless taken)."""
+    return fresh_name(TIME_US if time_us else TIME, _names(tinfo) + [node_name(tinfo)])
 
 
 def time_value(tinfo: TableInfo, tbl_alias: str | None = None) -> exp.Expression:
@@ -31,18 +64,28 @@ def visible(tinfo: TableInfo, as_of: dt.datetime | None, tbl_alias: str | None =
     return exp.or_(t.is_(exp.null()), t.copy() <= lit(as_of))
 
 
+def node_order(tinfo: TableInfo) -> list[exp.Ordered]:
+    """The numbering order: primary key columns, then every other column (a total order up to equal rows)."""
+    key = list(tinfo.primary_key)
+    rest = [c.name for c in tinfo.columns if c.name not in key]
+    return [exp.Ordered(this=col(c), nulls_first=False) for c in key + rest]
+
+
 def node_select(tinfo: TableInfo, as_of: dt.datetime | None, columns: list[exp.Expression],
                 *, time_us: bool = False) -> exp.Select:
-    """``SELECT __node, __time[_us], <columns> FROM t WHERE visible`` with stable node ids."""
-    number = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[exp.Ordered(this=exp.column("rowid"))]))
-    sel = [alias(number - exp.Literal.number(1), NODE)]
+    """``SELECT <node>, <time>, <columns> FROM t WHERE visible`` with stable node ids.
+
+    The first two columns are named ``node_name(tinfo)`` and ``time_name(tinfo, time_us)``.
+    """
+    number = exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=node_order(tinfo)))
+    sel = [alias(number - exp.Literal.number(1), node_name(tinfo))]
     if tinfo.time_column is None:
         t = exp.cast(exp.null(), "BIGINT" if time_us else "TIMESTAMP")
     else:
         t = time_value(tinfo)
         if time_us:
             t = exp.func("epoch_us", t)
-    sel.append(alias(t, TIME_US if time_us else TIME))
+    sel.append(alias(t, time_name(tinfo, time_us)))
     q = exp.select(*sel, *columns).from_(table(tinfo.name))
     cond = visible(tinfo, as_of)
     return q.where(cond) if cond is not None else q

@@ -15,6 +15,10 @@ from .query import AggRef, Aggregate, PredictQuery, Target, TaskType
 from .schema import Link, Schema, TableInfo
 from .sql import ident, to_sql
 
+#: columns that example and prediction rows hold beside the entity's key (lower case: DuckDB ignores case)
+KEY_NAMES_TAKEN = frozenset({"__node", "anchor_time", "split", "label", "prediction", "score", "probabilities",
+                             "__s"})
+
 
 @dataclass(frozen=True)
 class ResolvedAggregate:
@@ -110,6 +114,12 @@ def check_entity(schema: Schema, query: PredictQuery) -> TableInfo:
         if entity.column(k) is None:
             raise PlanError(f"column `{k}` not found in table `{entity.name}`"
                             f"{did_you_mean(k, [c.name for c in entity.columns])}", query.entity_position)
+    for k in query.entity_columns:
+        if k.lower() in KEY_NAMES_TAKEN:
+            raise PlanError(f"the key column `{k}` has the name of a column that every prediction or example row "
+                            f"carries beside the key ({', '.join(sorted(KEY_NAMES_TAKEN))}), so the two would be "
+                            f"confused; rename it, e.g. ALTER TABLE {sql_name(entity.name)} RENAME COLUMN "
+                            f"{sql_name(k)} TO {sql_name(k + '_id')}", query.entity_position)
     if entity.primary_key != tuple(query.entity_columns):
         pk = ", ".join(entity.primary_key)
         hint = f"its primary key is ({pk})" if pk else "it has no primary key; declare one in CREATE TABLE"

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.compute as pc
 import torch
 
-from rdl_sql.planner.extract import DST, NODE, SRC, TIME_US, ExtractedGraph
+from rdl_sql.planner.extract import DST, NODE, SRC, ExtractedGraph, time_name
 
 from .columns import ColumnSpec, encode_features, encode_timestamps, fit_spec
 
@@ -97,7 +97,7 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
     specs = dict(specs) if specs else {}
     raw_times = {}
     for t in tables:
-        tm = extracted.nodes[t].column(TIME_US)
+        tm = extracted.nodes[t].column(time_name(extracted.tables[t], time_us=True))
         raw_times[t] = pc.fill_null(tm, STATIC_TIME).to_numpy(zero_copy_only=False).astype(np.int64)
     dated = [x[x != STATIC_TIME] for x in raw_times.values()]
     times = torch.from_numpy(np.unique(np.concatenate(dated))) if dated else torch.zeros(0, dtype=torch.long)
