@@ -28,6 +28,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from .anchors import shift_sql
+from .extract import reachable
 from .labels import ANCHOR, TaskPlan
 from .nodes import NODE, time_value
 from .schema import Link, TableInfo
@@ -39,6 +40,13 @@ ALL = "all"       # name of the all-past window
 DAY_SECONDS = 86_400.0
 
 Window = tuple[int, str]  # (length, unit), e.g. (30, "DAYS")
+#: links the query follows from the entity: parents and children (1), the children's parents (2)
+HOPS = 2
+
+
+def tables_read(schema, entity: str) -> list[str]:
+    """The tables ``feature_sql`` may read: those within ``HOPS`` links of ``entity`` (a stored GBDT's schema)."""
+    return reachable(schema, entity, HOPS)
 
 
 def default_windows(plan: TaskPlan) -> tuple[Window, ...]:
@@ -278,4 +286,4 @@ def _outer_order(select: exp.Select, tbl: str) -> list[exp.Ordered]:
     return out
 
 
-__all__ = ["feature_sql", "feature_names", "default_windows", "Window"]
+__all__ = ["feature_sql", "feature_names", "default_windows", "tables_read", "HOPS", "Window"]

@@ -6,9 +6,15 @@ training rows and reused at scoring time (an unseen or NULL value is
 missing), so a category means the same split in every table the model reads.
 Seeds, one thread and LightGBM's deterministic mode make the same statement
 on the same data give the same model.
+
+A trained model is stored (``dumps`` / ``loads``) as versioned JSON around
+LightGBM's own text format: the booster's ``model_to_string`` plus what
+scoring needs beside it (feature names in order, training categories,
+class labels, the training label mean for EVALUATE's trivial predictor).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -24,6 +30,10 @@ from rdl_sql.udfs.metrics import metric
 
 #: columns of an example row that are never features
 RESERVED = ("__node", "anchor_time", "split", "label")
+
+#: the stored layout ``dumps`` writes, and those ``loads`` reads
+FORMAT = 1
+READABLE = (1,)
 
 MAX_ROUNDS = 1000
 EARLY_STOP = 50
@@ -41,6 +51,9 @@ class GbdtModel:
     features: list[str]       # column names, in training order
     categories: dict[str, pa.Array] = field(default_factory=dict)  # string feature -> training categories
     metrics: dict = field(default_factory=dict)
+    classes: list = field(default_factory=list)  # multiclass: label of each output
+    #: mean training label (binary: the positive rate), the trivial predictor EVALUATE shows beside the model
+    train_mean: float = 0.0
 
     def frame(self, tbl: pa.Table) -> pd.DataFrame:
         """The model's input for ``tbl``: float columns and categoricals with the training categories."""
@@ -62,6 +75,38 @@ class GbdtModel:
         if tbl.num_rows == 0:
             return np.zeros((0, self.booster.num_model_per_iteration()) if self.task_type == "multiclass" else 0)
         return np.asarray(self.booster.predict(self.frame(tbl), num_threads=THREADS), dtype=np.float64)
+
+    def importance(self, top: int = 10) -> dict[str, float]:
+        """The ``top`` features by total gain, largest first (DESCRIBE MODEL shows them)."""
+        gain = self.booster.feature_importance(importance_type="gain")
+        order = sorted(range(len(gain)), key=lambda i: -gain[i])[:top]
+        return {self.features[i]: float(gain[i]) for i in order if gain[i] > 0}
+
+    def dumps(self) -> bytes:
+        """The stored form: JSON holding LightGBM's model text (best iteration) and the feature layout."""
+        state = {"format": FORMAT, "kind": "gbdt", "task_type": self.task_type, "features": list(self.features),
+                 "categories": {k: v.to_pylist() for k, v in self.categories.items()},
+                 "classes": [str(c) for c in self.classes], "train_mean": float(self.train_mean),
+                 "metrics": self.metrics, "importance": self.importance(),
+                 "booster": self.booster.model_to_string()}
+        return json.dumps(state).encode()
+
+    @classmethod
+    def loads(cls, blob: bytes) -> "GbdtModel":
+        """A model back from ``dumps``; ValueError, saying why, for bytes of another kind or format."""
+        try:
+            state = json.loads(bytes(blob).decode())
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError("the stored bytes are not a gbdt model") from None
+        if not isinstance(state, dict) or state.get("kind") != "gbdt":
+            raise ValueError("the stored bytes are not a gbdt model")
+        if state.get("format") not in READABLE:
+            raise ValueError(f"stored gbdt format {state.get('format')!r} is not readable by this version "
+                             f"(it reads {', '.join(map(str, READABLE))})")
+        booster = lgb.Booster(model_str=state["booster"])
+        categories = {k: pa.array(v, pa.string()) for k, v in state["categories"].items()}
+        return cls(booster, state["task_type"], list(state["features"]), categories, dict(state["metrics"]),
+                   list(state["classes"]), float(state["train_mean"]))
 
 
 def feature_columns(tbl: pa.Table, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -87,8 +132,9 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
         if _is_string(train.schema.field(name).type):
             cats = pc.unique(pc.drop_null(pc.cast(train.column(name), pa.string())))
             categories[name] = cats.take(pc.array_sort_indices(cats))  # sorted: independent of row order
-    model = GbdtModel(None, task_type, features, categories)
     y_train = _labels(train)
+    train_mean = float(np.mean(y_train)) if len(y_train) else 0.0
+    model = GbdtModel(None, task_type, features, categories, train_mean=train_mean)
     y_val = _labels(val)
     seed = options.seed
     objective, stop_metric = {"binary": ("binary", "binary_logloss"), "regression": ("l1", "l1"),

@@ -1,32 +1,162 @@
-"""``model = 'gbdt'`` and ``model = 'auto'`` for a PREDICT: train, compare on validation, score the winner."""
+"""Which model a statement trains: ``model = 'gnn'``, ``'gbdt'``, or ``'auto'``, the best of a few on validation.
+
+``auto`` tries, in this order, the GNN with the statement's options, GBDT
+(LightGBM on SQL aggregates), a deeper GNN (one more layer, so it reaches
+tables one link further) and a wider one (twice the neighbours on the first
+hop, where recency and counts live), and keeps the best validation metric.
+A candidate that would change an option the user wrote is not tried: the
+statement's own options always hold. ``time_budget`` (seconds) bounds the
+search: a candidate starts only while the time spent so far is under it, and
+one that has started is never cut short, so the best candidate among those
+tried is always a whole model. Every candidate trains on the very same
+labelled examples (``Prepared``), so their validation metrics compare.
+
+Torch and LightGBM are imported only when a candidate of that kind trains.
+"""
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rdl_sql.planner.features import HOPS
+from rdl_sql.planner.options import Options
 from rdl_sql.udfs.metrics import better
 
-from . import gbdt
 from .prepare import Prepared
-from .result import Result, describe_metrics
+from .result import describe_metrics
+
+GNN, GBDT, DEEPER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_wider"
+_MAX_LAYERS = 8
+_MAX_FANOUT = 10_000
 
 
-def predict(engine, con, prep: Prepared) -> Result:
-    """Train GBDT (and, for 'auto', the GNN); the result scores with the better one on validation."""
-    plan = prep.plan
-    tree = gbdt.fit(con, prep)
-    metrics = dict(tree.metrics, model="gbdt")
-    notices = [f"trained gbdt: {describe_metrics(tree.metrics)}"]
-    if plan.options.model == "auto":
-        gnn = engine.train_gnn(con, prep)
-        notices.append(f"trained gnn: {describe_metrics(gnn.metrics)}")
-        name = plan.task_type.metric
-        key = f"val_{name}"
-        a, b = gnn.metrics[key], tree.metrics[key]
-        gnn_wins = better(plan.task_type, a, b)
-        winner, loser = ("gnn", "gbdt") if gnn_wins else ("gbdt", "gnn")
-        w, lo = (a, b) if gnn_wins else (b, a)
-        notices.append(f"auto: {winner} won on validation {name} {w:.4f} vs {loser} {lo:.4f} ({w - lo:+.4f})")
-        compared = {f"gbdt_{key}": b, f"gnn_{key}": a}
-        if gnn_wins:
-            return Result(query=engine.score_query(prep, gnn), notices=notices,
-                          metrics=dict(gnn.metrics, model="gnn", **compared))
-        metrics.update(compared)
-    return Result(table=gbdt.score(con, plan, tree, prep.classes), notices=notices, metrics=metrics)
+@dataclass(frozen=True)
+class Candidate:
+    """One model ``auto`` may train: a name for notices and metrics, its kind and its options."""
+
+    name: str
+    kind: str  # gnn | gbdt
+    options: Options
+
+    def describe(self) -> str:
+        if self.kind == GBDT:
+            return "LightGBM on SQL aggregates"
+        return f"layers {self.options.layers}, fanouts {','.join(map(str, self.options.hop_fanouts))}"
+
+
+@dataclass
+class Trained:
+    """The model a statement trained (or reused), with what it says about itself.
+
+    ``result`` is an ``engine.gnn.GnnResult`` or an ``engine.gbdt.GbdtResult``;
+    ``prep`` is the preparation it trained on, with the candidate's options
+    (what storing it needs: the tables its depth reaches).
+    """
+
+    kind: str
+    result: object
+    prep: Prepared
+    metrics: dict
+    notices: list[str] = field(default_factory=list)
+
+
+def candidates(options: Options) -> list[Candidate]:
+    """The models ``options.model`` asks for; for ``auto`` the variations that keep every option the user gave."""
+    if options.model != "auto":
+        return [Candidate(options.model, options.model, options)]
+    given = set(options.given)
+    out = [Candidate(GNN, GNN, options), Candidate(GBDT, GBDT, options)]
+    layers = options.layers + 1
+    if "layers" not in given and layers <= _MAX_LAYERS:
+        fanouts = tuple(options.fanouts)
+        if len(fanouts) < layers and "fanouts" not in given:
+            last = fanouts[-1] if fanouts else 16
+            fanouts = fanouts + tuple(max(1, last // 2 ** (i + 1)) for i in range(layers - len(fanouts)))
+        if len(fanouts) >= layers:
+            out.append(Candidate(DEEPER, GNN, options.replace(layers=layers, fanouts=fanouts)))
+    if "fanouts" not in given and options.layers > 0 and options.fanouts:
+        wide = (min(_MAX_FANOUT, 2 * options.fanouts[0]), *options.fanouts[1:])
+        out.append(Candidate(WIDER, GNN, options.replace(fanouts=wide)))
+    return out
+
+
+def reach(options: Options) -> int:
+    """How many links from the entity any candidate reads: the depth the data digest must cover."""
+    return max(c.options.layers if c.kind == GNN else HOPS for c in candidates(options))
+
+
+def with_options(prep: Prepared, options: Options) -> Prepared:
+    """``prep`` with other training options: the same examples, the graph tables of the new depth."""
+    if options == prep.plan.options:
+        return prep
+    return dataclasses.replace(prep, plan=dataclasses.replace(prep.plan, options=options))
+
+
+def digest(con, prep: Prepared) -> str:
+    """Identity of the data every candidate of the statement reads (reuse keys on it)."""
+    return with_options(prep, prep.plan.options.replace(layers=reach(prep.plan.options))).digest(con)
+
+
+def fit_candidate(engine, con, prep: Prepared, candidate: Candidate):
+    """Train one candidate on ``prep`` (already carrying its options); returns its result."""
+    if candidate.kind == GBDT:
+        from . import gbdt  # LightGBM: loaded only when a GBDT candidate trains
+        return gbdt.fit(con, prep)
+    return engine.train_gnn(con, prep)
+
+
+def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_counter) -> Trained:
+    """Train what the statement's ``model`` option asks for; for ``auto``, every candidate the budget allows."""
+    options = prep.plan.options
+    cands = candidates(options)
+    if options.model != "auto":
+        (c,) = cands
+        result = fit_candidate(engine, con, prep, c)
+        metrics = dict(result.metrics) if c.kind == GNN else dict(result.metrics, model=GBDT)
+        return Trained(c.kind, result, prep, metrics, [f"trained {c.kind}: {describe_metrics(result.metrics)}"])
+    key = f"val_{prep.plan.task_type.metric}"
+    started = clock()
+    notices: list[str] = []
+    tried: list[tuple[Candidate, Prepared, object, float]] = []
+    errors: list[Exception] = []
+    for i, c in enumerate(cands):
+        spent = clock() - started
+        if i and spent >= options.time_budget:
+            notices.append(f"auto: {c.name} ({c.describe()}) not tried: the time budget of "
+                           f"{options.time_budget:g} s is spent ({spent:.1f} s)")
+            continue
+        cprep = with_options(prep, c.options)
+        t0 = clock()
+        try:
+            result = fit_candidate(engine, con, cprep, c)
+        except Exception as e:  # a candidate that cannot train here (e.g. GBDT on a composite key)
+            notices.append(f"auto: {c.name} ({c.describe()}) failed: {e}")
+            errors.append(e)
+            continue
+        value = float(result.metrics.get(key, math.nan))
+        notices.append(f"auto: {c.name} ({c.describe()}): {key} {value:.4f} in {clock() - t0:.1f} s")
+        tried.append((c, cprep, result, value))
+    if not tried:
+        raise errors[0]
+    best = tried[0]
+    for t in tried[1:]:
+        if better(prep.plan.task_type.value, t[3], best[3]):
+            best = t
+    c, cprep, result, value = best
+    metric = prep.plan.task_type.metric
+    others = [t for t in tried if t is not best]
+    if others:
+        runner_up = others[0]
+        for t in others[1:]:
+            if better(prep.plan.task_type.value, t[3], runner_up[3]):
+                runner_up = t
+        notices.append(f"auto: {c.name} won on validation {metric} {value:.4f} vs {runner_up[0].name} "
+                       f"{runner_up[3]:.4f} ({value - runner_up[3]:+.4f})")
+    else:
+        notices.append(f"auto: {c.name} won on validation {metric} {value:.4f}, the only candidate trained")
+    metrics = dict(result.metrics, model=c.kind, candidate=c.name,
+                   **{f"{t[0].name}_{key}": t[3] for t in tried}, auto_seconds=round(clock() - started, 3))
+    return Trained(c.kind, result, cprep, metrics, notices)

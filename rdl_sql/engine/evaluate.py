@@ -1,4 +1,17 @@
-"""EVALUATE: a model's metrics beside the trivial predictor's, on its test split or on fresh labels."""
+"""EVALUATE: a model's metrics over the test window, with bootstrap confidence intervals and the trivial predictor.
+
+Rows ``(metric, value, ci_low, ci_high, baseline)``: ``value`` is the
+metric on the test rows, ``ci_low`` / ``ci_high`` the 95 % percentile
+interval of the same metric over ``RESAMPLES`` seeded bootstrap resamples of
+those rows (drawn with replacement, as many as there are), and ``baseline``
+the trivial predictor's value (``udfs.metrics.report``). A resample is a
+vector of row counts, so one pass over the rows sorted by score computes
+the metric for a whole block of resamples at once: 500 resamples of
+32,000 rows take about a second on one loaded core, where calling
+scikit-learn per resample took about 15 ms each (7 s).
+
+Works for GNN and GBDT models alike; torch is imported only to score a GNN.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -9,47 +22,151 @@ from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.query import TaskType
 from rdl_sql.planner.sql import arrow
 from rdl_sql.udfs.metrics import report
-from rdl_sql.udfs.train import Examples
 
-from .gnn import GnnResult
+from .auto import GBDT, Trained
 from .prepare import Prepared, index_classes
 
-
-def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_mean: float) -> pa.Table:
-    """Rows ``(metric, value, baseline)`` of ``udfs.metrics.report``."""
-    rows = report(task_type, y, score, train_mean)
-    return pa.table({"metric": list(rows), "value": [v for v, _ in rows.values()],
-                     "baseline": [b for _, b in rows.values()]})
+RESAMPLES = 500
+LEVEL = 0.95
+#: cells (resamples x rows) computed at once: bounds the memory of a block to about 50 MB
+_BLOCK_CELLS = 1_000_000
 
 
-def _train_mean(prep: Prepared, result: GnnResult) -> float:
-    if prep.plan.task_type is TaskType.REGRESSION:
-        return result.trained.target_mean
-    return float(result.trained.metrics.get("train_positive_rate", 0.5))
+def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_mean: float,
+                  resamples: int = RESAMPLES, seed: int = 0) -> pa.Table:
+    """Rows ``(metric, value, ci_low, ci_high, baseline)`` for labels ``y`` and model outputs ``score``."""
+    rows = report(TaskType(task_type).value, y, score, train_mean)
+    ci = bootstrap(task_type, y, score, resamples, seed)
+    names = list(rows)
+    return pa.table({"metric": names, "value": [rows[k][0] for k in names],
+                     "ci_low": [ci.get(k, (np.nan, np.nan))[0] for k in names],
+                     "ci_high": [ci.get(k, (np.nan, np.nan))[1] for k in names],
+                     "baseline": [rows[k][1] for k in names]})
 
 
-def _score(prep: Prepared, result: GnnResult, examples: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    if examples.num_rows == 0:
-        raise PlanError(f"no labelled rows to evaluate at {prep.plan.test_anchor}: no entity passes the filter "
-                        f"or the label window holds no data; try another AS OF")
+def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: int = RESAMPLES, seed: int = 0,
+              level: float = LEVEL) -> dict[str, tuple[float, float]]:
+    """``{metric: (low, high)}``: the percentile interval of each metric over seeded resamples of the rows.
+
+    Resamples where a metric is undefined (AUROC of a resample holding one
+    class) are left out of its interval; NaN if none defines it.
+    """
+    task_type = TaskType(task_type)
+    y = np.asarray(y, np.float64)
+    score = np.asarray(score, np.float64)
+    n = len(y)
+    if n == 0 or resamples <= 0:
+        return {}
+    if task_type is TaskType.BINARY:  # sorted once here, so each block skips the sort in ``weighted``
+        order = np.argsort(-score, kind="stable")
+        y, score = y[order], score[order]
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_CELLS // n)
+    draws: dict[str, list[np.ndarray]] = {}
+    done = 0
+    while done < resamples:
+        b = min(block, resamples - done)
+        idx = rng.integers(0, n, size=(b, n))
+        counts = np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+        for k, v in weighted(task_type, y, score, counts.astype(np.float64)).items():
+            draws.setdefault(k, []).append(v)
+        done += b
+    tail = (1 - level) / 2
+    out = {}
+    for k, parts in draws.items():
+        v = np.concatenate(parts)
+        v = v[np.isfinite(v)]
+        out[k] = (float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))) if len(v) else (np.nan, np.nan)
+    out["rows"] = (float(n), float(n))
+    return out
+
+
+def weighted(task_type: TaskType, y: np.ndarray, score: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """The metrics of ``report`` for each row of weights ``w`` ``[b, n]`` (row counts of a resample).
+
+    With every weight 1 these are ``report``'s values (a test pins that).
+    """
+    n = len(y)
+    total = w.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if task_type is TaskType.BINARY:
+            s, yy, ws = score, y, w
+            if np.any(score[1:] > score[:-1]):
+                order = np.argsort(-score, kind="stable")
+                s, yy, ws = score[order], y[order], w[:, order]
+            starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores, best first
+            pos, neg = ws * yy, ws * (1 - yy)
+            if len(starts) < n:
+                pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
+            p, q = pos.sum(1), neg.sum(1)
+            cum_pos, cum_neg = np.cumsum(pos, 1), np.cumsum(neg, 1)
+            beaten = q[:, None] - cum_neg + 0.5 * neg  # negatives below each group, ties count half
+            auroc = (pos * beaten).sum(1) / (p * q)
+            ap = (pos * (cum_pos / (cum_pos + cum_neg))).sum(1) / p
+            ok = (p > 0) & (q > 0)
+            correct = ((score >= 0.5) == (y >= 0.5)).astype(np.float64)
+            return {"AUROC": np.where(ok, auroc, np.nan), "average_precision": np.where(ok, ap, np.nan),
+                    "accuracy": (w * correct).sum(1) / total}
+        if task_type is TaskType.REGRESSION:
+            err = y - score
+            mean = (w * y).sum(1) / total
+            sse = (w * err ** 2).sum(1)
+            sst = (w * (y[None, :] - mean[:, None]) ** 2).sum(1)
+            r2 = np.where(n > 1, 1 - sse / sst, np.nan)
+            return {"MAE": (w * np.abs(err)).sum(1) / total, "RMSE": np.sqrt(sse / total), "R2": r2}
+        correct = (np.asarray(score).reshape(n, -1).argmax(1) == y.astype(np.int64)).astype(np.float64)
+        return {"accuracy": (w * correct).sum(1) / total}
+
+
+# ---- the models' outputs on test rows ----------------------------------------------------------------
+def _train_mean(trained: Trained) -> float:
+    if trained.kind == GBDT:
+        return float(trained.result.model.train_mean)
+    if trained.prep.plan.task_type is TaskType.REGRESSION:
+        return float(trained.result.trained.target_mean)
+    return float(trained.result.trained.metrics.get("train_positive_rate", 0.5))
+
+
+def _outputs(con, prep: Prepared, trained: Trained, examples: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and model outputs for labelled example rows."""
+    if trained.kind == GBDT:
+        from . import gbdt  # LightGBM: loaded only when a GBDT is evaluated
+        return gbdt.predict_rows(con, prep.plan, trained.result, examples)
+    from rdl_sql.udfs.train import Examples  # torch: loaded only when a GNN is evaluated
     ex = Examples.from_arrow(examples)
-    return ex.label.numpy().astype(np.float64), result.trained.predict(result.graph, ex)
+    return ex.label.numpy().astype(np.float64), trained.result.trained.predict(trained.result.graph, ex)
 
 
-def test_split(prep: Prepared, result: GnnResult) -> pa.Table:
-    """Metrics of a freshly trained model on its own test split."""
-    y, s = _score(prep, result, prep.split("test"))
-    return metrics_table(prep.plan.task_type, y, s, _train_mean(prep, result))
+def _no_rows(prep: Prepared) -> PlanError:
+    return PlanError(f"no labelled rows to evaluate from {prep.plan.test_start}: no entity passes the filter "
+                     f"or the label window holds no data; try another AS OF")
 
 
-def fresh(con, prep: Prepared, result: GnnResult) -> pa.Table:
-    """Metrics of a stored model on labels computed now, at the plan's test anchor."""
+def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
+    """Metrics of a freshly trained model over its own test split (every test anchor)."""
+    seed = prep.plan.options.seed
+    result = trained.result
+    if trained.kind == GBDT and getattr(result, "test_label", None) is not None:
+        y, s = result.test_label, result.test_score  # scored when it was trained
+    else:
+        test = prep.split("test")
+        if test.num_rows == 0:
+            raise _no_rows(prep)
+        y, s = _outputs(con, prep, trained, test)
+    return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed)
+
+
+def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
+    """Metrics of a stored model on labels computed now, at the plan's test anchors."""
     plan = prep.plan
-    anchors = plan.split_anchors() if plan.column else [(plan.test_anchor, "test")]
+    anchors = plan.split_anchors() if plan.column else [(t, "test") for t in plan.test_anchors]
     examples = arrow(con, plan.examples_sql(anchors))
     if plan.column:
         examples = examples.filter(pc.equal(examples.column("split"), "test"))
+    if examples.num_rows == 0:
+        raise _no_rows(prep)
     if plan.task_type is TaskType.MULTICLASS:
-        examples, _ = index_classes(examples, result.trained.classes)
-    y, s = _score(prep, result, examples)
-    return metrics_table(plan.task_type, y, s, _train_mean(prep, result))
+        examples, _ = index_classes(examples, trained.result.classes if trained.kind == GBDT
+                                    else trained.result.trained.classes)
+    y, s = _outputs(con, prep, trained, examples)
+    return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed)

@@ -11,16 +11,18 @@ between batches; scoring is one DuckDB query through the scoring UDFs.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pyarrow as pa
 from sqlglot import exp
 
 from rdl_sql.planner.errors import PlanError, Position
-from rdl_sql.planner.query import PredictQuery
+from rdl_sql.planner.query import PredictQuery, TaskType
 from rdl_sql.planner.sql import table as ident_table
 
-from . import store
+from . import auto, store
+from .auto import GBDT, Trained
 from .explain import explain
 from .prepare import Prepared, prepare, prepare_scoring
 from .registry import ModelRegistry
@@ -40,34 +42,47 @@ class Engine:
 
     # ---- PREDICT ---------------------------------------------------------------
     def predict(self, con, query: PredictQuery, identity: str) -> Result:
-        """Train (or reuse) the statement's model and return the query that scores its entities.
+        """Train (or reuse) the statement's model and return the rows that score its entities.
 
         ``identity`` is the statement's canonical text: with the data digest
         it decides whether an earlier or stored model is reused.
         """
         prep = prepare(con, query)
-        if prep.plan.options.model != "gnn":
-            from . import auto  # LightGBM: loaded only when a statement asks for it
-            return auto.predict(self, con, prep)
-        result, note = self._train_or_reuse(con, prep, identity)
-        return Result(query=self.score_query(prep, result), notices=[note], metrics=result.metrics)
+        trained, notices = self._train_or_reuse(con, prep, identity)
+        return self._scored(con, prep, trained, notices)
 
-    def _train_or_reuse(self, con, prep: Prepared, identity: str):
-        from . import gnn  # torch: loaded only when a statement trains or scores
-        key = (identity, prep.digest(con))
-        result = self.registry.trained(key)
-        if result is not None:
-            return result, f"reused the model trained by an identical PREDICT on unchanged data: " \
-                           f"{describe_metrics(result.metrics)}"
+    def _train_or_reuse(self, con, prep: Prepared, identity: str) -> tuple[Trained, list[str]]:
+        """The statement's model: held in this session, stored by an identical statement, or trained now."""
+        key = (identity, auto.digest(con, prep))
+        trained = self.registry.trained(key)
+        if trained is not None:
+            return trained, [f"reused the model trained by an identical PREDICT on unchanged data: "
+                             f"{describe_metrics(trained.metrics)}"]
         stored = store.find_reusable(con, *key)
         if stored is not None:
-            result = gnn.load_stored(con, prep, stored)
-            self.registry.remember(key, result)
-            return result, (f"reused stored model `{stored.name}` (same statement, same data): "
-                            f"{describe_metrics(result.metrics)}")
-        result = self.train_gnn(con, prep)
-        self.registry.remember(key, result)
-        return result, f"trained gnn: {describe_metrics(result.metrics)}"
+            trained = self._load(con, prep, stored)
+            self.registry.remember(key, trained)
+            return trained, [f"reused stored model `{stored.name}` (same statement, same data): "
+                             f"{describe_metrics(trained.metrics)}"]
+        trained = auto.train(self, con, prep)
+        self.registry.remember(key, trained)
+        return trained, list(trained.notices)
+
+    def _load(self, con, prep: Prepared, stored: store.StoredModel) -> Trained:
+        """A stored model of any kind, ready to score ``prep``'s rows."""
+        if stored.model == GBDT:
+            from . import gbdt  # LightGBM: loaded only when a statement scores a GBDT
+            return Trained(GBDT, gbdt.load_stored(prep, stored), prep, dict(stored.metrics))
+        from . import gnn  # torch: loaded only when a statement trains or scores
+        result = gnn.load_stored(con, prep, stored)
+        return Trained(stored.model, result, prep, dict(result.metrics))
+
+    def _scored(self, con, prep: Prepared, trained: Trained, notices: list[str]) -> Result:
+        """The result that scores ``prep``'s rows: a query through the scoring UDF (GNN) or a table (GBDT)."""
+        if trained.kind == GBDT:
+            from . import gbdt  # LightGBM: loaded only when a statement scores a GBDT
+            return Result(table=gbdt.score(con, prep.plan, trained.result), notices=notices, metrics=trained.metrics)
+        return Result(query=self.score_query(prep, trained.result), notices=notices, metrics=trained.metrics)
 
     def train_gnn(self, con, prep: Prepared):
         from . import gnn  # torch: loaded only when a statement trains or scores
@@ -80,36 +95,41 @@ class Engine:
 
     def predict_using(self, con, stored: store.StoredModel, query: PredictQuery) -> Result:
         """Score ``query`` (the stored statement with the user's FOR / WHERE / AS OF) with a stored model."""
-        from . import gnn  # torch: loaded only when a statement trains or scores
         prep = prepare_scoring(con, query)
-        result = gnn.load_stored(con, prep, stored)
-        note = f"scored with stored model `{stored.name}` (trained {stored.created_at:%Y-%m-%d %H:%M})"
-        return Result(query=self.score_query(prep, result), notices=[note], metrics=result.metrics)
+        trained = self._load(con, prep, stored)
+        note = f"scored with stored model `{stored.name}` ({trained.kind}, trained {stored.created_at:%Y-%m-%d %H:%M})"
+        return self._scored(con, prep, trained, [note])
 
     # ---- models ----------------------------------------------------------------
     def create_model(self, con, name: str, query: PredictQuery, statement: str, identity: str, replace: bool,
                      position: Position | None) -> Result:
-        """Train a GNN and store it in ``rdl_models`` under ``name``; the result is its metrics row."""
-        from . import gnn  # torch: loaded only when a statement trains or scores
-        if query.options.model != "gnn":
-            raise PlanError("CREATE MODEL stores GNN models; use model = 'gbdt' or 'auto' with a plain PREDICT",
-                            query.options_position)
+        """Train the statement's model (GNN, GBDT, or the best of ``auto``'s) and store it in ``rdl_models``."""
         if not replace and name in store.names(con):  # checked before training, and again when writing
             raise PlanError(f"model `{name}` already exists; use CREATE OR REPLACE MODEL or DROP MODEL {name}",
                             position)
         prep = prepare(con, query)
-        result = self.train_gnn(con, prep)
-        digest = prep.digest(con)
-        stored = gnn.to_stored(prep, result, name, statement, identity, digest)
-        store.save(con, stored, replace, position)
-        self.registry.remember((identity, digest), result)
-        m = result.metrics
+        trained = auto.train(self, con, prep)
+        digest = auto.digest(con, prep)
+        store.save(con, self._to_stored(trained, name, statement, identity, digest), replace, position)
+        self.registry.remember((identity, digest), trained)
+        m = trained.metrics
         metric = prep.plan.task_type.metric
         row = {"model": [name], "task": [prep.plan.task_type.value],
                f"val_{metric}": [m.get(f"val_{metric}")], f"test_{metric}": [m.get(f"test_{metric}")],
                "train_rows": [m.get("train_rows")], "val_rows": [m.get("val_rows")], "test_rows": [m.get("test_rows")],
                "epochs": [m.get("epochs")], "train_seconds": [round(m.get("train_seconds", 0.0), 3)]}
-        return Result(table=pa.table(row), notices=[f"model `{name}` stored in {store.TABLE}"], metrics=m)
+        chosen = f", chosen by auto: {m['candidate']}" if "candidate" in m else ""
+        notices = (list(trained.notices) + [f"model `{name}` ({trained.kind}{chosen}) stored in {store.TABLE}"]
+                   + prep.notices)
+        return Result(table=pa.table(row), notices=notices, metrics=m)
+
+    def _to_stored(self, trained: Trained, name: str, statement: str, identity: str, digest: str) -> store.StoredModel:
+        if trained.kind == GBDT:
+            from . import gbdt  # LightGBM: loaded already, since a GBDT was trained
+            return gbdt.to_stored(trained.prep, trained.result, name, statement, identity, digest, trained.metrics)
+        from . import gnn  # torch: loaded already, since a GNN was trained
+        stored = gnn.to_stored(trained.prep, trained.result, name, statement, identity, digest)
+        return dataclasses.replace(stored, metrics=dict(trained.metrics))
 
     def show_models(self, con) -> Result:
         cols = ["name", "task", "model", "created_at", "metrics", "statement"]
@@ -119,10 +139,19 @@ class Engine:
                       .order_by(exp.column("name")))
 
     def describe_model(self, con, name: str, position: Position | None) -> Result:
+        """Properties of a stored model, read from its row alone (no torch, no LightGBM)."""
         stored = store.load(con, name, position)
         rows = [("name", stored.name), ("statement", stored.statement), ("task", stored.task),
-                ("model", stored.model), ("created_at", str(stored.created_at)),
-                ("weights_bytes", str(len(stored.weights))), ("data_digest", stored.data_digest)]
+                ("model", stored.model)]
+        if "candidate" in stored.metrics:  # chosen by model = 'auto'
+            suffix = f"_val_{TaskType(stored.task).metric}"
+            tried = [f"{k.removesuffix(suffix)} {v:.4f}" for k, v in stored.metrics.items()
+                     if k.endswith(suffix) and isinstance(v, float)]
+            rows.append(("chosen_by", f"auto: {stored.metrics['candidate']}, the best on validation{suffix} of "
+                                      f"{', '.join(tried)}"))
+        rows += [("created_at", str(stored.created_at)), ("weights_bytes", str(len(stored.weights))),
+                 ("data_digest", stored.data_digest)]
+        rows += [(k, v) for k, v in store.describe_weights(stored)]
         rows += [(f"option {k}", str(v)) for k, v in stored.options.items()]
         rows += [(f"metric {k}", str(v)) for k, v in stored.metrics.items()]
         for table_name, info in stored.fingerprint["tables"].items():
@@ -138,25 +167,25 @@ class Engine:
 
     # ---- EVALUATE / EXPLAIN ----------------------------------------------------------
     def evaluate_model(self, con, stored: store.StoredModel, query: PredictQuery) -> Result:
-        """A stored model's metrics on labels computed now, at the query's test anchor."""
-        from . import evaluate, gnn  # torch: loaded only when a statement trains or scores
+        """A stored model's metrics on labels computed now, at the query's test anchor, with bootstrap intervals."""
+        from . import evaluate  # torch / LightGBM: loaded by the model's kind, only when evaluating
         prep = prepare_scoring(con, query)
-        result = gnn.load_stored(con, prep, stored)
-        table = evaluate.fresh(con, prep, result)
-        return Result(table=table, notices=[f"model `{stored.name}` on fresh labels at {prep.plan.test_anchor}"],
-                      metrics=result.metrics)
+        trained = self._load(con, prep, stored)
+        table = evaluate.fresh(con, prep, trained)
+        anchors = prep.plan.test_anchors
+        when = f"{anchors[0]} .. {anchors[-1]}" if anchors else str(prep.plan.test_start)
+        return Result(table=table, notices=[f"{trained.kind} model `{stored.name}` on fresh labels at the test anchors "
+                                            f"{when}"] + prep.notices, metrics=trained.metrics)
 
     def evaluate_predict(self, con, query: PredictQuery) -> Result:
-        """Train the statement's GNN and report its test-split metrics beside the trivial predictor's."""
-        from . import evaluate  # torch: loaded only when a statement trains or scores
-        if query.options.model != "gnn":
-            raise PlanError("EVALUATE PREDICT evaluates the GNN; for 'gbdt' or 'auto' run the PREDICT, "
-                            "whose notice gives both models' validation and test metrics", query.options_position)
+        """Train the statement's model (any ``model``) and report its test-window metrics with bootstrap intervals."""
+        from . import evaluate  # torch / LightGBM: loaded by the model's kind, only when evaluating
         prep = prepare(con, query)
-        result = self.train_gnn(con, prep)
-        return Result(table=evaluate.test_split(prep, result),
-                      notices=[f"trained gnn, evaluated on the test split at {prep.plan.test_anchor}"],
-                      metrics=result.metrics)
+        trained = auto.train(self, con, prep)
+        return Result(table=evaluate.test_split(con, prep, trained),
+                      notices=list(trained.notices) + [f"evaluated {trained.kind} on the test split "
+                                                       f"({prep.split('test').num_rows} rows)"] + prep.notices,
+                      metrics=trained.metrics)
 
     def explain(self, con, query: PredictQuery) -> Result:
         return explain(con, query)

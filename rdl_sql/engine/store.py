@@ -5,6 +5,13 @@ in canonical form, for identity), options, the schema it was trained on
 (to refuse scoring after an incompatible change), metrics, weights as a
 BLOB. Writes happen in one transaction, so a model is there whole or not
 at all, and any tool that opens the file sees the same models.
+
+Formats: column ``model`` names the kind of the weights (``KINDS``: a GNN's
+torch state, ``udfs.persist``; a GBDT's JSON around LightGBM's model text,
+``udfs.gbdt``), and each kind's bytes carry their own format number. A row
+of a kind or format this version does not know is refused with a message
+that says so, never misread. ``model = 'auto'`` stores its winner, as a row
+of the winner's kind whose metrics name every candidate it tried.
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from rdl_sql.planner.errors import PlanError, Position, did_you_mean
 from rdl_sql.planner.sql import ident, lit, run, table, to_sql
 
 TABLE = "rdl_models"
+#: the kinds of weights this version reads
+KINDS = ("gnn", "gbdt")
 COLUMNS = [("name", "VARCHAR PRIMARY KEY"), ("statement", "VARCHAR"), ("task", "VARCHAR"), ("model", "VARCHAR"),
            ("options", "VARCHAR"), ("fingerprint", "VARCHAR"), ("data_digest", "VARCHAR"), ("metrics", "VARCHAR"),
            ("weights", "BLOB"), ("created_at", "TIMESTAMP"), ("canonical", "VARCHAR")]
@@ -106,6 +115,10 @@ def load(con, name: str, position: Position | None = None) -> StoredModel:
     cols = [exp.column(c) if c in present else exp.null() for c, _ in COLUMNS]
     row = run(con, exp.select(*cols).from_(table(TABLE)).where(exp.column("name").eq(lit(name))))[0]
     (n, stmt, task, kind, opts, fp, digest, metrics, weights, created, canonical) = row
+    if kind not in KINDS:
+        raise PlanError(f"model `{name}` holds a `{kind}` model, which this version of rdl-sql cannot read (it "
+                        f"reads {', '.join(KINDS)}); retrain it with CREATE OR REPLACE MODEL {name} AS {stmt}",
+                        position)
     return StoredModel(n, stmt, task, kind, json.loads(opts), json.loads(fp), digest, json.loads(metrics),
                        bytes(weights), created, canonical)
 
@@ -116,7 +129,8 @@ def find_reusable(con, canonical: str, data_digest: str) -> StoredModel | None:
         return None
     rows = run(con, exp.select(exp.column("name")).from_(table(TABLE))
                .where(exp.and_(exp.column("data_digest").eq(lit(data_digest)),
-                               exp.column("canonical").eq(lit(canonical))))
+                               exp.column("canonical").eq(lit(canonical)),
+                               exp.column("model").isin(*[lit(k) for k in KINDS])))
                .order_by(exp.Ordered(this=exp.column("created_at"), desc=True)).limit(1))
     return load(con, rows[0][0]) if rows else None
 
@@ -130,3 +144,23 @@ def drop(con, name: str, if_exists: bool, position: Position | None = None) -> b
                         f"to ignore a missing model", position)
     con.execute(to_sql(exp.delete(table(TABLE), where=exp.column("name").eq(lit(name)))))
     return True
+
+
+def describe_weights(model: StoredModel) -> list[tuple[str, str]]:
+    """``(property, value)`` rows about a GBDT's stored bytes (format, features, top features by gain).
+
+    Reads the JSON envelope only, so DESCRIBE MODEL never loads LightGBM; a
+    GNN's bytes are torch's and are not opened here.
+    """
+    if model.model != "gbdt":
+        return []
+    try:
+        state = json.loads(bytes(model.weights).decode())
+    except (UnicodeDecodeError, ValueError):
+        return [("format", "unreadable")]
+    rows = [("format", f"gbdt {state.get('format')}"), ("features", str(len(state.get("features", []))))]
+    gain = state.get("importance") or {}
+    if gain:
+        total = sum(gain.values()) or 1.0
+        rows.append(("top features (gain)", ", ".join(f"{k} {v / total:.0%}" for k, v in gain.items())))
+    return rows
