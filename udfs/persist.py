@@ -51,7 +51,7 @@ def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = No
         "task_type": TaskType(trained.task_type).value, "seed_type": trained.seed_type,
         "fanouts": list(trained.fanouts), "strategy": trained.strategy, "seed": trained.seed,
         "target_mean": trained.target_mean, "target_std": trained.target_std,
-        "classes": list(trained.classes), "metrics": dict(trained.metrics),
+        "classes": list(trained.classes), "metrics": dict(trained.metrics), "threshold": trained.threshold,
     }
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -84,7 +84,8 @@ def loads(state: dict, graph: TemporalGraph) -> TrainedModel:
         raise ValueError("the graph's tables or links differ from the ones the model was trained on")
     return TrainedModel(build_model(state), TaskType(state["task_type"]), state["seed_type"], state["fanouts"],
                         state["strategy"], state["seed"], state["target_mean"], state["target_std"],
-                        dict(state["metrics"]), classes=list(state["classes"]))
+                        dict(state["metrics"]), classes=list(state["classes"]),
+                        threshold=float(state.get("threshold", 0.5)))  # models stored before thresholds: 0.5
 
 
 def _upgrade_v1(state: dict) -> dict:

@@ -51,6 +51,25 @@ def shape(task_type: TaskType, raw: np.ndarray, classes: list | None = None, thr
     return pa.StructArray.from_arrays(cols, names=[name for name, _ in task_type.output_fields])
 
 
+def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The score at or above which a binary prediction says true, chosen on validation rows.
+
+    The share predicted true matches the share of true validation labels, so
+    a model that ranks well but is not calibrated (every score under 0.5
+    while 39 % of customers churn) still says yes as often as the data does;
+    the AUROC beside it says how well it ranks. 0.5 without usable rows.
+    """
+    y, p = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
+    ok = np.isfinite(y) & np.isfinite(p)
+    if not ok.any():
+        return 0.5
+    ranked = np.sort(p[ok])[::-1]
+    k = int(round(float(y[ok].mean()) * len(ranked)))
+    if k == 0:
+        return float(np.nextafter(ranked[0], np.inf))
+    return float(ranked[k - 1])
+
+
 def columns(task_type: TaskType, raw: np.ndarray, classes: list | None = None,
             threshold: float = 0.5) -> dict[str, pa.Array]:
     """``shape`` as a dict of named columns, for building a prediction table."""

@@ -53,7 +53,7 @@ def score_chunk(task_type: TaskType, key: pa.Array, node: pa.Array, anchor_us: p
     ex = Examples(torch.from_numpy(node.to_numpy(zero_copy_only=False).astype(np.int64)),
                   torch.from_numpy(anchor_us.to_numpy(zero_copy_only=False).astype(np.int64)))
     raw = trained.predict(graph, ex, batch_size=max(n, 1)) if n else np.zeros((0,))
-    return shape(task_type, raw, trained.classes)
+    return shape(task_type, raw, trained.classes, trained.threshold)
 
 
 def _lookup(key, task_type: TaskType) -> tuple[TrainedModel, TemporalGraph]:

@@ -35,6 +35,7 @@ from .graph import TemporalGraph
 from .loader import Batch, load
 from .metrics import better, metric
 from .model import RelationalGNN
+from .predictions import choose_threshold
 from .sampler import sample
 
 #: ``timer(phase)`` returns a context manager that times the phase (benchmarks/speed.py's profile)
@@ -112,6 +113,8 @@ class TrainedModel:
     history: list = field(default_factory=list)
     classes: list = field(default_factory=list)  # multiclass: label of each output
     threads: int = 1
+    #: binary: a score at or above it predicts true; chosen on validation (``predictions.choose_threshold``)
+    threshold: float = 0.5
 
     @torch.no_grad()
     def predict(self, graph: TemporalGraph, ex: Examples, batch_size: int = 2048,
@@ -235,7 +238,7 @@ def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Optio
     y, loss_fn = objective(tm, train.label)
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)
     gen = torch.Generator().manual_seed(options.seed)
-    best, best_state, since = float("nan"), None, 0
+    best, best_state, best_scores, since = float("nan"), None, None, 0
     name = task_type.metric
     started = time.perf_counter()
     bar = None
@@ -254,14 +257,15 @@ def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Optio
                 step = train_step(tm, opt, loss_fn, graph, train.take(idx), y[idx], gen)
                 total += step.loss * idx.numel()
             check_cancel()
-            val_metric = metric(task_type, val.label.numpy(), tm.predict(graph, val))
+            val_scores = tm.predict(graph, val)
+            val_metric = metric(task_type, val.label.numpy(), val_scores)
             tm.history.append({"epoch": epoch + 1, "loss": total / max(len(train), 1), f"val_{name}": val_metric,
                                "seconds": time.perf_counter() - t0})
             if bar is not None:
                 bar.set_postfix({"loss": f"{total / max(len(train), 1):.4f}", f"val {name}": f"{val_metric:.4f}"})
                 bar.update(1)
             if best_state is None or better(task_type, val_metric, best):
-                best, best_state, since = val_metric, copy.deepcopy(model.state_dict()), 0
+                best, best_state, best_scores, since = val_metric, copy.deepcopy(model.state_dict()), val_scores, 0
             else:
                 since += 1
                 if since >= options.patience:
@@ -274,6 +278,8 @@ def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Optio
                   "train_seconds": time.perf_counter() - started}
     if task_type == TaskType.BINARY:
         tm.metrics["train_positive_rate"] = float(train.label.float().mean())
+        tm.threshold = 0.5 if best_scores is None else choose_threshold(val.label.numpy(), best_scores)
+        tm.metrics["threshold"] = tm.threshold
     if test is not None and len(test):
         tm.metrics[f"test_{name}"] = metric(task_type, test.label.numpy(), tm.predict(graph, test))
         tm.metrics["test_rows"] = len(test)

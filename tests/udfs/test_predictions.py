@@ -1,0 +1,49 @@
+"""A binary yes/no uses a threshold chosen on validation, kept with the stored model and used when scoring."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pyarrow as pa
+
+from rdl_sql.planner.query import TaskType
+from rdl_sql.udfs import scoring
+from rdl_sql.udfs.persist import dumps, loads, specs_of
+from rdl_sql.udfs.predictions import choose_threshold, shape
+
+
+def test_the_threshold_predicts_true_as_often_as_validation_was_true():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0.05, 0.45, 1000)          # an uncalibrated model: every score under 0.5
+    labels = (scores + rng.normal(0, 0.05, 1000) > 0.33).astype(float)
+    t = choose_threshold(labels, scores)
+    assert t < 0.5
+    assert abs(float((scores >= t).mean()) - float(labels.mean())) < 0.002
+    yes = shape(TaskType.BINARY, scores, threshold=t).field("prediction").to_numpy(zero_copy_only=False)
+    assert abs(yes.mean() - labels.mean()) < 0.002
+
+
+def test_threshold_edge_cases():
+    assert choose_threshold(np.zeros(3), np.array([0.1, 0.2, 0.3])) > 0.3    # nothing true: nothing predicted
+    assert choose_threshold(np.ones(3), np.array([0.1, 0.2, 0.3])) == 0.1    # all true: everything predicted
+    assert choose_threshold(np.array([]), np.array([])) == 0.5
+    assert choose_threshold(np.array([1.0, 0.0]), np.array([np.nan, np.nan])) == 0.5
+
+
+def test_the_threshold_is_stored_and_used_by_the_scoring_udf(small_shop):
+    g, val = small_shop["graph"], small_shop["val"]
+    tm = dataclasses.replace(small_shop["model"], threshold=0.3125)
+    _, state = specs_of(dumps(tm, g))
+    back = loads(state, g)
+    assert back.threshold == 0.3125
+    del state["threshold"]                                   # a model stored before thresholds existed
+    assert loads(state, g).threshold == 0.5
+    scoring.hold("threshold-test", back, g)
+    try:
+        n = 50
+        out = scoring.score_chunk(TaskType.BINARY, pa.array(["threshold-test"] * n), pa.array(val.node[:n].numpy()),
+                                  pa.array(val.anchor[:n].numpy()))
+    finally:
+        scoring.release("threshold-test")
+    score = out.field("score").to_numpy(zero_copy_only=False)
+    assert out.field("prediction").to_pylist() == [bool(s >= 0.3125) for s in score]
