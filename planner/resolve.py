@@ -6,6 +6,7 @@ position and the fix; what comes out is only what the SQL compiler needs.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -29,11 +30,110 @@ class ResolvedAggregate:
 
 
 
+#: the largest window bound per unit: about 10,000 years (the calendar's span), at most DuckDB's INTEGER
+MAX_WINDOW = {"SECONDS": 2 ** 31 - 1, "MINUTES": 2 ** 31 - 1, "HOURS": 87_660_000, "DAYS": 3_652_500,
+              "WEEKS": 521_786, "MONTHS": 120_000, "YEARS": 10_000}
+
+
+def normalize(schema: Schema, query: PredictQuery) -> PredictQuery:
+    """``query`` with every table and column name spelt as the catalog spells it.
+
+    DuckDB compares names without case (``Orders`` is table ``orders``), so
+    rdl-sql does too; later stages then compare names exactly.
+    """
+    def table_name(name: str) -> str:
+        return _catalog_name(schema, name) or name
+
+    def column_name(tname: str, name: str | None) -> str | None:
+        tinfo = schema.tables.get(table_name(tname))
+        c = tinfo.column(name) if tinfo is not None and name is not None else None
+        return c.name if c is not None else name
+
+    entity = table_name(query.entity_table)
+
+    def fix_predicate(pred, default: str):
+        if pred is None:
+            return None
+        pred = pred.copy()
+        for c in pred.find_all(exp.Column):
+            tbl = c.args.get("table")
+            owner = table_name(tbl.name) if tbl is not None else default
+            if tbl is not None and isinstance(tbl, exp.Identifier):
+                tbl.set("this", owner)  # in place: the identifier keeps its position
+            if isinstance(c.this, exp.Identifier):
+                c.this.set("this", column_name(owner, c.this.name))
+        return pred
+
+    aggs = []
+    for agg in query.aggregates:
+        if agg is None:
+            aggs.append(agg)
+            continue
+        tname = table_name(agg.table)
+        aggs.append(dataclasses.replace(agg, table=tname, column=column_name(tname, agg.column),
+                                        via=column_name(tname, agg.via), where=fix_predicate(agg.where, tname)))
+    target = query.target
+    target = dataclasses.replace(target, aggregate=aggs[0] if target.aggregate is not None else None,
+                                 column=column_name(entity, target.column))
+    return dataclasses.replace(
+        query, target=target, entity_table=entity,
+        entity_columns=tuple(column_name(entity, k) for k in query.entity_columns),
+        where=fix_predicate(query.where, entity), assuming=fix_predicate(query.assuming, entity),
+        aggregates=tuple(aggs))
+
+
+def _catalog_name(schema: Schema, name: str) -> str | None:
+    if name in schema.tables:
+        return name
+    return next((n for n in schema.tables if n.lower() == name.lower()), None)
+
+
+def check_constant(kind: str, value, what: str, position) -> None:
+    """A PlanError unless ``value`` (the target's constant) can be compared with a ``kind`` value.
+
+    ``kind``: number, string, time or boolean. DuckDB would otherwise fail
+    mid-query on ``COUNT(...) = 'abc'`` with a conversion error.
+    """
+    if value is None or kind == "string":
+        return
+    if kind == "number" and isinstance(value, str):
+        raise PlanError(f"{what} is a number; compare it with a number, not the string {value!r}", position)
+    if kind == "time":
+        if not isinstance(value, str):
+            raise PlanError(f"{what} is a time; compare it with a timestamp string, e.g. '2024-06-01'", position)
+        try:
+            dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise PlanError(f"{what} is a time, and {value!r} is not a timestamp; write e.g. '2024-06-01'",
+                            position) from None
+    if kind == "boolean" and not isinstance(value, bool):
+        raise PlanError(f"{what} is true or false; compare it with TRUE or FALSE, not {value!r}", position)
+
+
+def _value_kind(c) -> str:
+    base = c.dtype.split("(")[0].upper()
+    if base == "BOOLEAN":
+        return "boolean"
+    if c.stype in ("time", "timestamp") or base in ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"):
+        return "time"
+    if c.stype == "numerical" or base.startswith("DECIMAL"):
+        return "number"
+    if base in ("VARCHAR",) or base.startswith("ENUM"):
+        return "string"
+    return "number" if c.stype == "id" and base.endswith("INT") else "string"
+
+
 def resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, role: str) -> ResolvedAggregate:
     tinfo = schema.table(agg.table, agg.table_position)
     if agg.column is not None and tinfo.column(agg.column) is None:
         raise PlanError(f"column `{agg.column}` not found in table `{agg.table}`"
                         f"{did_you_mean(agg.column, [c.name for c in tinfo.columns])}", agg.column_position)
+    limit = MAX_WINDOW[agg.unit]
+    for what, n in (("start", agg.start), ("end", agg.end)):
+        if not -limit <= n <= limit:
+            raise PlanError(f"the window {what} {n:,} {agg.unit} is out of range: a window bound lies between "
+                            f"{-limit:,} and {limit:,} {agg.unit} (about 10,000 years, or DuckDB's INTEGER); "
+                            f"use a larger unit", agg.position)
     if agg.start >= agg.end:
         raise PlanError(f"empty window ({agg.start}, {agg.end}]: the start must be before the end", agg.position)
     if role == "target" and agg.end <= 0:
@@ -98,6 +198,17 @@ def aggregate_task_type(target: Target, resolved: ResolvedAggregate) -> TaskType
     """Binary for a comparison or EXISTS, multiclass for FIRST/LAST of a category or key, else regression."""
     agg = resolved.agg
     value_type = resolved.table.column(agg.column).stype if agg.column else None
+    if target.op is not None:
+        if agg.func in ("COUNT", "COUNT_DISTINCT", "SUM", "AVG"):
+            kind = "number"
+        elif agg.func == "EXISTS":
+            kind = "boolean"
+        else:
+            kind = _value_kind(resolved.table.column(agg.column))
+        if agg.func == "EXISTS" and not isinstance(target.value, bool):
+            raise PlanError(f"EXISTS(...) is true or false; predict it as it is, or compare it with TRUE or "
+                            f"FALSE, not {target.value!r}", agg.position)
+        check_constant(kind, target.value, f"{agg.func}(...)", agg.position)
     if target.op is not None or agg.func == "EXISTS":
         return TaskType.BINARY
     if agg.func in ("FIRST", "LAST") and value_type in ("categorical", "id"):
@@ -138,6 +249,8 @@ def column_target(schema: Schema, entity: TableInfo, target: Target) -> tuple[Sc
                 "ignored": "an ignored column"}[c.stype]
         raise PlanError(f"`{entity.name}.{c.name}` is {what}; a column target must be categorical or numeric",
                         target.column_position)
+    if target.op is not None:
+        check_constant(_value_kind(c), target.value, f"`{entity.name}.{c.name}`", target.column_position)
     if target.op is not None or c.dtype.upper() == "BOOLEAN":
         task = TaskType.BINARY
     else:

@@ -2,16 +2,21 @@
 
 Only shape is checked here (a target is an aggregate, options are known
 keys with values of the right type); names are resolved by the planner
-against the database schema.
+against the database schema. Query parameters (``?``, ``$1``, ``$name``)
+are put into the parsed statement as literals first (``substitute``), so a
+value can never become SQL source.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
+import math
+from collections.abc import Mapping, Sequence
 
 from sqlglot import exp
 
-from rdl_sql.dialect import Predict, TemporalAgg, int_value
+from rdl_sql.dialect import Predict, TemporalAgg, _is_int, int_value
 from rdl_sql.planner.errors import PlanError, Position
 from rdl_sql.planner.options import DEFAULTS, Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
@@ -21,13 +26,108 @@ _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _KNOWN = {f.name for f in dataclasses.fields(Options)}
 
 
+def placeholders(node: exp.Expression) -> list[exp.Placeholder]:
+    """The statement's parameters in the order they are written."""
+    return sorted(node.find_all(exp.Placeholder), key=lambda p: p.meta.get("start", 0))
+
+
+def substitute(node: exp.Expression, params) -> exp.Expression:
+    """``node`` with each ``?`` / ``$n`` / ``$name`` replaced by its value as a literal (a copy).
+
+    ``params`` is a sequence (``?`` in order, or ``$1``, ``$2`` ...) or a
+    mapping (``$name``), as DuckDB's own client takes them. Every value must
+    be used, and every parameter given a value.
+    """
+    found = placeholders(node)
+    if params is None:
+        if found:
+            raise PlanError("this statement has parameters (`?` or `$n`) but no values were given",
+                            Position.of(found[0]))
+        return node
+    if isinstance(params, (str, bytes)) or not isinstance(params, (Sequence, Mapping)):
+        raise PlanError("parameters are a sequence of values (for `?` or `$1`) or a mapping (for `$name`)")
+    if not found:
+        if len(params):
+            raise PlanError(f"{len(params)} parameter value{'s were' if len(params) > 1 else ' was'} given, but "
+                            f"the statement has no `?` or `$n` to put {'them' if len(params) > 1 else 'it'} in")
+        return node
+    node = node.copy()
+    found = placeholders(node)
+    kinds = {"?" if p.this is None else "$n" if str(p.this).isdigit() else "$name" for p in found}
+    if len(kinds) > 1:
+        raise PlanError("use one kind of parameter in a statement: `?`, `$1` or `$name`", Position.of(found[0]))
+    kind = kinds.pop()
+    if kind == "$name":
+        if not isinstance(params, Mapping):
+            raise PlanError("`$name` parameters take a mapping of names to values", Position.of(found[0]))
+        keys = {str(p.this) for p in found}
+        missing = [k for k in sorted(keys) if k not in params]
+        if missing:
+            raise PlanError(f"no value given for parameter ${missing[0]}",
+                            Position.of(next(p for p in found if str(p.this) == missing[0])))
+        unused = [k for k in params if k not in keys]
+        if unused:
+            raise PlanError(f"a value was given for ${unused[0]}, which the statement does not use")
+        values = [(p, params[str(p.this)], f"${p.this}") for p in found]
+    else:
+        if isinstance(params, Mapping):
+            raise PlanError("`?` and `$n` parameters take a sequence of values, not a mapping",
+                            Position.of(found[0]))
+        if kind == "?":
+            if len(found) != len(params):
+                raise PlanError(f"the statement has {len(found)} parameter{'s' if len(found) > 1 else ''} but "
+                                f"{len(params)} value{'s were' if len(params) != 1 else ' was'} given",
+                                Position.of(found[0]))
+            values = [(p, v, f"parameter {i}") for i, (p, v) in enumerate(zip(found, params), start=1)]
+        else:
+            numbers = {int(p.this) for p in found}
+            if numbers != set(range(1, len(params) + 1)):
+                raise PlanError(f"the statement uses ${', $'.join(map(str, sorted(numbers)))} but "
+                                f"{len(params)} value{'s were' if len(params) != 1 else ' was'} given",
+                                Position.of(found[0]))
+            values = [(p, params[int(p.this) - 1], f"${p.this}") for p in found]
+    for p, value, name in values:
+        literal = _value_literal(value, name, Position.of(p))
+        literal.meta.update(p.meta)
+        p.replace(literal)
+    node.meta["parameters"] = True  # the text holds `?`, the statement holds values (a stored model shows these)
+    return node
+
+
+def _value_literal(value, name: str, position: Position | None) -> exp.Expression:
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float, decimal.Decimal)):
+        if isinstance(value, (float, decimal.Decimal)) and not math.isfinite(value):
+            raise PlanError(f"{name} is {value}; SQL constants are finite numbers", position)
+        number = exp.Literal.number(abs(value) if value < 0 else value)
+        return exp.Neg(this=number) if value < 0 else number
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, dt.datetime):
+        kind = "TIMESTAMPTZ" if value.tzinfo is not None else "TIMESTAMP"
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), kind)
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    raise PlanError(f"{name} must be a string, a number, a boolean, a date, a timestamp or None", position)
+
+
+def _window_bound(node: exp.Expression, what: str) -> int:
+    if not _is_int(node):  # a parameter that held something else
+        raise PlanError(f"the window {what} must be a whole number, e.g. -90 or 30", Position.of(node))
+    return int_value(node)
+
+
 def aggregate(node: TemporalAgg) -> Aggregate:
     column = node.args["column"]
     via = node.args.get("via")
     return Aggregate(
         func=node.this.name, table=column.table,
         column=None if isinstance(column.this, exp.Star) else column.name,
-        start=int_value(node.args["start"]), end=int_value(node.args["end"]), unit=node.args["unit"].name,
+        start=_window_bound(node.args["start"], "start"), end=_window_bound(node.args["end"], "end"),
+        unit=node.args["unit"].name,
         where=node.args.get("where"), via=via.name if via is not None else None,
         position=Position.of(node), table_position=Position.of(column.args.get("table")),
         column_position=Position.of(column.this) if not isinstance(column.this, exp.Star) else None,
@@ -35,13 +135,23 @@ def aggregate(node: TemporalAgg) -> Aggregate:
 
 
 def _literal(node: exp.Expression):
+    """The Python value of a constant (a number, string or boolean), None for anything else."""
+    if isinstance(node, exp.Paren):
+        return _literal(node.this)
     if isinstance(node, exp.Neg):
         v = _literal(node.this)
-        return -v if isinstance(v, (int, float)) else None
+        return -v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     if isinstance(node, exp.Literal):
         if node.is_string:
             return node.this
-        return int(node.this) if node.this.isdigit() else float(node.this)
+        text = node.this
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PlanError(f"the number {text} is out of the range of a DOUBLE", Position.of(node))
+        return value
     if isinstance(node, exp.Boolean):
         return node.this
     return None
@@ -73,13 +183,26 @@ def _target(node: exp.Expression, entity_table: str) -> Target:
 
 
 def _timestamp(node: exp.Expression) -> dt.datetime:
-    inner = node.this if isinstance(node, exp.Cast) else node
+    """AS OF's time, naive: a time with a time zone or offset is converted to UTC, as ``val_start`` is."""
+    inner = node
+    while isinstance(inner, (exp.Cast, exp.Paren)):
+        inner = inner.this
     if isinstance(inner, exp.Literal) and inner.is_string:
         try:
-            return dt.datetime.fromisoformat(inner.this)
+            value = dt.datetime.fromisoformat(inner.this.strip())
         except ValueError:
-            pass
-    raise PlanError("AS OF needs a timestamp literal, e.g. AS OF TIMESTAMP '2024-06-01'", Position.of(inner))
+            raise PlanError(f"AS OF needs a timestamp literal between the years 1 and 9999, e.g. AS OF "
+                            f"TIMESTAMP '2024-06-01'; {inner.this!r} is not one",
+                            Position.of(node) or Position.of(inner)) from None
+        if value.tzinfo is not None:
+            try:
+                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            except OverflowError:
+                raise PlanError(f"AS OF {inner.this!r} lies outside the years 1 to 9999 in UTC",
+                                Position.of(node)) from None
+        return value
+    raise PlanError("AS OF needs a timestamp literal, e.g. AS OF TIMESTAMP '2024-06-01'",
+                    Position.of(node) or Position.of(inner))
 
 
 def options(node: exp.Tuple | None) -> Options:

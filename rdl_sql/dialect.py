@@ -7,12 +7,17 @@ Every node keeps its token position, which the error messages point at.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
+import re
+import sys
+import threading
 
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
-from sqlglot.errors import ParseError
-from sqlglot.tokens import TokenType
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Token, TokenType
 
 from rdl_sql.planner.query import AGGREGATES, UNITS
 
@@ -28,13 +33,16 @@ class TemporalAgg(exp.Expression):
 
 class Predict(exp.Expression):
     """``PREDICT target | USING name  FOR EACH t.pk | FOR t.pk IN (query)
-    [WHERE ..] [ASSUMING ..] [AS OF ts] [WITH (..)]``.
+    [WHERE ..] [ASSUMING ..] [AS OF ts] [WITH (..)] [ORDER BY ..] [LIMIT n]``.
+
+    ``order`` / ``limit`` order and cut the prediction rows only; they are
+    no part of what the model is trained on.
 
     ``entity`` is a Column, or a Tuple of columns for a composite key.
     """
 
     arg_types = {"this": False, "using": False, "entity": False, "entity_in": False, "where": False,
-                 "assuming": False, "as_of": False, "options": False}
+                 "assuming": False, "as_of": False, "options": False, "order": False, "limit": False}
 
 
 class CreateModel(exp.Expression):
@@ -74,6 +82,24 @@ class DescribeGraph(exp.Expression):
 
 
 class RdlParser(DuckDB.Parser):
+    def raise_error(self, message: str, token: Token | None = None) -> None:
+        """sqlglot's error, in plain words (no class names) and with the token's character span."""
+        token = token or self._curr or self._prev or Token.string("")
+        message = plain_message(message, token)
+        try:
+            super().raise_error(message, token)
+        except ParseError as e:
+            for info in e.errors:
+                info.update(start=token.start, end=token.end)
+            raise
+
+    def _parse_placeholder(self):
+        tok = self._curr
+        node = super()._parse_placeholder()
+        if node is not None and tok is not None:
+            node.meta.update(line=tok.line, col=tok.col, start=tok.start, end=tok.end)
+        return node
+
     def _at_predict(self) -> bool:
         return (self._curr is not None and self._curr.token_type == TokenType.VAR
                 and self._curr.text.upper() == "PREDICT")
@@ -132,6 +158,19 @@ class RdlParser(DuckDB.Parser):
     def _parse_as_of(self):
         if not self._match_text_seq("AS", "OF"):
             return None
+        first = self._curr
+        as_of = self._parse_as_of_value()
+        if first is not None:  # the whole value is what an error about it points at
+            as_of.meta.update(line=first.line, col=first.col, start=first.start, end=self._prev.end)
+        return as_of
+
+    def _parse_as_of_value(self):
+        if (self._curr is not None and self._curr.token_type in self.TYPE_TOKENS and self._next is not None
+                and self._next.token_type in self.PLACEHOLDER_PARSERS):
+            # TIMESTAMP ?  (DuckDB's grammar would read `?` as the JSON key-exists operator)
+            kind = exp.DataType.build(self._curr.text)
+            self._advance()
+            return exp.cast(self._parse_placeholder(), kind)
         as_of = self._parse_bitwise()
         if as_of is None:
             self.raise_error("AS OF needs a timestamp, e.g. AS OF TIMESTAMP '2024-06-01'")
@@ -151,6 +190,7 @@ class RdlParser(DuckDB.Parser):
         if self._match_text_seq("FOR", "EACH"):
             entity = self._parse_entity()
         elif self._match_text_seq("FOR"):
+            self._check_each_spelling()
             entity = self._parse_entity()
             if not self._match(TokenType.IN):
                 self.raise_error("expected IN (query) after FOR <table>.<key>; or write FOR EACH <table>.<key>")
@@ -163,10 +203,23 @@ class RdlParser(DuckDB.Parser):
         options = None
         if self._match(TokenType.WITH):
             options = self.expression(exp.Tuple(expressions=self._parse_wrapped_csv(self._parse_assignment)))
+        order = self._parse_order()
+        limit = self._parse_limit()
         node = self.expression(Predict(this=target, using=using, entity=entity, entity_in=entity_in, where=where,
-                                       assuming=assuming, as_of=as_of, options=options))
+                                       assuming=assuming, as_of=as_of, options=options, order=order,
+                                       limit=limit))
         node.meta.update(line=start.line, col=start.col, start=start.start, end=start.end)
         return node
+
+    def _check_each_spelling(self) -> None:
+        """``FOR EAHC t.pk``: a word that is not ``t.pk`` before the key is a misspelt EACH."""
+        tok, nxt = self._curr, self._next
+        if (tok is not None and tok.token_type == TokenType.VAR
+                and (nxt is None or nxt.token_type != TokenType.DOT)):
+            hint = "did you mean FOR EACH? " if difflib.get_close_matches(tok.text.upper(), ["EACH"],
+                                                                          cutoff=0.5) else ""
+            self.raise_error(f"unexpected `{tok.text}` after FOR: {hint}write FOR EACH <table>.<key>, "
+                             f"or FOR <table>.<key> IN (query)", tok)
 
     def _parse_entity(self) -> exp.Expression:
         """``t.pk`` or, for a composite key, ``(t.a, t.b)``."""
@@ -223,7 +276,7 @@ class RdlParser(DuckDB.Parser):
                 self.raise_error(f"expected ',' and the window {what} (a whole number)")
             tok = self._curr
             value = self._parse_bitwise()
-            if not _is_int(value):
+            if not _is_int(value) and not isinstance(value, exp.Placeholder):
                 self.raise_error(f"the window {what} must be a whole number, e.g. -90 or 30", tok)
             bounds.append(value)
         self._match(TokenType.COMMA)
@@ -289,6 +342,42 @@ def _is_int(node) -> bool:
     return isinstance(node, exp.Literal) and not node.is_string and node.this.lstrip("-").isdigit()
 
 
+#: sqlglot expression classes named as a SQL user knows them
+_OPERATORS = {"EQ": "=", "NEQ": "<>", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "Add": "+", "Sub": "-",
+              "Mul": "*", "Div": "/", "Mod": "%", "And": "AND", "Or": "OR", "Not": "NOT", "Like": "LIKE",
+              "ILike": "ILIKE", "In": "IN", "Is": "IS", "Between": "BETWEEN", "Neg": "-", "Paren": "( )",
+              "Alias": "AS", "Cast": "CAST", "TryCast": "TRY_CAST", "DPipe": "||", "Dot": "."}
+_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, "
+                    r"comments: \[.*?\]>")
+
+
+def _sql_name(cls_name: str) -> str:
+    if cls_name in _OPERATORS:
+        return _OPERATORS[cls_name]
+    cls = getattr(exp, cls_name, None)
+    return getattr(cls, "key", cls_name).upper().replace("_", " ")
+
+
+def plain_message(message: str, token: Token | None = None) -> str:
+    """A sqlglot parser message in the words of SQL: no Python class or token names."""
+    m = re.match(r"Required keyword: '(\w+)' missing for <class '(?:[\w.]+\.)?(\w+)'>", message)
+    if m:
+        key, cls_name = m.groups()
+        name = _sql_name(cls_name)
+        if cls_name in _OPERATORS and key == "expression":
+            return f"`{name}` needs a value on its right"
+        if cls_name in _OPERATORS and key == "this":
+            return f"`{name}` needs a value on its left"
+        return f"`{name}` is missing its {'argument' if key in ('this', 'expression') else key.replace('_', ' ')}"
+    if message in ("Invalid expression / Unexpected token", "Unexpected token") and token is not None and token.text:
+        return f"unexpected `{token.text}`"
+    if message.startswith("Expecting ") and len(message) <= 12:
+        return f"expected `{message[len('Expecting '):]}`"
+    message = _TOKEN.sub(lambda t: f"`{t.group(1)}`", message)
+    return _CLASS.sub(lambda c: f"`{_sql_name(c.group(1))}`", message)
+
+
 def int_value(node) -> int:
     return -int_value(node.this) if isinstance(node, exp.Neg) else int(node.this)
 
@@ -322,6 +411,9 @@ class RdlGenerator(DuckDB.Generator):
                 parts.append(f"{word} {self.sql(e, key)}")
         if e.args.get("options") is not None:
             parts.append(f"WITH {self.sql(e, 'options')}")
+        for key in ("order", "limit"):
+            if e.args.get(key) is not None:
+                parts.append(self.sql(e, key).strip())
         return " ".join(parts)
 
     def temporal_agg(self, e: TemporalAgg) -> str:
@@ -349,9 +441,82 @@ def canonical(node: exp.Expression) -> str:
     return DIALECT.generate(node, comments=False)
 
 
+#: parentheses nested this deep are refused, as DuckDB refuses them (its max_expression_depth)
+MAX_DEPTH = 1000
+#: Python frames sqlglot's recursive descent spends per level of nesting (measured: 24), with room
+_FRAMES_PER_LEVEL = 40
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    """Room for sqlglot's recursive parser and generator on statements nested up to ``MAX_DEPTH`` deep.
+
+    Python's default limit (1000 frames) ends at about 40 nested
+    parentheses; DuckDB itself accepts 999. Python 3.11 runs Python-to-Python
+    calls without growing the C stack, so a higher limit is safe here.
+    """
+    before = sys.getrecursionlimit()
+    need = _FRAMES_PER_LEVEL * MAX_DEPTH + 10_000
+    if before < need:
+        sys.setrecursionlimit(need)
+    try:
+        yield
+    finally:
+        if before < need:
+            sys.setrecursionlimit(before)
+
+
+class _Quiet(threading.local):
+    on = False
+
+
+_QUIET = _Quiet()
+
+
+class _QuietFilter(logging.Filter):
+    """Drops sqlglot's own warnings (``... contains unsupported syntax. Falling back to parsing as a
+    'Command'``) while rdl-sql parses: the session says what is wrong in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _QUIET.on
+
+
+logging.getLogger("sqlglot").addFilter(_QuietFilter())
+
+
+def _check_depth(sql: str) -> None:
+    try:
+        tokens = RdlTokenizer().tokenize(sql)
+    except TokenError:
+        return  # the parser reports it
+    depth = 0
+    for tok in tokens:
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE):
+            depth += 1
+            if depth >= MAX_DEPTH:
+                raise ParseError.new(
+                    f"expressions nest {MAX_DEPTH} levels deep here; DuckDB allows fewer "
+                    f"(its max_expression_depth is {MAX_DEPTH})", description=(
+                        f"expressions nest {MAX_DEPTH} levels deep here; DuckDB allows fewer "
+                        f"(its max_expression_depth is {MAX_DEPTH})"),
+                    line=tok.line, col=tok.col, highlight=tok.text, start=tok.start, end=tok.end)
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
+            depth -= 1
+
+
 def parse_statement(sql: str) -> exp.Expression:
-    """Parse one statement; raises sqlglot ParseError with line and column."""
-    out = DIALECT.parse(sql)
+    """Parse one statement; raises sqlglot ParseError with line and column (and ``start``/``end``).
+
+    A statement sqlglot cannot parse as a whole comes back as ``exp.Command``
+    (sqlglot's fallback), without sqlglot's log line: the caller decides.
+    """
+    _check_depth(sql)
+    _QUIET.on = True
+    try:
+        with deep_recursion():
+            out = DIALECT.parse(sql)
+    finally:
+        _QUIET.on = False
     out = [e for e in out if e is not None]
     if len(out) != 1:
         raise ParseError("expected exactly one statement")

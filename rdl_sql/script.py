@@ -6,6 +6,7 @@ one of its keywords; all other text goes to DuckDB exactly as written.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from sqlglot.errors import TokenError
@@ -55,3 +56,37 @@ def split(script: str) -> list[Statement]:
         else:
             group.append(tok)
     return out
+
+
+#: how each rdl-sql statement begins, for "did you mean" on a misspelt one
+HEADS = ("CREATE MODEL", "CREATE OR REPLACE MODEL", "SHOW MODELS", "DESCRIBE MODEL", "DESCRIBE GRAPH", "DROP MODEL",
+         "ALTER GRAPH", "EVALUATE MODEL", "EVALUATE PREDICT", "EXPLAIN PREDICT", "PREDICT")
+
+
+def suggest(text: str) -> tuple[str, int, int] | None:
+    """``(message, start, end)`` when ``text`` begins like an rdl-sql statement with one word misspelt
+    (``CREATE MODLE``, ``SHOW MODEL``, ``EXPLIAN PREDICT``); None when it does not."""
+    try:
+        tokens = [t for t in _TOKENIZER.tokenize(text)[:5]]
+    except TokenError:
+        return None
+    words = [t.text.upper() if t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER) else "" for t in tokens]
+    best = None
+    for head in HEADS:
+        want = head.split()
+        got = words[:len(want)]
+        if len(got) < len(want):
+            continue
+        if got == want:
+            return None  # the statement is spelt right; its error is elsewhere
+        wrong = [i for i, (g, w) in enumerate(zip(got, want)) if g != w]
+        if len(wrong) != 1:
+            continue
+        i = wrong[0]
+        score = difflib.SequenceMatcher(None, got[i], want[i]).ratio()
+        if score >= 0.75 and (best is None or score > best[0]):
+            best = (score, head, tokens[i])
+    if best is None:
+        return None
+    _, head, tok = best
+    return f"did you mean {head}?", tok.start, tok.end

@@ -1,8 +1,9 @@
 """Execute statements: plain SQL to DuckDB as written, rdl-sql statements through their handlers.
 
-Dispatch only: parse, pick the handler (``rdl_sql.statements``), turn
-planner errors into located messages, and leave the handler's ``Result`` on
-the DuckDB cursor, where the DB-API cursor fetches it like any other result.
+Dispatch only: parse, put parameter values into the parsed statement, pick
+the handler (``rdl_sql.statements``), turn planner and DuckDB errors into
+located messages, and leave the handler's ``Result`` on the DuckDB cursor,
+where the DB-API cursor fetches it like any other result.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from rdl_sql import errors
-from rdl_sql.dialect import AlterGraph, Predict, parse_statement
+from rdl_sql.bind import substitute
+from rdl_sql.dialect import Predict, deep_recursion, parse_statement, plain_message
 from rdl_sql.engine import Engine, Result
 from rdl_sql.planner.errors import PlanError
+from rdl_sql.planner.sql import ident, to_sql
 from rdl_sql.planner.sql import table as ident_table
-from rdl_sql.planner.sql import to_sql
-from rdl_sql.script import Statement
+from rdl_sql.script import Statement, suggest
 from rdl_sql.statements import HANDLERS
 from rdl_sql.statements.predict import predict
 
@@ -52,31 +54,50 @@ class Session:
         self.engine.close()
 
     def execute(self, duck: duckdb.DuckDBPyConnection, stmt: Statement, params=None) -> Outcome:
-        """Run ``stmt`` on cursor ``duck``; its result is left on ``duck`` for fetching."""
+        """Run ``stmt`` on cursor ``duck``; its result is left on ``duck`` for fetching.
+
+        ``params`` (a sequence for ``?`` / ``$1``, a mapping for ``$name``) go
+        to DuckDB with plain SQL; in an rdl-sql statement they are put into
+        the parsed statement as literals, never into its text.
+        """
         self._drop_views(duck)
         if not stmt.is_rdl:
-            self._plain(duck, stmt.text, params)
+            self._plain(duck, stmt, stmt.text, params)
             return Outcome()
         try:
             node = parse_statement(stmt.text)
         except ParseError as e:
-            info = e.errors[0] if e.errors else {}
-            raise _parse_error(stmt, info) from None
+            raise _parse_error(stmt, e.errors[0] if e.errors else {}) from None
+        if isinstance(node, exp.Command):  # sqlglot could not parse it: a misspelt rdl-sql word, or DuckDB's own
+            hint = suggest(stmt.text)
+            if hint is not None:
+                raise _located(stmt, *hint)
+            self._plain(duck, stmt, stmt.text, params)
+            return Outcome()
         try:
-            handler = HANDLERS.get(type(node))
-            if handler is not None or node.find(Predict) is not None:
-                if params and not isinstance(node, AlterGraph):
-                    raise PlanError("rdl-sql statements take no query parameters; write the values in the "
-                                    "statement")
+            with deep_recursion():
+                handler = HANDLERS.get(type(node))
+                if handler is None and node.find(Predict) is None:
+                    self._plain(duck, stmt, stmt.text, params)
+                    return Outcome()
+                node = substitute(node, params)
                 if handler is None:
                     return self._composed(duck, node, stmt)
-                return self._emit(duck, handler(self.engine, duck, node, stmt))
+                return self._emit(duck, handler(self.engine, duck, node, stmt), node)
         except PlanError as e:
             p = e.position
             raise errors.located(e.message, stmt.text, stmt.index, p.start if p else None, p.end if p else None,
                                  stmt.first_line) from None
-        self._plain(duck, stmt.text, params)
-        return Outcome()
+        except duckdb.Error as e:  # a query rdl-sql generated failed: DuckDB's message names the cause
+            raise _wrap_duckdb(e, stmt) from None
+        except (RecursionError, MemoryError) as e:
+            raise errors.OperationalError(f"statement {stmt.index}: too large or too deeply nested to run "
+                                          f"({e})") from None
+        except errors.Error:
+            raise
+        except Exception as e:  # a bug of rdl-sql, not a mistake of the user: still no traceback for SQL users
+            raise errors.InternalError(f"statement {stmt.index}: internal error ({e}); the statement was not "
+                                       f"run to its end; please report this with the statement") from e
 
     def _composed(self, duck, node: exp.Expression, stmt: Statement) -> Outcome:
         """A SQL statement with PREDICT where a query stands: splice each prediction query in, run once."""
@@ -85,17 +106,17 @@ class Session:
             result = predict(self.engine, duck, inner, stmt)
             outcome.notices.extend(result.notices)
             outcome.metrics = result.metrics
-            inner.replace(self._query_of(duck, result))
-        self._plain(duck, node.sql("duckdb"), None)
+            inner.replace(_ordered(self._query_of(duck, result), inner))
+        self._plain(duck, stmt, node.sql("duckdb"), None)
         return outcome
 
     # ---- results -----------------------------------------------------------------
-    def _emit(self, duck, result: Result) -> Outcome:
+    def _emit(self, duck, result: Result, node: exp.Expression) -> Outcome:
         """Run ``result``'s rows as ``duck``'s result; return its notices and metrics."""
-        try:
-            duck.execute(to_sql(self._query_of(duck, result)))
-        except duckdb.Error as e:
-            raise _wrap_duckdb(e) from e
+        query = self._query_of(duck, result)
+        if isinstance(node, Predict):
+            query = _ordered(query, node)
+        duck.execute(to_sql(query))
         return Outcome(list(result.notices), result.metrics)
 
     def _query_of(self, duck, result: Result) -> exp.Select:
@@ -117,15 +138,43 @@ class Session:
             d.unregister(name)
 
     @staticmethod
-    def _plain(duck, text: str, params) -> None:
+    def _plain(duck, stmt: Statement, text: str, params) -> None:
         try:
             duck.execute(text, params) if params is not None else duck.execute(text)
         except duckdb.Error as e:
-            raise _wrap_duckdb(e) from e
+            hint = suggest(stmt.text)
+            if hint is not None:  # SHOW MODEL, CREATE MODLE ...: say which rdl-sql statement was meant
+                message, start, end = hint
+                raise _located(stmt, f"{message} (DuckDB: {str(e).splitlines()[0]})", start, end) from None
+            raise _wrap_duckdb(e) from None
+        except (TypeError, ValueError, OverflowError) as e:  # parameters DuckDB's client cannot convert
+            raise errors.InterfaceError(f"statement {stmt.index}: parameters not accepted: {e}") from None
+
+
+def _ordered(query: exp.Select, node: Predict) -> exp.Select:
+    """``query`` ordered and cut as the PREDICT's own ORDER BY / LIMIT say."""
+    order, limit = node.args.get("order"), node.args.get("limit")
+    if order is None and limit is None:
+        return query
+    out = exp.select("*").from_(exp.Subquery(this=query, alias=exp.TableAlias(this=ident("__predictions"))))
+    if order is not None:
+        out = out.order_by(*[o.copy() for o in order.expressions])
+    if limit is not None:
+        out.set("limit", limit.copy())
+    return out
+
+
+def _located(stmt: Statement, message: str, start: int | None, end: int | None) -> errors.ProgrammingError:
+    return errors.located(message, stmt.text, stmt.index, start, end, stmt.first_line)
 
 
 def _parse_error(stmt: Statement, info: dict) -> errors.ProgrammingError:
-    msg = info.get("description") or "syntax error"
+    hint = suggest(stmt.text)
+    if hint is not None:  # EXPLIAN PREDICT ...: the misspelt word is the mistake, not what followed it
+        return _located(stmt, *hint)
+    msg = plain_message(info.get("description") or "syntax error")
+    if info.get("start") is not None:
+        return _located(stmt, msg, info["start"], info.get("end"))
     line, col, hl = info.get("line"), info.get("col"), info.get("highlight") or ""
     if line is None or col is None:
         return errors.located(msg, stmt.text, stmt.index, None, None)
@@ -133,11 +182,13 @@ def _parse_error(stmt: Statement, info: dict) -> errors.ProgrammingError:
     offset = sum(len(x) + 1 for x in lines[: line - 1])
     end = offset + col - 1
     start = max(offset, end - max(len(hl), 1) + 1)
-    return errors.located(msg, stmt.text, stmt.index, start, end, stmt.first_line)
+    return _located(stmt, msg, start, end)
 
 
-def _wrap_duckdb(e: duckdb.Error) -> errors.DatabaseError:
+def _wrap_duckdb(e: duckdb.Error, stmt: Statement | None = None) -> errors.DatabaseError:
     msg = str(e)
+    if stmt is not None and not msg.startswith("statement "):
+        msg = f"statement {stmt.index}: {msg}"
     if isinstance(e, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
                       duckdb.SyntaxException)):
         return errors.ProgrammingError(msg)

@@ -15,23 +15,16 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
     """Declare or drop a link, set a time column, hide columns: persisted in ``rdl_graph``."""
     schema = read_schema(duck, with_counts=False)
     action = node.this.name
-    tname = node.args["table"].name
-    tinfo = schema.table(tname, Position.of(node.args["table"]))
-    cols = [c.name for c in node.args.get("columns") or []]
-    for c, cnode in zip(cols, node.args.get("columns") or []):
-        if tinfo.column(c) is None:
-            raise PlanError(f"column `{c}` not found in table `{tname}`"
-                            f"{did_you_mean(c, [x.name for x in tinfo.columns])}", Position.of(cnode))
+    # names as the catalog spells them: DuckDB (and so rdl-sql) compares names without case
+    tinfo = schema.table(node.args["table"].name, Position.of(node.args["table"]))
+    tname = tinfo.name
+    cols = _columns(tinfo, node.args.get("columns") or [])
     if action == "ADD_LINK":
         ref = node.args["ref_table"]
         rinfo = schema.table(ref.name, Position.of(ref))
-        ref_cols = [c.name for c in node.args["ref_columns"]]
-        for c, cnode in zip(ref_cols, node.args["ref_columns"]):
-            if rinfo.column(c) is None:
-                raise PlanError(f"column `{c}` not found in table `{ref.name}`"
-                                f"{did_you_mean(c, [x.name for x in rinfo.columns])}", Position.of(cnode))
-        overrides.add_link(duck, tname, cols, ref.name, ref_cols)
-        msg = f"link {tname}({', '.join(cols)}) -> {ref.name}({', '.join(ref_cols)}) added"
+        ref_cols = _columns(rinfo, node.args["ref_columns"])
+        overrides.add_link(duck, tname, cols, rinfo.name, ref_cols)
+        msg = f"link {tname}({', '.join(cols)}) -> {rinfo.name}({', '.join(ref_cols)}) added"
     elif action == "DROP_LINK":
         if not any(lk.child == tname and lk.child_columns == tuple(cols) for lk in schema.links):
             raise PlanError(f"no link from {tname}({', '.join(cols)})", Position.of(node.args["table"]))
@@ -50,6 +43,18 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
             overrides.ignore_column(duck, tname, c)
         msg = f"{tname}: {', '.join(cols)} ignored"
     return Result(table=pa.table({"result": [msg]}), notices=[msg])
+
+
+def _columns(tinfo, nodes) -> list[str]:
+    out = []
+    for cnode in nodes:
+        c = tinfo.column(cnode.name)
+        if c is None:
+            raise PlanError(f"column `{cnode.name}` not found in table `{tinfo.name}`"
+                            f"{did_you_mean(cnode.name, [x.name for x in tinfo.columns])}", Position.of(cnode))
+        out.append(c.name)
+    return out
+
 
 def describe_graph(engine: Engine, duck, node: DescribeGraph, stmt: Statement) -> Result:
     """Every column of every table with its semantic type and role in the graph."""
