@@ -7,6 +7,7 @@ be described with ``ALTER GRAPH``.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
@@ -14,7 +15,7 @@ from sqlglot import exp
 
 from . import overrides
 from .errors import PlanError, did_you_mean
-from .sql import alias, arrow, col, ident, lit, run, table
+from .sql import alias, arrow, col, lit, run, table
 
 #: tables rdl-sql keeps in the user's database; never part of the graph
 INTERNAL_TABLES = {overrides.OVERRIDES_TABLE, "rdl_models"}
@@ -61,10 +62,12 @@ class TableInfo:
     notes: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column | None:
+        """The column called ``name``, compared without case as DuckDB compares names; None if absent."""
         for c in self.columns:
             if c.name == name:
                 return c
-        return None
+        folded = name.lower()
+        return next((c for c in self.columns if c.name.lower() == folded), None)
 
     @property
     def features(self) -> tuple[Column, ...]:
@@ -81,6 +84,10 @@ class Schema:
         """The table called ``name``; a PlanError with the closest name when missing."""
         if name in self.tables:
             return self.tables[name]
+        folded = name.lower()  # DuckDB resolves `Orders` to table orders: names compare without case
+        match = next((t for n, t in self.tables.items() if n.lower() == folded), None)
+        if match is not None:
+            return match
         raise PlanError(f"table `{name}` not found{did_you_mean(name, self.tables)}", position)
 
     def links_from(self, child: str, parent: str) -> list[Link]:
@@ -163,27 +170,47 @@ def _base_type(dtype: str) -> str:
     return dtype.split("(")[0].upper()
 
 
-def _distinct_counts(con, tname: str, columns: list[str]) -> tuple[int, dict[str, int]]:
-    """Row count and approximate distinct count per string column, in one scan."""
+def _distinct_counts(con, tname: str, columns: list[str], time_column: str | None,
+                     as_of: dt.datetime | None) -> tuple[int, dict[str, int]]:
+    """Row count and approximate distinct count per string column, in one scan of the rows visible at ``as_of``.
+
+    Bounded by ``as_of`` because a column's semantic type decides what a model reads: rows
+    dated after a backtest's AS OF must not turn a category into text.
+    """
     sel = [alias(exp.Count(this=exp.Star()), "__rows")]
     sel += [alias(exp.func("approx_count_distinct", col(c)), f"d{i}") for i, c in enumerate(columns)]
-    row = arrow(con, exp.select(*sel).from_(table(tname))).to_pylist()[0]
+    q = exp.select(*sel).from_(table(tname))
+    if time_column is not None and as_of is not None:
+        t = exp.cast(col(time_column), "TIMESTAMP")
+        q = q.where(exp.or_(t.is_(exp.null()), t.copy() <= lit(as_of)))
+    row = arrow(con, q).to_pylist()[0]
     return row["__rows"], {c: row[f"d{i}"] for i, c in enumerate(columns)}
 
 
 def data_digest(con, tables: list[str]) -> str:
-    """Row count and an order-independent hash of every row of ``tables``: equal digests, equal data."""
+    """Row count and an order-independent hash of every row of ``tables``: equal digests, equal data.
+
+    Rows are hashed column by column (a table's name as a column would read a user column
+    of that name), and summed rather than XORed, so two equal rows do not cancel out.
+    """
+    columns = _catalog_columns(con)
     parts = []
     for name in sorted(tables):
-        q = exp.select(exp.Count(this=exp.Star()), exp.func("bit_xor", exp.func("hash", exp.column(ident(name))))
-                       ).from_(table(name))
+        row_hash = exp.func("hash", *[col(c) for c, _ in columns.get(name, [])])
+        total = exp.func("sum", exp.cast(row_hash, "HUGEINT"))
+        q = exp.select(exp.Count(this=exp.Star()), total).from_(table(name))
         n, h = run(con, q)[0]
         parts.append(f"{name}:{n}:{h}")
     return "|".join(parts)
 
 
-def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True) -> Schema:
-    """Discover the key graph of the database behind ``con``, overrides applied."""
+def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
+                as_of: dt.datetime | None = None) -> Schema:
+    """Discover the key graph of the database behind ``con``, overrides applied.
+
+    Column types that depend on the data (categorical or text) read only the rows visible
+    at ``as_of``, so a backtest is planned as it would have been on that date.
+    """
     names = _catalog_tables(con)
     columns = _catalog_columns(con)
     pks: dict[str, tuple[str, ...]] = {}
@@ -235,7 +262,7 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True) -> 
                               f"until ALTER GRAPH SET TIME COLUMN {tname}(<column>)")
         strings = [c for c, d in cols if _base_type(d) in STRING_TYPES and c not in key_cols[tname]
                    and c not in ignored.get(tname, ())]
-        rows, distinct = _distinct_counts(con, tname, strings) if with_counts else (0, {})
+        rows, distinct = _distinct_counts(con, tname, strings, tcol, as_of) if with_counts else (0, {})
         out_cols = []
         for c, d in cols:
             base = _base_type(d)

@@ -12,6 +12,7 @@ between batches; scoring is one DuckDB query through the scoring UDFs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 
 import pyarrow as pa
@@ -79,6 +80,7 @@ class Engine:
 
     def _scored(self, con, prep: Prepared, trained: Trained, notices: list[str]) -> Result:
         """The result that scores ``prep``'s rows: a query through the scoring UDF (GNN) or a table (GBDT)."""
+        notices = notices + prep.notices  # what preparing the examples found (an empty test split, FOR ... IN)
         if trained.kind == GBDT:
             from . import gbdt  # LightGBM: loaded only when a statement scores a GBDT
             return Result(table=gbdt.score(con, prep.plan, trained.result), notices=notices, metrics=trained.metrics)
@@ -87,11 +89,14 @@ class Engine:
     def train_gnn(self, con, prep: Prepared):
         from . import gnn  # torch: loaded only when a statement trains or scores
         self.cancel.clear()
-        return gnn.train(con, prep, self.progress, self.cancel)
+        result = gnn.train(con, prep, self.progress, self.cancel)
+        _refuse_diverged(result.metrics, prep.plan.options.lr)
+        return result
 
     def score_query(self, prep: Prepared, result, anchor=None) -> exp.Select:
         """The one DuckDB query that scores ``prep``'s entities with a held GNN."""
-        return prep.plan.score_sql(self.registry.hold(result), anchor)
+        key = self.registry.hold(result)
+        return prep.plan.score_sql(key, anchor, function=self.registry.score_function(prep.plan.task_type))
 
     def predict_using(self, con, stored: store.StoredModel, query: PredictQuery) -> Result:
         """Score ``query`` (the stored statement with the user's FOR / WHERE / AS OF) with a stored model."""
@@ -189,3 +194,12 @@ class Engine:
 
     def explain(self, con, query: PredictQuery) -> Result:
         return explain(con, query)
+
+
+def _refuse_diverged(metrics: dict, lr: float) -> None:
+    """A PlanError when training diverged (a NaN or infinite metric): its predictions would be NULLs."""
+    bad = [k for k, v in metrics.items() if (k.startswith("val_") or k.startswith("test_"))
+           and isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise PlanError(f"training diverged: {bad[0]} is {metrics[bad[0]]}, so every prediction would be NULL; "
+                        f"use a smaller learning rate than lr = {lr:g} (the default is 0.005)")
