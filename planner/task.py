@@ -22,6 +22,7 @@ from .resolve import (
     column_target,
     in_columns,
     in_where,
+    normalize,
     resolve_aggregate,
     strip_aggs,
 )
@@ -35,6 +36,7 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
     ``training=False`` plans scoring only (a stored model): no training
     anchors are needed, so a short history is no error.
     """
+    query = normalize(schema, query)  # names as the catalog spells them (DuckDB ignores case)
     entity = check_entity(schema, query)
     options = query.options
     target_column = query.target.column if query.target.aggregate is None else None
