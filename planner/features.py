@@ -3,7 +3,8 @@
 For every example row ``(__node, <key>, anchor_time)`` the query adds
 
 * the entity row's own columns (numbers as DOUBLE, categories as VARCHAR,
-  timestamps as days before the anchor, and the row's age);
+  timestamps as days before the anchor, NULL when later than it, and the
+  row's age);
 * the columns of the entity's parent rows (one hop up a link);
 * for every table linking to the entity (its children): count, mean, min,
   max of each numeric column over past windows ``(anchor - w, anchor]`` and
@@ -267,7 +268,11 @@ def _value(c, tbl: str, anchor: exp.Expression, b: _Builder) -> exp.Expression:
     if c.stype == "categorical":
         return exp.cast(col(c.name, tbl), "VARCHAR")
     if c.stype == "timestamp":
-        return b.days_before(exp.cast(col(c.name, tbl), "TIMESTAMP"), anchor.copy())
+        # a date later than the anchor (a cancelled_at, a last_login) is not known yet: hidden as NULL,
+        # as the GNN's encoder hides it, never a negative number of days
+        t = exp.cast(col(c.name, tbl), "TIMESTAMP")
+        known = [t.copy() <= anchor.copy()] + ([t.copy() <= lit(b.plan.as_of)] if b.plan.as_of is not None else [])
+        return exp.Case(ifs=[exp.If(this=exp.and_(*known), true=b.days_before(t, anchor.copy()))])
     return exp.cast(col(c.name, tbl), "DOUBLE")
 
 

@@ -26,7 +26,7 @@ def _count(con, query: exp.Select) -> int:
 
 def explain(con, query: PredictQuery) -> Result:
     """The plan of ``query`` as rows ``(section, item, detail)``; reads counts, trains nothing."""
-    schema = read_schema(con)
+    schema = read_schema(con, as_of=query.as_of)
     plan = compile_task(con, schema, query)
     rows: list[tuple[str, str, str]] = []
     layers = plan.options.layers

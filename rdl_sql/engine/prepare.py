@@ -64,7 +64,7 @@ def _fingerprint_digest(prep: Prepared) -> str:
 
 def prepare(con, query: PredictQuery) -> Prepared:
     """Plan ``query`` against the database and compute its labelled examples."""
-    schema = read_schema(con)
+    schema = read_schema(con, as_of=query.as_of)  # column types as of the statement's AS OF
     plan = compile_task(con, schema, query)
     t0 = time.perf_counter()
     examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows)
