@@ -494,12 +494,12 @@ def _check_depth(sql: str) -> None:
         if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE):
             depth += 1
             if depth >= MAX_DEPTH:
-                raise ParseError.new(
-                    f"expressions nest {MAX_DEPTH} levels deep here; DuckDB allows fewer "
-                    f"(its max_expression_depth is {MAX_DEPTH})", description=(
-                        f"expressions nest {MAX_DEPTH} levels deep here; DuckDB allows fewer "
-                        f"(its max_expression_depth is {MAX_DEPTH})"),
-                    line=tok.line, col=tok.col, highlight=tok.text, start=tok.start, end=tok.end)
+                message = (f"expressions nest {MAX_DEPTH} levels deep here; DuckDB allows fewer "
+                           f"(its max_expression_depth is {MAX_DEPTH})")
+                error = ParseError.new(message, description=message, line=tok.line, col=tok.col,
+                                       highlight=tok.text)
+                error.errors[0].update(start=tok.start, end=tok.end)
+                raise error
         elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE):
             depth -= 1
 
