@@ -378,7 +378,8 @@ class ClientSession:
         # DuckDB answers DDL and DML with one "Count" or "Success" column: a command, not rows
         count_only = desc is not None and len(desc) == 1 and desc[0][0] in ("Count", "Success") and not is_query
         if desc is None or count_only:
-            count = None
+            # rdl_sql's cursor already answers DML with description None and rowcount = rows changed
+            count = cur.rowcount if desc is None and cur.rowcount >= 0 else None
             if count_only:
                 row = cur.fetchone()
                 if row is not None and desc[0][0] == "Count" and row[0] is not None:
