@@ -1,0 +1,188 @@
+"""``model = 'auto'``: its candidates, the time budget, and that it never keeps worse than its best candidate."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import rdl_sql
+from rdl_sql.engine import auto
+from rdl_sql.planner.errors import PlanError
+from rdl_sql.planner.options import Options
+from rdl_sql.planner.query import TaskType
+
+CHURN = ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
+         "WHERE COUNT(orders.*, -90, 0, DAYS) > 0")
+
+
+def opts(**given) -> Options:
+    return Options.parse([(k, v, None) for k, v in given.items()])
+
+
+# ---- candidates ---------------------------------------------------------------------------------
+def test_auto_tries_the_default_gnn_gbdt_a_deeper_and_a_wider_gnn():
+    o = opts(model="auto")
+    cands = auto.candidates(o)
+    assert [c.name for c in cands] == ["gnn", "gbdt", "gnn_deeper", "gnn_wider"]
+    assert [c.kind for c in cands] == ["gnn", "gbdt", "gnn", "gnn"]
+    assert cands[0].options == o
+    deeper, wider = cands[2].options, cands[3].options
+    assert deeper.layers == o.layers + 1 and len(deeper.fanouts) >= deeper.layers
+    assert deeper.fanouts[: o.layers] == o.fanouts[: o.layers]
+    assert wider.layers == o.layers and wider.fanouts[0] == 2 * o.fanouts[0] and wider.fanouts[1:] == o.fanouts[1:]
+
+
+def test_auto_never_changes_an_option_the_user_wrote():
+    assert [c.name for c in auto.candidates(opts(model="auto", fanouts="4,4"))] == ["gnn", "gbdt"]
+    assert [c.name for c in auto.candidates(opts(model="auto", layers=1))] == ["gnn", "gbdt", "gnn_wider"]
+    # fanouts long enough for one more layer: the deeper candidate keeps them
+    deeper = auto.candidates(opts(model="auto", fanouts="8,4,2"))[2]
+    assert deeper.name == "gnn_deeper" and deeper.options.fanouts == (8, 4, 2)
+    for c in auto.candidates(opts(model="auto", epochs=3, channels=8)):
+        assert (c.options.epochs, c.options.channels) == (3, 8)
+
+
+def test_gnn_and_gbdt_are_one_candidate_each():
+    assert [(c.name, c.kind) for c in auto.candidates(opts())] == [("gnn", "gnn")]
+    assert [(c.name, c.kind) for c in auto.candidates(opts(model="gbdt"))] == [("gbdt", "gbdt")]
+
+
+def test_the_digest_covers_the_deepest_candidate():
+    assert auto.reach(opts(model="auto")) == Options().layers + 1
+    assert auto.reach(opts(model="gnn", layers=1)) == 1
+    assert auto.reach(opts(model="gbdt", layers=1)) == 2  # the feature query reads two links away
+
+
+# ---- choosing ------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_prep(task_type: TaskType, **given) -> SimpleNamespace:
+    return SimpleNamespace(plan=SimpleNamespace(options=opts(model="auto", **given), task_type=task_type))
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """``auto.train`` with candidates that report chosen validation values and take chosen seconds."""
+    state = {"values": {}, "seconds": {}, "fail": set(), "calls": []}
+    clock = Clock()
+
+    def fit(engine, con, prep, candidate):
+        state["calls"].append(candidate.name)
+        clock.now += state["seconds"].get(candidate.name, 1.0)
+        if candidate.name in state["fail"]:
+            raise PlanError(f"{candidate.name} cannot train here")
+        key = f"val_{prep.plan.task_type.metric}"
+        return SimpleNamespace(metrics={key: state["values"][candidate.name], "who": candidate.name})
+
+    monkeypatch.setattr(auto, "fit_candidate", fit)
+    monkeypatch.setattr(auto, "with_options", lambda prep, o: SimpleNamespace(
+        plan=SimpleNamespace(options=o, task_type=prep.plan.task_type)))
+    state["clock"] = clock
+    return state
+
+
+@pytest.mark.parametrize("task_type", [TaskType.BINARY, TaskType.REGRESSION])
+def test_auto_never_does_worse_than_its_best_candidate_on_validation(fake, task_type):
+    rng = np.random.default_rng(0)
+    names = ["gnn", "gbdt", "gnn_deeper", "gnn_wider"]
+    for trial in range(25):
+        values = rng.random(4) if trial % 5 else np.array([0.7, 0.7, 0.6, 0.7])  # ties: the first one stays
+        fake["values"] = dict(zip(names, map(float, values)))
+        out = auto.train(None, None, fake_prep(task_type), clock=fake["clock"])
+        best = values.max() if task_type is TaskType.BINARY else values.min()
+        key = f"val_{task_type.metric}"
+        assert out.metrics[key] == best
+        assert out.metrics["candidate"] == out.result.metrics["who"]
+        assert out.metrics["candidate"] == names[int(np.flatnonzero(values == best)[0])]
+        assert out.metrics["model"] == ("gbdt" if out.metrics["candidate"] == "gbdt" else "gnn")
+        assert {n: out.metrics[f"{n}_{key}"] for n in names} == fake["values"]
+
+
+def test_notices_name_each_candidate_its_metric_and_seconds_then_the_winner(fake):
+    fake["values"] = {"gnn": 0.70, "gbdt": 0.72, "gnn_deeper": 0.75, "gnn_wider": 0.71}
+    fake["seconds"] = {"gnn": 3.0, "gbdt": 0.5, "gnn_deeper": 4.0, "gnn_wider": 5.0}
+    out = auto.train(None, None, fake_prep(TaskType.BINARY), clock=fake["clock"])
+    o = Options()
+    assert out.notices[0] == (f"auto: gnn (layers {o.layers}, fanouts {','.join(map(str, o.hop_fanouts))}): "
+                              f"val_AUROC 0.7000 in 3.0 s")
+    assert out.notices[1] == "auto: gbdt (LightGBM on SQL aggregates): val_AUROC 0.7200 in 0.5 s"
+    assert out.notices[2].endswith(": val_AUROC 0.7500 in 4.0 s")
+    assert out.notices[-1] == "auto: gnn_deeper won on validation AUROC 0.7500 vs gbdt 0.7200 (+0.0300)"
+    assert out.kind == "gnn" and out.prep.plan.options.layers == Options().layers + 1
+    assert out.metrics["auto_seconds"] == 12.5
+
+
+def test_the_budget_stops_further_candidates_and_never_cuts_one_short(fake):
+    fake["values"] = {"gnn": 0.6, "gbdt": 0.7, "gnn_deeper": 0.9, "gnn_wider": 0.9}
+    fake["seconds"] = {"gnn": 6.0, "gbdt": 6.0, "gnn_deeper": 6.0, "gnn_wider": 6.0}
+    out = auto.train(None, None, fake_prep(TaskType.BINARY, time_budget=10), clock=fake["clock"])
+    assert fake["calls"] == ["gnn", "gbdt"]  # gbdt started at 6 s < 10 s and ran its whole 6 s
+    assert out.metrics["candidate"] == "gbdt" and "gnn_deeper_val_AUROC" not in out.metrics
+    skipped = [n for n in out.notices if "not tried" in n]
+    assert len(skipped) == 2 and "the time budget of 10 s is spent (12.0 s)" in skipped[0]
+
+
+def test_the_first_candidate_always_trains_even_past_the_budget(fake):
+    fake["values"] = {"gnn": 0.6, "gbdt": 0.7, "gnn_deeper": 0.9, "gnn_wider": 0.9}
+    fake["seconds"] = {"gnn": 50.0}
+    out = auto.train(None, None, fake_prep(TaskType.BINARY, time_budget=1), clock=fake["clock"])
+    assert fake["calls"] == ["gnn"]
+    assert out.notices[-1] == "auto: gnn won on validation AUROC 0.6000, the only candidate trained"
+
+
+def test_a_candidate_that_cannot_train_is_reported_and_the_others_compete(fake):
+    fake["values"] = {"gnn": 0.6, "gbdt": 0.9, "gnn_deeper": 0.7, "gnn_wider": 0.65}
+    fake["fail"] = {"gbdt"}
+    out = auto.train(None, None, fake_prep(TaskType.BINARY), clock=fake["clock"])
+    assert "auto: gbdt (LightGBM on SQL aggregates) failed: gbdt cannot train here" in out.notices
+    assert out.metrics["candidate"] == "gnn_deeper"
+    fake["fail"] = {"gnn", "gbdt", "gnn_deeper", "gnn_wider"}
+    with pytest.raises(PlanError, match="gnn cannot train here"):
+        auto.train(None, None, fake_prep(TaskType.BINARY), clock=fake["clock"])
+
+
+def test_a_nan_validation_metric_never_wins(fake):
+    fake["values"] = {"gnn": float("nan"), "gbdt": 0.55, "gnn_deeper": float("nan"), "gnn_wider": 0.5}
+    out = auto.train(None, None, fake_prep(TaskType.BINARY), clock=fake["clock"])
+    assert out.metrics["candidate"] == "gbdt"
+
+
+# ---- end to end -------------------------------------------------------------------------------------
+@pytest.fixture
+def shop():
+    """A connection on a small generated shop (300 customers, 300 days)."""
+    from rdl_sql.datasets.shop import build_shop
+    con = rdl_sql.connect(progress=False)
+    try:
+        build_shop(con.duckdb_connection, customers=300, products=40, days=300, seed=0)
+        yield con
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_auto_stores_the_candidate_best_on_validation_and_scores_with_it(shop, one_thread_torch):
+    small = "epochs = 1, channels = 16, max_train_rows = 1500, batch_size = 128"
+    cur = shop.cursor().execute(f"CREATE MODEL churn AS {CHURN} WITH (model = 'auto', {small})")
+    cur.fetchall()
+    m = cur.metrics
+    vals = {n: m[f"{n}_val_AUROC"] for n in ("gnn", "gbdt", "gnn_deeper", "gnn_wider")}
+    assert m["val_AUROC"] == max(vals.values()) and vals[m["candidate"]] == m["val_AUROC"]
+    assert sum(n.startswith("auto: ") and " in " in n for n in cur.notices) == 4
+    assert cur.notices[-1] == f"model `churn` ({m['model']}, chosen by auto: {m['candidate']}) stored in rdl_models"
+    kind, metrics = shop.execute("SELECT model, metrics FROM rdl_models WHERE name = 'churn'").fetchone()
+    assert kind == m["model"] and f'"candidate": "{m["candidate"]}"' in metrics
+    props = dict(shop.execute("DESCRIBE MODEL churn").fetchall())
+    assert props["model"] == kind and props["chosen_by"].startswith(f"auto: {m['candidate']}, the best on validation")
+    scored = shop.execute("PREDICT USING churn").fetchall()
+    assert scored and all(0 <= r[3] <= 1 for r in scored)
+    again = shop.cursor().execute(f"{CHURN} WITH (model = 'auto', {small})")  # same statement, same data
+    assert again.fetchall() == scored
+    assert again.notices[0].startswith("reused the model trained by an identical PREDICT")
