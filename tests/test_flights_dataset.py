@@ -151,14 +151,16 @@ def test_flight_id_is_file_order_and_time_hour_is_utc(built):
                      r["sched_dep_time"], r["time_hour"]) for r in reader]
     got = q(con, """
         SELECT flight_id, carrier, flight, origin, dest, sched_dep_time,
-               strftime(time_hour, '%Y-%m-%dT%H:%M:%SZ')
+               strftime(time_hour + INTERVAL 5 HOUR, '%Y-%m-%dT%H:%M:%SZ')
         FROM flights ORDER BY flight_id
     """)
     assert [r[0] for r in got] == list(range(1, len(expected) + 1))
     assert [(c, f, o, d, str(s), t) for _, c, f, o, d, s, t in got] == expected
-    # First row of the file: UA 1545 EWR -> IAH, 2013-01-01 05:15 New York = 10:00 UTC.
+    # First row of the file: UA 1545 EWR -> IAH, 2013-01-01 05:15 New York = 10:00 UTC, stored in New York time;
+    # the last flights (2013-12-31 23:59 New York) stay in 2013.
     first = q(con, "SELECT hour, minute, time_hour FROM flights WHERE flight_id = 1")[0]
-    assert (first[0], first[1], str(first[2])) == (5, 15, "2013-01-01 10:00:00")
+    assert (first[0], first[1], str(first[2])) == (5, 15, "2013-01-01 05:00:00")
+    assert str(q(con, "SELECT max(time_hour) FROM flights")[0][0]) == "2013-12-31 23:00:00"
 
 
 def test_missing_package_raises_clear_error(monkeypatch):

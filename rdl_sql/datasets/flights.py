@@ -17,8 +17,11 @@ flights    336,776     flight_id          time_hour
 =========  ==========  =================  ======================================
 
 ``flights`` has no natural key, so ``flight_id`` is the row number in file
-order, starting at 1. ``time_hour`` is stored as a naive ``TIMESTAMP`` in UTC
-(the CSV strings end in ``Z``). The CSVs write missing values as ``NA``; they
+order, starting at 1. ``time_hour`` is stored as a naive ``TIMESTAMP`` in New
+York standard time (UTC-5 all year; the CSV strings are UTC, ending in ``Z``):
+in UTC the year's last flights fall on 2014-01-01, which made a 2013 database
+answer with 2014 anchors, and wall-clock time (with daylight saving) repeats an
+hour in November, which would break weather's key. The CSVs write missing values as ``NA``; they
 become SQL ``NULL``.
 
 Links between tables. DuckDB enforces foreign keys, so a ``FOREIGN KEY`` is
@@ -60,7 +63,7 @@ from rdl_sql.planner.sql import ident, lit
 __all__ = ["build_flights", "data_dir", "TABLES"]
 
 # (name, csv file, [(column, type)] in file order, primary key).
-# time_hour is read as text and converted with strptime (naive UTC).
+# time_hour is read as text, converted with strptime (UTC) and shifted to New York standard time (UTC-5).
 _TABLES: list[tuple[str, str, list[tuple[str, str]], tuple[str, ...]]] = [
     ("airlines", "airlines.csv", [("carrier", "VARCHAR"), ("name", "VARCHAR")], ("carrier",)),
     ("airports", "airports.csv", [
@@ -109,6 +112,8 @@ _TIME_COLUMNS: dict[str, str | None] = {
 }
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: UTC minus New York standard time
+_UTC_OFFSET = "INTERVAL 5 HOUR"
 
 
 def data_dir() -> str:
@@ -145,7 +150,7 @@ def _stage(con: duckdb.DuckDBPyConnection, tbl: str, path: str, columns) -> None
         for c, t in columns
     )
     select = ", ".join(
-        f"strptime({_q(c)}, {lit(_TIME_FORMAT).sql('duckdb')}) AS {_q(c)}" if t == "TIMESTAMP"
+        f"strptime({_q(c)}, {lit(_TIME_FORMAT).sql('duckdb')}) - {_UTC_OFFSET} AS {_q(c)}" if t == "TIMESTAMP"
         else _q(c)
         for c, t in columns
     )
