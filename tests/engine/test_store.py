@@ -126,6 +126,7 @@ def test_evaluate_model_on_a_stored_gbdt_gives_intervals_around_each_value(shop)
     assert cur.notices[0].startswith("gbdt model `g` on fresh labels")
 
 
+@pytest.mark.slow
 def test_evaluate_predict_accepts_gbdt_and_auto(shop):
     got = {r[0]: r[1:] for r in shop.execute("EVALUATE " + GBDT).fetchall()}
     assert got["AUROC"][1] <= got["AUROC"][0] <= got["AUROC"][2]
