@@ -1,13 +1,37 @@
-"""Anchor times: when examples are taken, and the calendar arithmetic of windows.
+"""Anchor times: when examples are taken, and how they fall into training, validation and test.
 
 Every example is an (entity, anchor time) pair; its label window is
 ``(anchor + start, anchor + end]``. This module holds the time arithmetic
-(months and years follow the calendar, as DuckDB's ``to_months`` does) and
-the queries that find the time range of the data a statement may see.
+(months and years follow the calendar, as DuckDB's ``to_months`` does), the
+queries that find the time range a statement may see, and the choice of
+each split's anchors (DESIGN.md section 3).
+
+Splits are time windows, as in RelBench. With ``T`` the end of the data
+(``AS OF``, else the latest time of any dated table the entity reaches):
+
+* test anchors step through ``[test_start, T - window]``;
+* validation anchors through ``[val_start, test_start - window]``;
+* training anchors back from ``val_start - window`` through all history,
+  so every training label (and ASSUMING) window ends by ``val_start``.
+
+Anchors lie on one grid, ``step`` apart (``anchor_step``, else the window's
+length). An anchor where no entity gives an example (seasonal data: no
+race in winter, no order on a holiday) is skipped rather than counted.
+Without ``val_start`` / ``test_start`` the planner walks back from ``T``
+and gives each evaluation split the most recent anchors until it holds
+``EVAL_MIN_ROWS`` examples, but never more than ``EVAL_MAX_SHARE`` of the
+history's anchors, so that a long history gives a metric that is not a coin
+toss while a short one still leaves most anchors to training. If that
+leaves no training example, each split falls back to one anchor.
+Training walks back until it holds ``max_train_rows`` examples (most recent
+first), or through all history when the cap is 0.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from dateutil.relativedelta import relativedelta
 from sqlglot import exp
@@ -21,9 +45,16 @@ _SHIFT_FUNCS = {"SECONDS": "to_seconds", "MINUTES": "to_minutes", "HOURS": "to_h
                 "WEEKS": "to_weeks", "MONTHS": "to_months", "YEARS": "to_years"}
 _RELATIVE = {"SECONDS": "seconds", "MINUTES": "minutes", "HOURS": "hours", "DAYS": "days",
              "WEEKS": "weeks", "MONTHS": "months", "YEARS": "years"}
-MAX_TRAIN_ANCHORS = 64
 #: the anchor of a database without any time column: everything is visible
 STATIC_ANCHOR = dt.datetime(9999, 12, 31)
+#: a default validation or test split holds at least this many examples (AUROC's standard error ~0.02) ...
+EVAL_MIN_ROWS = 1_000
+#: ... unless that would take more than this share of the history's anchors
+EVAL_MAX_SHARE = 0.1
+_FIRST_CHUNK, _MAX_CHUNK = 32, 1_024  # anchors counted per query while walking back
+
+#: ``count(anchors, split)`` -> examples per anchor (anchors without examples may be absent)
+Counter = Callable[[list[dt.datetime], str], dict[dt.datetime, int]]
 
 
 def shift(t: dt.datetime, n: int, unit: str) -> dt.datetime:
@@ -52,6 +83,7 @@ def shift_sql(t: exp.Expression, n: int, unit: str) -> exp.Expression:
 
 
 def time_bounds(con, tinfo: TableInfo, as_of: dt.datetime | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The first and last time of ``tinfo``'s rows (no later than ``as_of``); None, None without rows."""
     t = time_value(tinfo)
     q = exp.select(exp.Min(this=t), exp.Max(this=t.copy())).from_(table(tinfo.name))
     if as_of is not None:
@@ -92,12 +124,18 @@ def _refuse_placeholder_dates(con, tinfo: TableInfo, hi: dt.datetime, as_of: dt.
                     f"(undated rows are static), or predict as of a real date with AS OF TIMESTAMP '...'")
 
 
+def latest_time(con, schema: Schema, as_of: dt.datetime | None, tables: list[str] | None = None) -> dt.datetime:
+    """"Now" for a statement: ``as_of``, else the last time of any dated row of ``tables`` (default: all).
 
-def latest_time(con, schema: Schema, as_of: dt.datetime | None) -> dt.datetime:
-    """The last time of any dated row (no later than ``as_of``); far future for a static database."""
-    latest = [hi for t in schema.tables.values() if t.time_column for _, hi in [time_bounds(con, t, as_of)]
-              if hi is not None]
-    return as_of or (max(latest) if latest else STATIC_ANCHOR)
+    Far future for data without a time column. Taken over every table the
+    statement reaches, not only the target's: a sparse target table (a
+    yearly award) must not move "now" back before entities active since.
+    """
+    if as_of is not None:
+        return as_of
+    infos = [schema.tables[t] for t in (tables if tables is not None else schema.tables)]
+    latest = [hi for t in infos if t.time_column for _, hi in [time_bounds(con, t, None)] if hi is not None]
+    return max(latest) if latest else STATIC_ANCHOR
 
 
 def time_quantiles(con, entity: TableInfo, column: str, as_of, options) -> tuple[dt.datetime, dt.datetime]:
@@ -120,3 +158,153 @@ def time_quantiles(con, entity: TableInfo, column: str, as_of, options) -> tuple
     return val, test
 
 
+# ---- the anchor grid ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Windows:
+    """The time geometry of a windowed target.
+
+    ``end`` / ``unit``: the label window ends ``end`` units after the anchor;
+    ``step``: units between anchors; ``train_ends``: ``(end, unit)`` of every
+    future window a training row reads (its label and ASSUMING windows).
+    """
+
+    end: int
+    unit: str
+    step: int
+    train_ends: tuple[tuple[int, str], ...]
+
+    def latest_before(self, limit: dt.datetime) -> dt.datetime:
+        """The latest anchor whose label window ends by ``limit``."""
+        return shift(limit, -self.end, self.unit)
+
+    def latest_training_before(self, limit: dt.datetime) -> dt.datetime:
+        """The latest anchor whose label and ASSUMING windows all end by ``limit``."""
+        return min(shift(limit, -e, u) for e, u in self.train_ends)
+
+    def back(self, first: dt.datetime, k: int) -> dt.datetime:
+        return _shift_clamped(first, -k * self.step, self.unit)
+
+    def ends_by(self, t: dt.datetime, limit: dt.datetime) -> bool:
+        return _shift_clamped(t, self.end, self.unit) <= limit
+
+    def count_back(self, first: dt.datetime, lo: dt.datetime) -> int:
+        """How many grid anchors ``first, first - step, ...`` lie no earlier than ``lo``."""
+        if first < lo:
+            return 0
+        if self.unit in ("MONTHS", "YEARS"):
+            months = self.step * (12 if self.unit == "YEARS" else 1)
+            k = ((first.year - lo.year) * 12 + first.month - lo.month) // months
+            while k > 0 and self.back(first, k) < lo:
+                k -= 1
+            return k + 1
+        return (first - lo) // dt.timedelta(**{_RELATIVE[self.unit]: self.step}) + 1
+
+    def describe(self) -> str:
+        return f"{self.end} {self.unit.lower()}"
+
+
+Anchors = tuple[tuple[dt.datetime, int], ...]  # (anchor, examples), ascending, anchors with examples only
+
+
+def walk_back(windows: Windows, first: dt.datetime, lo: dt.datetime, count: Counter, split: str, *,
+              rows: int = 0, anchors: int = 0) -> Anchors:
+    """Grid anchors from ``first`` back to ``lo`` that hold examples, latest first, counted in chunks.
+
+    Stops once they hold ``rows`` examples or number ``anchors`` (0: no limit).
+    """
+    out: list[tuple[dt.datetime, int]] = []
+    total, k, size = 0, 0, _FIRST_CHUNK
+    while True:
+        chunk = [t for t in (windows.back(first, k + i) for i in range(size)) if t >= lo]
+        if not chunk:
+            break
+        counts = count(chunk, split)
+        for t in chunk:
+            n = counts.get(t, 0)
+            if n:
+                out.append((t, n))
+                total += n
+                if (rows and total >= rows) or (anchors and len(out) >= anchors):
+                    return tuple(sorted(out))
+        k, size = k + size, min(2 * size, _MAX_CHUNK)
+    return tuple(sorted(out))
+
+
+def walk_forward(windows: Windows, first: dt.datetime, limit: dt.datetime, count: Counter, split: str) -> Anchors:
+    """Grid anchors ``first, first + step, ...`` whose label windows end by ``limit``, those with examples."""
+    grid = []
+    while windows.ends_by(t := windows.back(first, -len(grid)), limit):
+        grid.append(t)
+    counts: dict[dt.datetime, int] = {}
+    for i in range(0, len(grid), _MAX_CHUNK):
+        counts.update(count(grid[i:i + _MAX_CHUNK], split))
+    return tuple((t, counts[t]) for t in grid if counts.get(t))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Anchors of each split with their example counts; ``empty``: ``(split, why)`` for each split left empty."""
+
+    train: Anchors
+    val: Anchors
+    test: Anchors
+    val_start: dt.datetime
+    test_start: dt.datetime
+    empty: tuple[tuple[str, str], ...] = ()
+
+
+def choose_splits(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start: dt.datetime | None,
+                  test_start: dt.datetime | None, max_train_rows: int, count: Counter, *, training: bool,
+                  where: str) -> Splits:
+    """Each split's anchors over the history ``[lo, end]`` (module docstring: the rules).
+
+    A split left without examples is named in ``empty`` with the reason,
+    phrased for a user (``where`` describes the entity population): the
+    engine refuses to train without training or validation examples and
+    skips test metrics without test examples. ``training=False`` (scoring
+    a stored model) chooses test anchors only.
+    """
+    history = windows.count_back(windows.latest_before(end), lo)
+    rules = [(EVAL_MIN_ROWS, max(1, int(EVAL_MAX_SHARE * history)))]
+    if test_start is None or val_start is None:
+        rules.append((1, 1))  # short history: one anchor each rather than nothing to train on
+    for rows, share in rules:
+        splits = _choose(windows, lo, end, val_start, test_start, max_train_rows, count, training, rows, share)
+        if splits.train or not training:
+            break
+    empty = []
+    if not splits.test:
+        if test_start is not None and not windows.ends_by(test_start, end):
+            why = (f"test_start {test_start} leaves no room for a {windows.describe()} label window before the "
+                   f"end of the data, {end}")
+        else:
+            why = f"no test anchor from {splits.test_start} has an entity that {where}"
+        empty.append(("test", why))
+    if training and not splits.val:
+        span = f"from val_start {val_start}" if val_start else f"before {splits.test_start}"
+        empty.append(("val", f"no anchor {span} whose {windows.describe()} label window ends by "
+                             f"{min(splits.test_start, end)} has an entity that {where}"))
+    if training and not splits.train:
+        empty.append(("train", f"not enough history ({lo} to {end}) for a training window of {windows.describe()} "
+                               f"before the validation start {splits.val_start} with an entity that {where}"))
+    return dataclasses.replace(splits, empty=tuple(empty))
+
+
+def _choose(windows, lo, end, val_start, test_start, max_train_rows, count, training, rows, share) -> Splits:
+    if test_start is not None:
+        test = walk_forward(windows, test_start, end, count, "test")
+    else:
+        floor = shift(val_start, windows.end, windows.unit) if val_start is not None else lo
+        test = walk_back(windows, windows.latest_before(end), floor, count, "test", rows=rows, anchors=share)
+        test_start = test[0][0] if test else end
+    if not training:
+        return Splits((), (), test, val_start or test_start, test_start)
+    val_end = min(test_start, end)
+    if val_start is not None:
+        val = walk_forward(windows, val_start, val_end, count, "val")
+    else:
+        val = walk_back(windows, windows.latest_before(val_end), lo, count, "val", rows=rows, anchors=share)
+        val_start = val[0][0] if val else val_end
+    train = walk_back(windows, windows.latest_training_before(min(val_start, end)), lo, count, "train",
+                      rows=max_train_rows)
+    return Splits(train, val, test, val_start, test_start)

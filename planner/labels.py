@@ -34,9 +34,12 @@ class TaskPlan:
     """A checked PREDICT: every name resolved, every anchor time chosen.
 
     Two kinds of target: a windowed aggregate (examples at several anchor
-    times, split by time), or a column of the entity table (``column``
-    set; one anchor, rows with a value train, split by a hash of the key,
-    rows with NULL are predicted).
+    times, split by time: ``train_anchors``, ``val_anchors``,
+    ``test_anchors``, ascending, each holding at least one example when
+    planned; planner/anchors.py has the rules), or a column of the entity
+    table (``column`` set; rows with a value train, split by their own time
+    at ``val_start`` / ``test_start`` when the table is dated, else by a
+    hash of the key; rows with NULL are predicted).
     """
 
     query: PredictQuery
@@ -46,12 +49,20 @@ class TaskPlan:
     aggregates: tuple[ResolvedAggregate, ...]
     options: Options
     as_of: dt.datetime | None  # cut-off: nothing after it is read (None: read everything)
-    predict_anchor: dt.datetime
-    test_anchor: dt.datetime
-    val_anchor: dt.datetime
-    train_anchors: tuple[dt.datetime, ...]
+    predict_anchor: dt.datetime  # "now": AS OF, else the latest time of any table the entity reaches
+    val_start: dt.datetime | None  # first validation anchor (None: a column target split by a hash)
+    test_start: dt.datetime | None  # first test anchor, or where test would start when it is empty
+    train_anchors: tuple[dt.datetime, ...] = ()
+    val_anchors: tuple[dt.datetime, ...] = ()
+    test_anchors: tuple[dt.datetime, ...] = ()
     column: str | None = None
     in_columns: int = 0  # FOR ... IN (query): columns the query returns
+    #: examples at each anchor of ``split_anchors()``, in its order, as counted while planning
+    #: (before ``max_train_rows`` cuts the oldest training anchor)
+    anchor_rows: tuple[int, ...] = ()
+    #: ``(split, why)`` for each split that planning found without examples (training and validation
+    #: must have some to train; an empty test split skips test metrics)
+    empty_splits: tuple[tuple[str, str], ...] = ()
 
     @property
     def target(self) -> ResolvedAggregate:
@@ -161,6 +172,13 @@ class TaskPlan:
                  .where(exp.and_(*conds)))
         return _labelled(inner)
 
+    def count_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
+        """``(anchor_time, n)``: how many rows ``examples_sql(anchors)`` gives at each anchor."""
+        rows = self.examples_sql(anchors).order_by(None)
+        return (exp.select(col(ANCHOR), exp.Count(this=exp.Star()))
+                .from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=ident("__n"))))
+                .group_by(col(ANCHOR)))
+
     def _row_anchor(self) -> exp.Expression:
         """A column target's anchor: the row's own time (what was known when it appeared), or the plan's."""
         if self.entity.time_column is None:
@@ -171,8 +189,8 @@ class TaskPlan:
         """Rows whose target column has a value; split by time (dated tables) or by a hash of the key."""
         anchor = self._row_anchor()
         if self.entity.time_column is not None:
-            split = exp.Case(ifs=[exp.If(this=anchor.copy() <= lit(self.val_anchor), true=lit("train")),
-                                  exp.If(this=anchor.copy() <= lit(self.test_anchor), true=lit("val"))],
+            split = exp.Case(ifs=[exp.If(this=anchor.copy() <= lit(self.val_start), true=lit("train")),
+                                  exp.If(this=anchor.copy() <= lit(self.test_start), true=lit("val"))],
                              default=lit("test"))
         else:
             bucket = exp.Mod(this=exp.func("hash", *[col(k, ENTITY) for k in self.keys],
@@ -188,12 +206,15 @@ class TaskPlan:
                  .from_(self._entities()).where(exp.and_(*conds)))
         return _labelled(inner)
 
-    def predict_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
-        """Rows ``(__node, <keys>, anchor_time)`` to score, WHERE applied.
+    def predict_sql(self, anchor: dt.datetime | None = None, *, population: bool = False) -> exp.Select:
+        """Rows ``(__node, <keys>, anchor_time)`` to score.
 
-        FOR EACH: every entity at ``anchor`` (default: the prediction time).
-        FOR t.pk IN (query): the query's entities, at the query's second
-        column when it has one (per-row anchor times), else at ``anchor``.
+        FOR EACH: every entity at ``anchor`` (default: the prediction time)
+        that passes the WHERE filter. FOR t.pk IN (query): one row per
+        listed pair whose entity exists at the pair's anchor time (the
+        query's second column when it has one, else ``anchor``), whether or
+        not it passes WHERE: a user who lists pairs wants a score for each;
+        ``population=True`` applies WHERE anyway (to count those outside it).
         A column target scores the rows whose column is NULL.
         """
         source = self._entities()
@@ -213,11 +234,21 @@ class TaskPlan:
             q = q.join(sub, on=on)
         conds = [self._exists_at(anchor_expr)]
         p = self._predicate(self.query.where, anchor_expr)
-        if p is not None:
+        if p is not None and (self.query.entity_in is None or population):
             conds.append(p)
         if self.column is not None and self.query.entity_in is None:
             conds.append(col(self.column, ENTITY).is_(exp.null()))
         return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
+
+    def in_report_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
+        """FOR ... IN: ``(listed, scored, in_population)``: pairs the query lists, pairs whose entity
+        exists at the pair's anchor (each is scored), and those of them that pass WHERE."""
+        def n(q: exp.Expression) -> exp.Subquery:
+            sub = exp.Subquery(this=q, alias=exp.TableAlias(this=ident("__c")))
+            return exp.Subquery(this=exp.select(exp.Count(this=exp.Star())).from_(sub))
+        return exp.select(alias(n(self.query.entity_in.copy()), "listed"),
+                          alias(n(self.predict_sql(anchor).order_by(None)), "scored"),
+                          alias(n(self.predict_sql(anchor, population=True).order_by(None)), "in_population"))
 
     def score_sql(self, model_key: str, anchor: dt.datetime | None = None, *,
                   function: str | None = None) -> exp.Select:
@@ -239,10 +270,11 @@ class TaskPlan:
                 .order_by(*[col(k) for k in self.keys], col(ANCHOR)))
 
     def split_anchors(self) -> list[tuple[dt.datetime, str]]:
+        """Every ``(anchor, split)`` of the plan, training first (a column target: one row, split by row)."""
         if self.column is not None:
             return [(self.predict_anchor, "hash")]
-        return ([(t, "train") for t in self.train_anchors]
-                + [(self.val_anchor, "val"), (self.test_anchor, "test")])
+        return ([(t, "train") for t in self.train_anchors] + [(t, "val") for t in self.val_anchors]
+                + [(t, "test") for t in self.test_anchors])
 
 
 def _labelled(rows: exp.Select) -> exp.Select:

@@ -1,18 +1,22 @@
 """Compile a PREDICT into a ``TaskPlan``: names resolved, task type and anchor times chosen.
 
 The pieces live in their own modules: ``resolve`` (names, links, task
-type), ``anchors`` (time arithmetic and the data's time range) and
-``labels`` (the SQL derived from a plan). This module only puts them
-together, once for every statement that trains, scores or explains.
+type), ``anchors`` (time arithmetic, the data's time range and the choice
+of each split's anchors) and ``labels`` (the SQL derived from a plan).
+This module only puts them together, once for every statement that trains,
+scores or explains.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import duckdb
 
-from .anchors import MAX_TRAIN_ANCHORS, latest_time, shift, time_bounds, time_quantiles
+from .anchors import Windows, choose_splits, latest_time, time_bounds, time_quantiles
+from .depth import default_depth
 from .errors import PlanError
+from .extract import reachable
 from .labels import TaskPlan
 from .query import PredictQuery
 from .resolve import (
@@ -27,18 +31,21 @@ from .resolve import (
     strip_aggs,
 )
 from .schema import Schema
+from .sql import run
 
 
 def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQuery,
                  *, training: bool = True) -> TaskPlan:
-    """Resolve names against ``schema``, check the time rules and choose anchor times.
+    """Resolve names against ``schema``, check the time rules and choose each split's anchors.
 
-    ``training=False`` plans scoring only (a stored model): no training
-    anchors are needed, so a short history is no error.
+    Choosing anchors reads the data: how many examples each candidate anchor
+    gives (planner/anchors.py). ``training=False`` plans scoring with a
+    stored model: test anchors only (for EVALUATE), and a short history is
+    no error.
     """
     query = normalize(schema, query)  # names as the catalog spells them (DuckDB ignores case)
     entity = check_entity(schema, query)
-    options = query.options
+    options = query.options.with_depth(default_depth(schema, entity.name))  # layers unless the user set them
     target_column = query.target.column if query.target.aggregate is None else None
     resolved = []
     if target_column is None:
@@ -48,18 +55,19 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
     check_columns(strip_aggs(query.where), {entity.name: entity}, entity)
     check_columns(strip_aggs(query.assuming), {entity.name: entity}, entity)
     n_in = in_columns(con, query)
+    # "now": the latest time of any table the entity reaches, so a sparse target table cannot hide it
+    now = latest_time(con, schema, query.as_of, reachable(schema, entity.name, len(schema.tables)))
 
     if target_column is not None:
         schema, task_type = column_target(schema, entity, query.target)
         entity = schema.tables[entity.name]
         if query.assuming is not None:
             raise PlanError("ASSUMING conditions on future rows; a column target has no future window")
-        t = latest_time(con, schema, query.as_of)
-        val_anchor = test_anchor = t
+        val = test = None
         if entity.time_column is not None:  # dated rows: train on the oldest 80 %, test on the newest 10 %
-            val_anchor, test_anchor = time_quantiles(con, entity, target_column, query.as_of, options)
-        return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, t, test_anchor,
-                        val_anchor, (val_anchor,), column=target_column, in_columns=n_in)
+            val, test = time_quantiles(con, entity, target_column, query.as_of, options)
+        return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, now, val, test,
+                        column=target_column, in_columns=n_in)
 
     target = resolved[0]
     agg = target.agg
@@ -68,25 +76,22 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
     if hi is None:
         raise PlanError(f"table `{target.table.name}` has no dated rows"
                         + (f" on or before {query.as_of}" if query.as_of else ""), agg.table_position)
-    end_time = query.as_of or hi
-    test_anchor = options.test_start or shift(end_time, -agg.end, agg.unit)
-    val_anchor = options.val_start or shift(test_anchor, -agg.end, agg.unit)
-    train: list[dt.datetime] = []
-    if training:
-        if shift(test_anchor, agg.end, agg.unit) > end_time:
-            raise PlanError(f"test_start {test_anchor} leaves no room for the label window before {end_time}")
-        if shift(val_anchor, agg.end, agg.unit) > test_anchor:
-            raise PlanError(f"val_start {val_anchor}: its label window must end by the test anchor {test_anchor}")
-        step = options.anchor_step or (agg.end - agg.start)
-        # a training row reads its label window and its ASSUMING windows: all must end by the validation anchor
-        horizon = [agg] + [ra.agg for i, ra in enumerate(resolved) if i > 0 and not in_where(query, i)]
-        t = min(shift(val_anchor, -a.end, a.unit) for a in horizon)
-        while t >= lo and len(train) < MAX_TRAIN_ANCHORS:
-            train.append(t)
-            t = shift(t, -step, agg.unit)
-        if not train:
-            raise PlanError(f"not enough history in `{target.table.name}` ({lo} to {hi}) for a training window of "
-                            f"{agg.end} {agg.unit} before the validation anchor {val_anchor}; use a shorter window "
-                            f"or set val_start / test_start")
-    return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, end_time,
-                    test_anchor, val_anchor, tuple(sorted(train)), in_columns=n_in)
+    # a training row reads its label window and its ASSUMING windows: all must end by the validation start
+    future = [agg] + [ra.agg for i, ra in enumerate(resolved) if i > 0 and not in_where(query, i)]
+    windows = Windows(agg.end, agg.unit, options.anchor_step or (agg.end - agg.start),
+                      tuple((a.end, a.unit) for a in future))
+    base = TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, now, None, None,
+                    in_columns=n_in)
+
+    def count(anchors: list[dt.datetime], split: str) -> dict[dt.datetime, int]:
+        return dict(run(con, base.count_sql([(t, split) for t in anchors])))
+
+    population = f"of `{entity.name}` exists" + (" and passes the WHERE filter" if query.where is not None else "")
+    splits = choose_splits(windows, lo, now, options.val_start, options.test_start, options.max_train_rows, count,
+                           training=training, where=population)
+    return dataclasses.replace(
+        base, val_start=splits.val_start, test_start=splits.test_start,
+        train_anchors=tuple(t for t, _ in splits.train), val_anchors=tuple(t for t, _ in splits.val),
+        test_anchors=tuple(t for t, _ in splits.test),
+        anchor_rows=tuple(n for part in (splits.train, splits.val, splits.test) for _, n in part),
+        empty_splits=splits.empty)

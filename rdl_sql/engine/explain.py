@@ -10,6 +10,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from rdl_sql.planner.extract import edges_sql, nodes_sql, reachable
+from rdl_sql.planner.labels import TaskPlan
 from rdl_sql.planner.query import PredictQuery
 from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import run, to_sql
@@ -22,6 +23,34 @@ def _count(con, query: exp.Select) -> int:
     sub = exp.Subquery(this=query.copy().order_by(None) if query.args.get("order") else query.copy(),
                        alias=exp.TableAlias(this=exp.to_identifier("__c")))
     return run(con, exp.select(exp.Count(this=exp.Star())).from_(sub))[0][0]
+
+
+def _anchor_rows(plan: TaskPlan) -> list[tuple[str, str, str]]:
+    """Each split's anchors (first, last, how many) and the examples they hold, as counted while planning."""
+    if plan.column:
+        how = (f"rows dated up to {plan.val_start} train, up to {plan.test_start} validate, later ones test"
+               if plan.val_start is not None else "split 80/10/10 by a hash of the key")
+        return [("anchors", "all", f"{plan.predict_anchor}; {how}")]
+    agg = plan.target.agg
+    step = plan.options.anchor_step or (agg.end - agg.start)
+    rows, i = [], 0
+    for name, anchors in (("train", plan.train_anchors), ("validation", plan.val_anchors),
+                          ("test", plan.test_anchors)):
+        counts = plan.anchor_rows[i:i + len(anchors)]
+        i += len(anchors)
+        if not anchors:
+            why = dict(plan.empty_splits).get({"validation": "val"}.get(name, name), "no anchor")
+            rows.append(("anchors", name, f"none: {why}"))
+            continue
+        detail = (f"{len(anchors)} anchor{'s' if len(anchors) > 1 else ''}, first {anchors[0]}, last {anchors[-1]}, "
+                  f"every {step} {agg.unit.lower()} (anchors without examples skipped); {sum(counts):,} examples, "
+                  f"{min(counts):,} to {max(counts):,} per anchor")
+        cap = plan.options.max_train_rows
+        if name == "train" and 0 < cap < sum(counts):
+            detail += f"; max_train_rows keeps the most recent {cap:,} (a seeded sample of the oldest anchor)"
+        rows.append(("anchors", name, detail))
+    rows.append(("anchors", "prediction", str(plan.predict_anchor)))
+    return rows
 
 
 def explain(con, query: PredictQuery) -> Result:
@@ -45,13 +74,7 @@ def explain(con, query: PredictQuery) -> Result:
                    f"{plan.target.agg.end}] {plan.target.agg.unit} after the anchor")
     rows += [("task", "type", plan.task_type), ("task", "entity", f"{plan.entity.name}({', '.join(plan.keys)})"),
              ("task", "target", target), ("task", "as of", str(plan.as_of or "latest data"))]
-    if plan.column:
-        rows.append(("anchors", "all", f"{plan.predict_anchor}; split 80/10/10 by a hash of the key"))
-    else:
-        rows += [("anchors", "train", f"{len(plan.train_anchors)} anchors from {plan.train_anchors[0]} to "
-                  f"{plan.train_anchors[-1]}"),
-                 ("anchors", "validation", str(plan.val_anchor)), ("anchors", "test", str(plan.test_anchor)),
-                 ("anchors", "prediction", str(plan.predict_anchor))]
+    rows += _anchor_rows(plan)
     rows += [("sql", "labels", to_sql(plan.examples_sql(plan.split_anchors()))),
              ("sql", "prediction rows", to_sql(plan.predict_sql()))]
     rows += [("sql", f"extract {t}", to_sql(nodes_sql(plan.schema.tables[t], plan.as_of))) for t in tables]

@@ -10,6 +10,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,7 +20,7 @@ from rdl_sql.planner.labels import TaskPlan
 from rdl_sql.planner.query import PredictQuery, TaskType
 from rdl_sql.planner.schema import Schema, read_schema
 from rdl_sql.planner.schema import data_digest as schema_digest
-from rdl_sql.planner.sql import arrow
+from rdl_sql.planner.sql import arrow, run
 from rdl_sql.planner.task import compile_task
 
 SPLITS = ("train", "val", "test")
@@ -32,6 +33,8 @@ class Prepared:
 
     Multiclass labels are replaced by their index in ``classes`` (the most
     frequent training labels); a label outside them is -1 (never predicted).
+    ``notices`` are what the user should hear about the examples (an empty
+    test split, FOR ... IN pairs left out); the engine adds them to its Result.
     """
 
     schema: Schema
@@ -39,6 +42,7 @@ class Prepared:
     examples: pa.Table
     seconds: float
     classes: list = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> pa.Table:
         return self.examples.filter(pc.equal(self.examples.column("split"), name))
@@ -67,28 +71,61 @@ def prepare(con, query: PredictQuery) -> Prepared:
     schema = read_schema(con, as_of=query.as_of)  # column types as of the statement's AS OF
     plan = compile_task(con, schema, query)
     t0 = time.perf_counter()
-    examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows)
+    examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows,
+                                 plan.options.seed)
     classes: list = []
     if plan.task_type is TaskType.MULTICLASS:
         examples, classes = index_classes(examples)
     prep = Prepared(plan.schema, plan, examples, 0.0, classes)
-    n_train, n_val = prep.split("train").num_rows, prep.split("val").num_rows
-    if n_train == 0 or n_val == 0:
-        raise PlanError(f"no {'training' if not n_train else 'validation'} examples: no entity of "
-                        f"`{plan.entity.name}` passes the WHERE filter at the anchor times "
-                        f"{plan.train_anchors[0]} .. {plan.val_anchor}; relax the filter or move "
-                        f"val_start / test_start")
+    rows = {s: prep.split(s).num_rows for s in SPLITS}
+    why = dict(plan.empty_splits)
+    for split, name in (("train", "training"), ("val", "validation")):
+        if not rows[split]:
+            raise PlanError(f"no {name} examples: {why.get(split) or _where_examples(plan, split)}; relax the "
+                            f"filter, use a shorter window or move val_start / test_start")
+    if not rows["test"]:
+        prep.notices.append(f"no test examples: {why.get('test') or _where_examples(plan, 'test')}; "
+                            f"test metrics skipped")
     if plan.task_type is not TaskType.REGRESSION and len(pc.unique(prep.split("train").column("label"))) < 2:
         raise PlanError("every training label has the same value, so there is nothing to learn; "
                         "check the target's comparison or the time range")
+    prep.notices += in_notices(con, plan)
     prep.seconds = time.perf_counter() - t0
     return prep
 
 
+def _where_examples(plan: TaskPlan, split: str) -> str:
+    """Where a split's examples would have come from, for a message about an empty split."""
+    if plan.column is not None:
+        where = {"train": f"on or before {plan.val_start}", "val": f"after {plan.val_start} up to {plan.test_start}",
+                 "test": f"after {plan.test_start}"}[split] if plan.val_start is not None else "in its hash bucket"
+        return f"no row of `{plan.entity.name}` with a value of `{plan.column}` dated {where}"
+    anchors = {"train": plan.train_anchors, "val": plan.val_anchors, "test": plan.test_anchors}[split]
+    at = f"at the anchors {anchors[0]} .. {anchors[-1]}" if anchors else "at any anchor"
+    return f"no entity of `{plan.entity.name}` has a defined label {at}"
+
+
+def in_notices(con, plan: TaskPlan) -> list[str]:
+    """FOR ... IN: how many listed pairs are not scored (no entity yet) or lie outside the WHERE population."""
+    if plan.query.entity_in is None:
+        return []
+    listed, scored, inside = run(con, plan.in_report_sql())[0]
+    parts = []
+    if listed > scored:
+        parts.append(f"{listed - scored:,} dropped because their `{plan.entity.name}` row does not exist "
+                     f"(yet) at the pair's anchor time")
+    if plan.query.where is not None and scored > inside:
+        parts.append(f"{scored - inside:,} fall outside the WHERE population the model learnt from "
+                     f"(scored all the same)")
+    if not parts:
+        return []
+    return [f"FOR ... IN listed {listed:,} pairs, {scored:,} scored: " + "; ".join(parts)]
+
+
 def prepare_scoring(con, query: PredictQuery) -> Prepared:
     """Plan ``query`` for scoring with a stored model: no labels, no training anchors."""
-    plan = compile_task(con, read_schema(con), query, training=False)
-    return Prepared(plan.schema, plan, pa.table({}), 0.0)
+    plan = compile_task(con, read_schema(con, as_of=query.as_of), query, training=False)
+    return Prepared(plan.schema, plan, pa.table({}), 0.0, notices=in_notices(con, plan))
 
 
 def index_classes(examples: pa.Table, classes: list | None = None) -> tuple[pa.Table, list]:
@@ -112,18 +149,18 @@ def index_classes(examples: pa.Table, classes: list | None = None) -> tuple[pa.T
     return examples.filter(keep), classes
 
 
-def cap_training_rows(examples: pa.Table, cap: int) -> pa.Table:
-    """Keep the most recent training anchors whose rows fit in ``cap``; validation and test stay whole."""
-    train = examples.filter(pc.equal(examples.column("split"), "train"))
-    if cap <= 0 or train.num_rows <= cap:
+def cap_training_rows(examples: pa.Table, cap: int, seed: int = 0) -> pa.Table:
+    """Exactly ``cap`` training rows (0: no cap): the most recent anchors whole, then a seeded sample
+    of the next older anchor; validation and test stay whole, and row order is kept."""
+    train = pc.equal(examples.column("split"), "train").to_numpy(zero_copy_only=False)
+    if cap <= 0 or int(train.sum()) <= cap:
         return examples
-    counts = train.group_by("anchor_time").aggregate([("anchor_time", "count")]).sort_by(
-        [("anchor_time", "descending")])
-    total, keep = 0, []
-    for t, n in zip(counts.column("anchor_time").to_pylist(), counts.column("anchor_time_count").to_pylist()):
-        if keep and total + n > cap:
-            break
-        keep.append(t)
-        total += n
-    kept = pc.is_in(examples.column("anchor_time"), value_set=pa.array(keep, examples.schema.field("anchor_time").type))
-    return examples.filter(pc.or_(pc.not_equal(examples.column("split"), "train"), kept))
+    t = examples.column("anchor_time").to_numpy()
+    anchors, counts = np.unique(t[train], return_counts=True)
+    anchors, taken = anchors[::-1], np.cumsum(counts[::-1])  # latest first
+    whole = int(np.searchsorted(taken, cap, side="right"))  # the latest anchors that fit entirely
+    oldest = anchors[whole]
+    keep = ~train | (t > oldest)
+    need = cap - int(taken[whole - 1] if whole else 0)
+    keep[np.random.default_rng(seed).choice(np.flatnonzero(train & (t == oldest)), need, replace=False)] = True
+    return examples.filter(pa.array(keep))

@@ -191,32 +191,42 @@ def test_assuming_shapes_training_rows_but_not_the_scored_set(tiny):
 
 # ---- splits -------------------------------------------------------------------------
 def assert_split_rules(p, end, unit="DAYS", as_of=None):
-    train = list(p.train_anchors)
-    assert train == sorted(train) and train
+    train, val, test = list(p.train_anchors), list(p.val_anchors), list(p.test_anchors)
+    for anchors in (train, val, test):
+        assert anchors == sorted(anchors) and anchors
+    assert p.val_start == val[0] and p.test_start == test[0]
     for t in train:
-        assert shift(t, end, unit) <= p.val_anchor
-    assert shift(p.val_anchor, end, unit) <= p.test_anchor
+        assert shift(t, end, unit) <= p.val_start
+    for t in val:
+        assert shift(t, end, unit) <= p.test_start
+    for t in test:
+        assert shift(t, end, unit) <= p.predict_anchor
     if as_of is not None:
         assert p.as_of == as_of and p.predict_anchor == as_of
-        assert shift(p.test_anchor, end, unit) <= as_of
     anchors = p.split_anchors()
-    assert [s for _, s in anchors] == ["train"] * len(train) + ["val", "test"]
+    assert [s for _, s in anchors] == ["train"] * len(train) + ["val"] * len(val) + ["test"] * len(test)
+    assert len(p.anchor_rows) == len(anchors) and min(p.anchor_rows) > 0
 
 
 def test_default_splits_step_back_from_the_latest_time(tiny):
     p = plan(tiny, agg("COUNT"))
     # the latest order is 2024-01-25: test anchor 01-15, validation 01-05, training every 10 days back
     # from 2023-12-26 while the earliest order (2023-10-01) is not passed
+    # (11 anchors of history: each evaluation split gets at most a tenth of them, so one each)
     assert p.predict_anchor == dt.datetime(2024, 1, 25)
-    assert p.test_anchor == dt.datetime(2024, 1, 15)
-    assert p.val_anchor == dt.datetime(2024, 1, 5)
+    assert p.test_anchors == (dt.datetime(2024, 1, 15),)
+    assert p.val_anchors == (dt.datetime(2024, 1, 5),)
     assert p.train_anchors == tuple(dt.datetime(2023, 12, 26) - i * 10 * DAY for i in range(8, -1, -1))
+    # customers existing at each anchor: 1 alone until 2023-11-01, then 4, then 2 (12-15), then 3 (01-15)
+    assert p.anchor_rows == (1, 1, 1, 2, 2, 2, 2, 3, 3) + (3,) + (4,)
     assert_split_rules(p, 10)
 
 
 def test_explicit_val_and_test_start(tiny):
     p = plan(tiny, agg("COUNT", end=5), options=[("val_start", "2024-01-10"), ("test_start", "2024-01-20")])
-    assert (p.val_anchor, p.test_anchor) == (A, dt.datetime(2024, 1, 20))
+    # validation steps through [01-10, 01-20 - 5 days], test through [01-20, 01-25 - 5 days]
+    assert p.val_anchors == (A, dt.datetime(2024, 1, 15))
+    assert p.test_anchors == (dt.datetime(2024, 1, 20),)
     assert p.train_anchors[-1] == dt.datetime(2024, 1, 5)
     assert_split_rules(p, 5)
 
@@ -231,35 +241,40 @@ def test_anchor_step_gives_overlapping_training_windows_that_still_end_before_va
 def test_as_of_every_label_window_ends_by_the_cut_off(tiny):
     as_of = dt.datetime(2024, 1, 18)
     p = plan(tiny, agg("COUNT", end=3), as_of=as_of)
-    assert p.test_anchor == as_of - 3 * DAY
+    # 36 anchors of history 3 days apart: the test split takes a tenth of them, the latest ending at AS OF
+    assert p.test_anchors == tuple(as_of - (3 + 3 * i) * DAY for i in (2, 1, 0))
     assert_split_rules(p, 3, as_of=as_of)
 
 
 def test_split_rules_on_a_generated_shop(shop_small):
     p = plan(shop_small, agg("COUNT", end=30), "=", 0)
     assert_split_rules(p, 30)
-    hi = shop_small.execute("SELECT max(ordered_at) FROM orders").fetchone()[0]
-    assert p.test_anchor == hi - 30 * DAY
+    assert p.test_anchors[-1] == p.predict_anchor - 30 * DAY
     as_of = dt.datetime(2023, 6, 1)
     q = plan(shop_small, agg("COUNT", end=1, unit="MONTHS"), "=", 0, as_of=as_of)
     assert_split_rules(q, 1, "MONTHS", as_of=as_of)
-    assert q.test_anchor == dt.datetime(2023, 5, 1)
+    assert q.test_anchors[-1] == dt.datetime(2023, 5, 1)
     ex = arrow(shop_small, q.examples_sql(q.split_anchors()))
     assert set(ex.column("split").to_pylist()) == {"train", "val", "test"}
 
 
-def test_test_start_without_room_for_the_window_is_an_error(tiny):
-    with pytest.raises(PlanError, match="leaves no room"):
-        plan(tiny, agg("COUNT"), options=[("test_start", "2024-01-20")])
-    with pytest.raises(PlanError, match="must end by the test anchor"):
-        plan(tiny, agg("COUNT"), options=[("val_start", "2024-01-10"), ("test_start", "2024-01-15")])
+def test_test_start_without_room_for_the_window_leaves_test_empty_and_says_why(tiny):
+    p = plan(tiny, agg("COUNT"), options=[("test_start", "2024-01-20")])
+    assert p.test_anchors == ()
+    assert "leaves no room for a 10 days label window before the end of the data" in dict(p.empty_splits)["test"]
+    # validation still ends by the end of the data, not by the (later) test_start
+    assert p.val_anchors and all(t + 10 * DAY <= p.predict_anchor for t in p.val_anchors)
+    assert p.train_anchors
+    q = plan(tiny, agg("COUNT"), options=[("val_start", "2024-01-10"), ("test_start", "2024-01-15")])
+    assert q.val_anchors == () and "from val_start 2024-01-10" in dict(q.empty_splits)["val"]
     with pytest.raises(PlanError, match="not a timestamp"):
         plan(tiny, agg("COUNT"), options=[("test_start", "soon")])
 
 
-def test_not_enough_history_is_an_error(tiny):
-    with pytest.raises(PlanError, match="not enough history"):
-        plan(tiny, agg("COUNT", end=60))
+def test_not_enough_history_leaves_training_empty(tiny):
+    p = plan(tiny, agg("COUNT", end=60))
+    assert p.train_anchors == ()
+    assert "not enough history" in dict(p.empty_splits)["train"]
 
 
 # ---- planted future rows: labels and filters never read them ----------------------------
@@ -274,8 +289,8 @@ def test_planted_rows_after_the_validation_anchor_leave_training_labels_unchange
     p = plan(tiny, agg("SUM", "amount"), options=options)
     before = arrow(tiny, p.examples_sql(p.split_anchors()))
     # just past the end of the last training window, and later
-    plant_orders(tiny, p.val_anchor + SECOND)
-    plant_orders(tiny, p.test_anchor + DAY)
+    plant_orders(tiny, p.val_start + SECOND)
+    plant_orders(tiny, p.test_start + DAY)
     tiny.execute("INSERT INTO customers VALUES (9, '2024-01-06', 'US', 33)")
     plant_orders(tiny, dt.datetime(2024, 1, 7))
     q = plan(tiny, agg("SUM", "amount"), options=options)
@@ -468,4 +483,4 @@ def test_assuming_window_longer_than_the_target_moves_training_anchors_back(tiny
     p = plan(tiny, agg("SUM", "amount", 0, 5), assuming=ref(1, ">", 0), extra=[long_assuming])
     assert p.train_anchors
     for t in p.train_anchors:
-        assert shift(t, 30, "DAYS") <= p.val_anchor  # the ASSUMING window, not only the label's
+        assert shift(t, 30, "DAYS") <= p.val_start  # the ASSUMING window, not only the label's

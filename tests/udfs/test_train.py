@@ -190,7 +190,7 @@ def test_planted_future_orders_change_no_prediction(shop, one_thread_torch):
     """
     con, s, p, g, tm, tables = (shop[k] for k in ("con", "schema", "plan", "graph", "model", "tables"))
     q = p.query
-    anchor = p.test_anchor
+    anchor = p.test_start
 
     def scored(plan, at=None):
         rows = arrow(con, plan.predict_sql(at))

@@ -1,0 +1,163 @@
+"""Labelled examples for training: the max_train_rows cap, empty splits, FOR ... IN notices, EXPLAIN's anchors.
+
+Statements are written as SQL and bound by the front-end, as a user's are.
+Dates refer to the ``tiny`` database of ``tests/conftest.py``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+import rdl_sql
+from rdl_sql.bind import to_query
+from rdl_sql.dialect import parse_statement
+from rdl_sql.engine.explain import explain
+from rdl_sql.engine.prepare import cap_training_rows, prepare
+from rdl_sql.planner.errors import PlanError
+from rdl_sql.planner.sql import arrow
+
+D = dt.datetime
+TINY_COUNT = "PREDICT COUNT(orders.*, 0, 10, DAYS) FOR EACH customers.customer_id"
+SHOP_CHURN = ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
+              "WHERE COUNT(orders.*, -90, 0, DAYS) > 0")
+
+
+def query(text: str, with_: str = ""):
+    text = text + (f" WITH ({with_})" if with_ else "")
+    return to_query(parse_statement(text), text)
+
+
+def examples(n_per_anchor: dict[D, int], val: int = 2) -> pa.Table:
+    """Training rows numbered 0.. at each anchor (in anchor order), then ``val`` validation rows."""
+    anchors, splits, nodes = [], [], []
+    for t, n in sorted(n_per_anchor.items()):
+        anchors += [t] * n
+        splits += ["train"] * n
+        nodes += list(range(n))
+    anchors += [D(2030, 1, 1)] * val
+    splits += ["val"] * val
+    nodes += list(range(val))
+    return pa.table({"__node": nodes, "anchor_time": pa.array(anchors, pa.timestamp("us")), "split": splits,
+                     "label": [0.0] * len(nodes)})
+
+
+# ---- max_train_rows ------------------------------------------------------------------------
+def test_cap_keeps_the_most_recent_anchors_whole_then_a_seeded_sample_of_the_next():
+    t1, t2, t3 = D(2024, 1, 1), D(2024, 2, 1), D(2024, 3, 1)
+    ex = examples({t1: 50, t2: 4, t3: 3})
+    out = cap_training_rows(ex, 17, seed=0)
+    train = out.filter(pc.equal(out.column("split"), "train"))
+    assert train.num_rows == 17
+    by_anchor = {t: n for t, n in zip(*np.unique(train.column("anchor_time").to_numpy(), return_counts=True))}
+    assert {t.astype("datetime64[us]").item(): int(n) for t, n in by_anchor.items()} == {t1: 10, t2: 4, t3: 3}
+    assert out.filter(pc.equal(out.column("split"), "val")).num_rows == 2  # validation stays whole
+    assert out.column("anchor_time").to_pylist() == sorted(out.column("anchor_time").to_pylist())  # order kept
+    # the sample is seeded: the same seed gives the same rows, another seed other rows
+    sample = lambda seed: cap_training_rows(ex, 17, seed).column("__node").to_pylist()[:10]  # noqa: E731
+    assert sample(0) == sample(0) and sample(0) != sample(1)
+    assert len(set(sample(0))) == 10
+
+
+def test_cap_of_zero_or_above_the_rows_keeps_everything():
+    ex = examples({D(2024, 1, 1): 5, D(2024, 2, 1): 5})
+    assert cap_training_rows(ex, 0).equals(ex)
+    assert cap_training_rows(ex, 10).equals(ex)
+    five = cap_training_rows(ex, 5)
+    assert five.filter(pc.equal(five.column("split"), "train")).column("anchor_time").to_pylist() == [
+        D(2024, 2, 1)] * 5
+
+
+@pytest.mark.parametrize("cap", [400, 777])
+def test_max_train_rows_holds_exactly_on_a_real_statement(shop_small, cap):
+    assert prepare(shop_small, query(SHOP_CHURN, "max_train_rows = 0")).split("train").num_rows > 1_000
+    prep = prepare(shop_small, query(SHOP_CHURN, f"max_train_rows = {cap}"))
+    train = prep.split("train")
+    assert train.num_rows == cap
+    plan = prep.plan
+    counted = dict(zip(plan.train_anchors, plan.anchor_rows))
+    kept = dict(zip(*np.unique(train.column("anchor_time").to_numpy(), return_counts=True)))
+    kept = {t.astype("datetime64[us]").item(): int(n) for t, n in kept.items()}
+    oldest = min(kept)
+    assert all(kept[t] == counted[t] for t in kept if t != oldest)  # newer anchors whole
+    assert 0 < kept[oldest] <= counted[oldest]
+    assert set(kept) == set(plan.train_anchors)  # the planner walked back no further than needed
+    # validation and test are never capped
+    assert prep.split("val").num_rows == sum(plan.anchor_rows[len(plan.train_anchors):][:len(plan.val_anchors)])
+
+
+def test_capped_training_rows_ignore_planted_rows_after_the_validation_start(shop_small):
+    q = query(SHOP_CHURN, "max_train_rows = 1500, val_start = '2023-08-01', test_start = '2023-09-15'")
+    before = prepare(shop_small, q)
+    shop_small.execute("""INSERT INTO orders SELECT (SELECT max(order_id) FROM orders) + row_number() OVER (),
+                          customer_id, 1, TIMESTAMP '2023-08-01 00:00:00.000001', 1.0 FROM customers""")
+    after = prepare(shop_small, q)
+    assert after.split("train").equals(before.split("train"))
+    assert not after.split("val").equals(before.split("val"))  # within reach of validation: it changed
+
+
+# ---- empty splits ------------------------------------------------------------------------------
+def test_empty_test_split_is_a_notice_not_an_error(tiny):
+    prep = prepare(tiny, query(TINY_COUNT, "test_start = '2024-02-01'"))
+    assert prep.split("test").num_rows == 0
+    assert prep.split("train").num_rows > 0 and prep.split("val").num_rows > 0
+    assert prep.notices == ["no test examples: test_start 2024-02-01 00:00:00 leaves no room for a 10 days label "
+                            "window before the end of the data, 2024-01-25 00:00:00; test metrics skipped"]
+
+
+def test_empty_validation_or_training_is_an_error_that_says_why(tiny):
+    with pytest.raises(PlanError, match="no validation examples: no anchor from val_start 2024-01-10"):
+        prepare(tiny, query(TINY_COUNT, "val_start = '2024-01-10', test_start = '2024-01-15'"))
+    with pytest.raises(PlanError, match="no training examples: not enough history"):
+        prepare(tiny, query("PREDICT COUNT(orders.*, 0, 60, DAYS) FOR EACH customers.customer_id"))
+
+
+def test_predict_with_an_empty_test_split_trains_and_tells(tiny, tmp_path):
+    path = tmp_path / "tiny.duckdb"
+    tiny.execute(f"ATTACH '{path}' AS f")
+    tiny.execute("COPY FROM DATABASE memory TO f")
+    tiny.execute("DETACH f")
+    con = rdl_sql.connect(str(path), progress=False)
+    try:
+        cur = con.execute(TINY_COUNT + " WITH (test_start = '2024-02-01', epochs = 1, channels = 8)")
+        rows = cur.fetchall()
+        assert len(rows) == 4
+        assert any(n.startswith("no test examples: test_start 2024-02-01") for n in cur.notices)
+        assert "test_MAE" not in (cur.metrics or {})
+    finally:
+        con.close()
+
+
+# ---- FOR ... IN ---------------------------------------------------------------------------------
+def test_for_in_notice_counts_pairs_dropped_and_outside_the_population(tiny):
+    text = ("PREDICT COUNT(orders.*, 0, 10, DAYS) FOR customers.customer_id IN "
+            "(SELECT * FROM (VALUES (1, TIMESTAMP '2024-01-10'), (4, TIMESTAMP '2024-01-10'), "
+            "(3, TIMESTAMP '2024-01-10'), (42, TIMESTAMP '2024-01-10')) t(k, at)) "
+            "WHERE COUNT(orders.*, -30, 0, DAYS) > 0")
+    prep = prepare(tiny, query(text))
+    # 3 signs up on 01-15 and 42 does not exist: dropped; 4 never ordered: outside WHERE, scored anyway
+    assert prep.notices == ["FOR ... IN listed 4 pairs, 2 scored: 2 dropped because their `customers` row does "
+                            "not exist (yet) at the pair's anchor time; 1 fall outside the WHERE population the "
+                            "model learnt from (scored all the same)"]
+    assert arrow(tiny, prep.plan.predict_sql()).column("customer_id").to_pylist() == [1, 4]
+
+
+# ---- EXPLAIN ------------------------------------------------------------------------------------
+def test_explain_shows_each_splits_anchors_and_example_counts(tiny):
+    rows = explain(tiny, query(TINY_COUNT)).table.to_pylist()
+    anchors = {r["item"]: r["detail"] for r in rows if r["section"] == "anchors"}
+    assert anchors["train"].startswith("9 anchors, first 2023-10-07 00:00:00, last 2023-12-26 00:00:00, every 10 days")
+    assert anchors["train"].endswith("17 examples, 1 to 3 per anchor")
+    assert anchors["validation"].startswith("1 anchor, first 2024-01-05 00:00:00, last 2024-01-05 00:00:00")
+    assert anchors["validation"].endswith("3 examples, 3 to 3 per anchor")
+    assert anchors["test"].endswith("4 examples, 4 to 4 per anchor")
+    assert anchors["prediction"] == "2024-01-25 00:00:00"
+    empty = explain(tiny, query(TINY_COUNT, "test_start = '2024-02-01'")).table.to_pylist()
+    test = next(r["detail"] for r in empty if r["section"] == "anchors" and r["item"] == "test")
+    assert test.startswith("none: test_start 2024-02-01 00:00:00 leaves no room")
+    capped = explain(tiny, query(TINY_COUNT, "max_train_rows = 5")).table.to_pylist()
+    train = next(r["detail"] for r in capped if r["section"] == "anchors" and r["item"] == "train")
+    assert train.startswith("2 anchors") and "max_train_rows keeps the most recent 5" in train  # 3 + 3 >= 5
