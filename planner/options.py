@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from .errors import PlanError, Position, did_you_mean
 
-MODELS = ("gnn", "gbdt", "auto")
+MODELS = ("gnn", "gbdt", "auto", "popular", "past", "two_tower")
+#: models for a ``LIST_DISTINCT(...) RANK TOP k`` target only (planner/ranking.py; README "Recommendation")
+RANKING_MODELS = ("popular", "past", "two_tower")
 SAMPLERS = ("uniform", "recent")
 
 

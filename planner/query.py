@@ -19,6 +19,9 @@ from .options import DEFAULTS, Options
 AGGREGATES = ("COUNT", "SUM", "AVG", "MIN", "MAX", "COUNT_DISTINCT", "EXISTS", "FIRST", "LAST")
 UNITS = ("SECONDS", "MINUTES", "HOURS", "DAYS", "WEEKS", "MONTHS", "YEARS")
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+#: ``LIST_DISTINCT(t.fk, a, b, UNIT) RANK TOP k``: the recommendation target (planner/ranking.py)
+RANKING_FUNC = "LIST_DISTINCT"
+MAX_TOP_K = 1000
 
 
 class TaskType(str, enum.Enum):
@@ -27,6 +30,7 @@ class TaskType(str, enum.Enum):
     BINARY = "binary"
     REGRESSION = "regression"
     MULTICLASS = "multiclass"
+    RANKING = "ranking"
 
     def __str__(self) -> str:
         return self.value
@@ -62,12 +66,15 @@ _OUTPUT_FIELDS = {
     "binary": (("prediction", "BOOLEAN"), ("score", "DOUBLE")),
     "multiclass": (("prediction", "VARCHAR"), ("score", "DOUBLE"), ("probabilities", "MAP(VARCHAR, DOUBLE)")),
     "regression": (("prediction", "DOUBLE"),),
+    # one row per (entity, rank); the item's key sits between these two, named and typed as the
+    # listed column (planner/ranking.py), so it is no fixed field here
+    "ranking": (("rank", "INTEGER"), ("score", "DOUBLE")),
 }
 
 
 TASK_TYPES = tuple(t.value for t in TaskType)
 #: the validation metric that early stopping and model choice use, per task type
-METRIC_NAME = {"binary": "AUROC", "regression": "MAE", "multiclass": "accuracy"}
+METRIC_NAME = {"binary": "AUROC", "regression": "MAE", "multiclass": "accuracy", "ranking": "MAP"}
 
 
 class AggRef(exp.Expression):
@@ -108,6 +115,7 @@ class Target:
     value: float | str | None = None
     column: str | None = None
     column_position: Position | None = field(default=None, compare=False)
+    top_k: int | None = None  # LIST_DISTINCT(...) RANK TOP k: a recommendation of k items
 
 
 @dataclass(frozen=True)

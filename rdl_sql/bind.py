@@ -19,7 +19,7 @@ from sqlglot import exp
 from rdl_sql.dialect import Predict, TemporalAgg, _is_int, int_value
 from rdl_sql.planner.errors import PlanError, Position
 from rdl_sql.planner.options import DEFAULTS, Options
-from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
+from rdl_sql.planner.query import MAX_TOP_K, RANKING_FUNC, AggRef, Aggregate, PredictQuery, Target
 
 _COMPARE = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
 _FLIP = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -157,6 +157,36 @@ def _literal(node: exp.Expression):
     return None
 
 
+def _ranked_target(node: exp.Expression, top: exp.Expression | None) -> Target | None:
+    """``LIST_DISTINCT(t.fk, a, b, UNIT) RANK TOP k`` as a Target; None for any other target."""
+    listed = isinstance(node, TemporalAgg) and node.this.name == RANKING_FUNC
+    if top is None and not listed:
+        if any(a.this.name == RANKING_FUNC for a in node.find_all(TemporalAgg)):
+            raise PlanError(f"{RANKING_FUNC}(...) is a list of items: predict it as it stands, followed by RANK "
+                            f"TOP k, e.g. PREDICT {RANKING_FUNC}(orders.product_id, 0, 7, DAYS) RANK TOP 10",
+                            Position.of(next(a for a in node.find_all(TemporalAgg) if a.this.name == RANKING_FUNC)))
+        return None
+    if top is None:
+        raise PlanError(f"{RANKING_FUNC}(...) predicts which items come next; say how many to rank, e.g. "
+                        f"{RANKING_FUNC}(orders.product_id, 0, 7, DAYS) RANK TOP 10", Position.of(node))
+    if not listed:
+        raise PlanError(f"RANK TOP k ranks the items of {RANKING_FUNC}(t.fk, start, end, UNIT), e.g. PREDICT "
+                        f"{RANKING_FUNC}(orders.product_id, 0, 7, DAYS) RANK TOP 10", Position.of(node))
+    value = _literal(top)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_TOP_K:
+        raise PlanError(f"RANK TOP k takes a whole number of items from 1 to {MAX_TOP_K:,}, not {top.sql()}",
+                        Position.of(top))
+    agg = aggregate(node)
+    if agg.column is None:
+        raise PlanError(f"{RANKING_FUNC} lists a foreign-key column, not `{agg.table}.*`: the column's parent "
+                        f"table holds the items, e.g. {RANKING_FUNC}(orders.product_id, 0, 7, DAYS)", agg.position)
+    if agg.where is not None:
+        raise PlanError(f"{RANKING_FUNC}(... WHERE ...) is not supported yet: the target lists every row of "
+                        f"`{agg.table}` in the window; filter the entities with WHERE after FOR EACH instead",
+                        Position.of(node.args["where"]))
+    return Target(agg, top_k=value)
+
+
 def _target(node: exp.Expression, entity_table: str) -> Target:
     if isinstance(node, TemporalAgg):
         return Target(aggregate(node))
@@ -233,11 +263,14 @@ def to_query(node: Predict, text: str) -> PredictQuery:
     entity = node.args.get("entity")
     keys = list(entity.expressions) if isinstance(entity, exp.Tuple) else [entity]
     entity_table = keys[0].table
-    target = _target(node.this, entity_table)
+    target = _ranked_target(node.this, node.args.get("top")) or _target(node.this, entity_table)
     aggs = [target.aggregate]
 
     def collect(n):
         if isinstance(n, TemporalAgg):
+            if n.this.name == RANKING_FUNC:
+                raise PlanError(f"{RANKING_FUNC}(...) is a target only; in a condition count the items, e.g. "
+                                f"COUNT_DISTINCT({n.args['column'].sql()}, -30, 0, DAYS) > 2", Position.of(n))
             aggs.append(aggregate(n))
             return AggRef(this=len(aggs) - 1)
         return n

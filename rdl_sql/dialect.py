@@ -19,7 +19,7 @@ from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from rdl_sql.planner.query import AGGREGATES, UNITS
+from rdl_sql.planner.query import AGGREGATES, RANKING_FUNC, UNITS
 
 UNIT_ALIASES = {u[:-1]: u for u in UNITS} | {u: u for u in UNITS}
 
@@ -39,9 +39,10 @@ class Predict(exp.Expression):
     no part of what the model is trained on.
 
     ``entity`` is a Column, or a Tuple of columns for a composite key.
+    ``top`` is k of ``LIST_DISTINCT(...) RANK TOP k`` (a recommendation).
     """
 
-    arg_types = {"this": False, "using": False, "entity": False, "entity_in": False, "where": False,
+    arg_types = {"this": False, "top": False, "using": False, "entity": False, "entity_in": False, "where": False,
                  "assuming": False, "as_of": False, "options": False, "order": False, "limit": False}
 
 
@@ -186,6 +187,14 @@ class RdlParser(DuckDB.Parser):
             self.raise_error("PREDICT needs a target, e.g. PREDICT COUNT(orders.*, 0, 30, DAYS) = 0")
         else:
             target = self._parse_assignment()
+        top = None
+        if self._match_text_seq("RANK"):
+            if not self._match_text_seq("TOP"):
+                self.raise_error("expected TOP k after RANK, e.g. RANK TOP 10")
+            tok = self._curr
+            top = self._parse_bitwise()
+            if top is None:
+                self.raise_error("RANK TOP needs a whole number of items, e.g. RANK TOP 10", tok)
         entity = entity_in = None
         if self._match_text_seq("FOR", "EACH"):
             entity = self._parse_entity()
@@ -205,8 +214,8 @@ class RdlParser(DuckDB.Parser):
             options = self.expression(exp.Tuple(expressions=self._parse_wrapped_csv(self._parse_assignment)))
         order = self._parse_order()
         limit = self._parse_limit()
-        node = self.expression(Predict(this=target, using=using, entity=entity, entity_in=entity_in, where=where,
-                                       assuming=assuming, as_of=as_of, options=options, order=order,
+        node = self.expression(Predict(this=target, top=top, using=using, entity=entity, entity_in=entity_in,
+                                       where=where, assuming=assuming, as_of=as_of, options=options, order=order,
                                        limit=limit))
         node.meta.update(line=start.line, col=start.col, start=start.start, end=start.end)
         return node
@@ -236,7 +245,7 @@ class RdlParser(DuckDB.Parser):
         return entity
 
     def _parse_function_call(self, functions=None, anonymous=False, optional_parens=True, any_token=False):
-        if (self._curr is not None and self._curr.text.upper() in AGGREGATES
+        if (self._curr is not None and self._curr.text.upper() in (*AGGREGATES, RANKING_FUNC)
                 and self._next is not None and self._next.token_type == TokenType.L_PAREN
                 and self._looks_temporal()):
             return self._parse_temporal_agg()
@@ -402,6 +411,8 @@ class RdlGenerator(DuckDB.Generator):
             parts.append(f"USING {self.sql(e, 'using')}")
         else:
             parts.append(self.sql(e, "this"))
+        if e.args.get("top") is not None:
+            parts.append(f"RANK TOP {self.sql(e, 'top')}")
         if e.args.get("entity_in") is not None:
             parts.append(f"FOR {self.sql(e, 'entity')} IN ({self.sql(e, 'entity_in')})")
         elif e.args.get("entity") is not None:
