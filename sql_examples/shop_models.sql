@@ -24,6 +24,7 @@ EVALUATE MODEL churn AS OF TIMESTAMP '2024-06-30';
 
 -- a real table any tool reading the file can open
 CREATE OR REPLACE TABLE churn_scores AS PREDICT USING churn;
+-- predicted_to_churn uses the threshold chosen on validation (DESCRIBE MODEL churn shows it)
 SELECT count(*) AS scored, count(*) FILTER (WHERE prediction) AS predicted_to_churn FROM churn_scores;
 
-DROP MODEL churn;
+-- the model stays in the file for PREDICT USING later; DROP MODEL churn removes it
