@@ -10,8 +10,10 @@ key for as long as the session keeps them.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +27,7 @@ from .train import Examples, TrainedModel
 
 _held: dict[str, tuple[TrainedModel, TemporalGraph]] = {}
 _lock = threading.Lock()
+_suffixes = itertools.count(2)
 
 
 def hold(key: str, trained: TrainedModel, graph: TemporalGraph) -> None:
@@ -66,16 +69,42 @@ def _lookup(key, task_type: TaskType) -> tuple[TrainedModel, TemporalGraph]:
     return held
 
 
-def register(con) -> None:
-    """Install ``rdl_score_binary`` / ``_regression`` / ``_multiclass`` on a DuckDB connection."""
-    for task_type in TaskType:
-        name = task_type.score_function
+def register(con, suffix: str = "") -> str:
+    """Install ``rdl_score_binary`` / ``_regression`` / ``_multiclass`` on a DuckDB connection.
+
+    Returns the suffix of the names installed: ``""``, or ``_2``, ``_3`` ... when another
+    connection of this process to the same database already holds the plain names (DuckDB
+    keeps Python functions in a catalog those connections share, and refuses a second one
+    of the same name). Call ``unregister`` with the suffix before closing the connection.
+    """
+    if not suffix:
         try:
-            con.remove_function(name)
-        except Exception:  # not registered on this connection yet
+            _create(con, "")
+            return ""
+        except duckdb.CatalogException as e:
+            if "already exists" not in str(e):
+                raise
+            unregister(con, "")  # whatever part of the plain set this connection did install
+        with _lock:
+            suffix = f"_{next(_suffixes)}"
+    _create(con, suffix)
+    return suffix
+
+
+def unregister(con, suffix: str = "") -> None:
+    """Remove the scoring UDFs that ``register`` installed on ``con`` (no error for those it did not)."""
+    for task_type in TaskType:
+        try:
+            con.remove_function(task_type.score_function + suffix)
+        except Exception:  # not registered on this connection
             pass
-        con.create_function(name, _udf(task_type), ["VARCHAR", "BIGINT", "BIGINT"], struct_type(task_type),
-                            type="arrow")
+
+
+def _create(con, suffix: str) -> None:
+    unregister(con, suffix)  # registering again on the same connection replaces the functions
+    for task_type in TaskType:
+        con.create_function(task_type.score_function + suffix, _udf(task_type), ["VARCHAR", "BIGINT", "BIGINT"],
+                            struct_type(task_type), type="arrow")
 
 
 def _udf(task_type: TaskType):

@@ -27,7 +27,7 @@ class ModelRegistry:
     def __init__(self, con):
         self._con = con
         self._held: list[str] = []
-        self._registered = False
+        self._suffix: str | None = None  # of the scoring UDFs' names on this connection, once installed
         self._trained: OrderedDict[tuple[str, str], object] = OrderedDict()
 
     def hold(self, result) -> str:
@@ -38,10 +38,17 @@ class ModelRegistry:
         self._held.append(key)
         while len(self._held) > self.MAX_HELD:
             scoring.release(self._held.pop(0))
-        if not self._registered:
-            scoring.register(self._con)
-            self._registered = True
+        if self._suffix is None:
+            self._suffix = scoring.register(self._con)
         return key
+
+    def score_function(self, task_type) -> str:
+        """The name of ``task_type``'s scoring UDF on this connection (after ``hold``).
+
+        Usually ``rdl_score_<task>``; a second connection of this process to the same
+        database gets names of its own (``udfs.scoring.register``).
+        """
+        return task_type.score_function + (self._suffix or "")
 
     def trained(self, identity: tuple[str, str]):
         """The model trained earlier in this session by the same statement on the same data, or None."""
@@ -59,4 +66,10 @@ class ModelRegistry:
             for key in self._held:
                 scoring.release(key)
             self._held.clear()
+        if self._suffix is not None:
+            from rdl_sql.udfs import scoring  # torch: loaded already, since the UDFs were installed
+            # DuckDB keeps the function in a catalog other connections share; left there, it would
+            # call into a Python function freed with this connection
+            scoring.unregister(self._con, self._suffix)
+            self._suffix = None
         self._trained.clear()

@@ -101,9 +101,22 @@ def save(con: duckdb.DuckDBPyConnection, model: StoredModel, replace: bool, posi
                             columns=[c for c, _ in COLUMNS])
         con.execute(to_sql(insert), values)
         con.execute("COMMIT")
+    except (duckdb.ConstraintException, duckdb.TransactionException) as e:
+        _rollback(con)
+        # another connection stored a model of this name after the check before training
+        fix = "run the statement again" if replace else "use CREATE OR REPLACE MODEL to overwrite it, or another name"
+        raise PlanError(f"model `{model.name}` was stored by another connection while this one trained, so "
+                        f"this one was not stored; {fix} ({str(e).splitlines()[0]})", position) from None
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _rollback(con) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:  # a failed COMMIT has ended the transaction already
+        pass
 
 
 def load(con, name: str, position: Position | None = None) -> StoredModel:
