@@ -55,7 +55,11 @@ def test_demo_writes_a_file_keeps_its_model_and_says_what_next(tmp_path, monkeyp
     assert "rdl-sql serve rdl_sql_demo_shop.duckdb" in out
     # the file keeps the model; its yes/no threshold was chosen on validation
     with rdl_sql.connect(str(path), progress=False) as con:
-        assert [r[0] for r in con.execute("SHOW MODELS").fetchall()] == ["churn"]
+        cur = con.execute("SHOW MODELS")
+        shown = dict(zip([d[0] for d in cur.description], cur.fetchone()))
+        assert (shown["name"], shown["task"], shown["metric"]) == ("churn", "binary", "AUROC")
+        assert 0.5 < shown["val_metric"] <= 1 and 0 < shown["test_metric"] <= 1 and shown["train_rows"] > 0
+        assert 0 < shown["threshold"] < 1 and cur.fetchone() is None
         props = dict(con.execute("DESCRIBE MODEL churn").fetchall())
         threshold = float(next(v for k, v in props.items() if "threshold" in k))
         rows = con.execute("SELECT prediction, score FROM (PREDICT USING churn)").fetchall()

@@ -12,6 +12,7 @@ between batches; scoring is one DuckDB query through the scoring UDFs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 
@@ -20,6 +21,7 @@ from sqlglot import exp
 
 from rdl_sql.planner.errors import PlanError, Position
 from rdl_sql.planner.query import PredictQuery, TaskType
+from rdl_sql.planner.sql import run as run_sql
 from rdl_sql.planner.sql import table as ident_table
 
 from . import auto, store
@@ -137,11 +139,27 @@ class Engine:
         return dataclasses.replace(stored, metrics=dict(trained.metrics))
 
     def show_models(self, con) -> Result:
-        cols = ["name", "task", "model", "created_at", "metrics", "statement"]
-        if not store.exists_table(con):
-            return Result(table=pa.table({c: pa.array([], pa.string()) for c in cols}))
-        return Result(query=exp.select(*[exp.column(c) for c in cols]).from_(ident_table(store.TABLE))
-                      .order_by(exp.column("name")))
+        """One row per stored model: its task, its metric on validation and test, rows, threshold, statement.
+
+        Metrics are columns (``val_metric`` / ``test_metric`` in the task's ``metric``), not a JSON blob, so
+        ``SELECT * FROM (SHOW MODELS)``-style comparisons read them directly; DESCRIBE MODEL has the rest.
+        """
+        fields = [("name", pa.string()), ("task", pa.string()), ("model", pa.string()), ("metric", pa.string()),
+                  ("val_metric", pa.float64()), ("test_metric", pa.float64()), ("train_rows", pa.int64()),
+                  ("val_rows", pa.int64()), ("test_rows", pa.int64()), ("threshold", pa.float64()),
+                  ("created_at", pa.timestamp("us")), ("statement", pa.string())]
+        rows = []
+        if store.exists_table(con):
+            cols = ["name", "task", "model", "metrics", "created_at", "statement"]
+            q = exp.select(*[exp.column(c) for c in cols]).from_(ident_table(store.TABLE)).order_by(exp.column("name"))
+            for name, task, model, metrics, created_at, statement in run_sql(con, q):
+                m = json.loads(metrics or "{}")
+                metric = TaskType(task).metric if task in {t.value for t in TaskType} else None
+                rows.append((name, task, model, metric, _number(m.get(f"val_{metric}")),
+                             _number(m.get(f"test_{metric}")), m.get("train_rows"), m.get("val_rows"),
+                             m.get("test_rows"), _number(m.get("threshold")), created_at, statement))
+        columns = {f: pa.array([r[i] for r in rows], t) for i, (f, t) in enumerate(fields)}
+        return Result(table=pa.table(columns))
 
     def describe_model(self, con, name: str, position: Position | None) -> Result:
         """Properties of a stored model, read from its row alone (no torch, no LightGBM)."""
@@ -203,3 +221,8 @@ def _refuse_diverged(metrics: dict, lr: float) -> None:
     if bad:
         raise PlanError(f"training diverged: {bad[0]} is {metrics[bad[0]]}, so every prediction would be NULL; "
                         f"use a smaller learning rate than lr = {lr:g} (the default is 0.005)")
+
+
+def _number(v) -> float | None:
+    """A metric as a float for SHOW MODELS; None when absent or not a number."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None

@@ -227,6 +227,9 @@ def test_a_half_fetched_result_does_not_block_the_next_rdl_statement(con):
     cur.fetchone()
     cur.execute("SHOW MODELS")
     assert cur.fetchall() == []
+    assert [d[0] for d in cur.description] == ["name", "task", "model", "metric", "val_metric", "test_metric",
+                                               "train_rows", "val_rows", "test_rows", "threshold", "created_at",
+                                               "statement"]
 
 
 def test_type_objects_and_constructors():
