@@ -2,9 +2,13 @@
 
 Rows ``(metric, value, ci_low, ci_high, baseline)``: ``value`` is the
 metric on the test rows, ``ci_low`` / ``ci_high`` the 95 % percentile
-interval of the same metric over ``RESAMPLES`` seeded bootstrap resamples of
-those rows (drawn with replacement, as many as there are), and ``baseline``
-the trivial predictor's value (``udfs.metrics.report``). A resample is a
+interval of the same metric over ``RESAMPLES`` seeded bootstrap resamples,
+and ``baseline``
+the trivial predictor's value (``udfs.metrics.report``). A resample draws
+entities, not rows, with replacement (as many as there are) and keeps all
+rows of each drawn entity: a test window holds an entity at several anchors,
+and those rows are not independent, so resampling rows would make the
+interval too narrow. A resample is a
 vector of row counts, so one pass over the rows sorted by score computes
 the metric for a whole block of resamples at once: 500 resamples of
 32,000 rows take about a second on one loaded core, where calling
@@ -33,10 +37,13 @@ _BLOCK_CELLS = 1_000_000
 
 
 def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_mean: float,
-                  resamples: int = RESAMPLES, seed: int = 0) -> pa.Table:
-    """Rows ``(metric, value, ci_low, ci_high, baseline)`` for labels ``y`` and model outputs ``score``."""
+                  resamples: int = RESAMPLES, seed: int = 0, groups: np.ndarray | None = None) -> pa.Table:
+    """Rows ``(metric, value, ci_low, ci_high, baseline)`` for labels ``y`` and model outputs ``score``.
+
+    ``groups`` (one value per row, e.g. the entity's node id) are what a resample draws; None: the rows.
+    """
     rows = report(TaskType(task_type).value, y, score, train_mean)
-    ci = bootstrap(task_type, y, score, resamples, seed)
+    ci = bootstrap(task_type, y, score, resamples, seed, groups=groups)
     names = list(rows)
     return pa.table({"metric": names, "value": [rows[k][0] for k in names],
                      "ci_low": [ci.get(k, (np.nan, np.nan))[0] for k in names],
@@ -45,8 +52,11 @@ def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_m
 
 
 def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: int = RESAMPLES, seed: int = 0,
-              level: float = LEVEL) -> dict[str, tuple[float, float]]:
-    """``{metric: (low, high)}``: the percentile interval of each metric over seeded resamples of the rows.
+              level: float = LEVEL, groups: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+    """``{metric: (low, high)}``: the percentile interval of each metric over seeded resamples.
+
+    A resample draws ``groups`` (all rows of a drawn group come along) or,
+    without them, rows.
 
     Resamples where a metric is undefined (AUROC of a resample holding one
     class) are left out of its interval; NaN if none defines it.
@@ -57,26 +67,31 @@ def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: 
     n = len(y)
     if n == 0 or resamples <= 0:
         return {}
+    if groups is None:
+        codes, k = np.arange(n), n
+    else:
+        uniq, codes = np.unique(np.asarray(groups), return_inverse=True)
+        k = len(uniq)
     if task_type is TaskType.BINARY:  # sorted once here, so each block skips the sort in ``weighted``
         order = np.argsort(-score, kind="stable")
-        y, score = y[order], score[order]
+        y, score, codes = y[order], score[order], codes[order]
     rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_CELLS // n)
+    block = max(1, _BLOCK_CELLS // (n + k))
     draws: dict[str, list[np.ndarray]] = {}
     done = 0
     while done < resamples:
         b = min(block, resamples - done)
-        idx = rng.integers(0, n, size=(b, n))
-        counts = np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
-        for k, v in weighted(task_type, y, score, counts.astype(np.float64)).items():
-            draws.setdefault(k, []).append(v)
+        idx = rng.integers(0, k, size=(b, k))
+        counts = np.bincount((idx + (np.arange(b) * k)[:, None]).ravel(), minlength=b * k).reshape(b, k)
+        for name, v in weighted(task_type, y, score, counts[:, codes].astype(np.float64)).items():
+            draws.setdefault(name, []).append(v)
         done += b
     tail = (1 - level) / 2
     out = {}
-    for k, parts in draws.items():
+    for name, parts in draws.items():
         v = np.concatenate(parts)
         v = v[np.isfinite(v)]
-        out[k] = (float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))) if len(v) else (np.nan, np.nan)
+        out[name] = (float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))) if len(v) else (np.nan, np.nan)
     out["rows"] = (float(n), float(n))
     return out
 
@@ -127,14 +142,16 @@ def _train_mean(trained: Trained) -> float:
     return float(trained.result.trained.metrics.get("train_positive_rate", 0.5))
 
 
-def _outputs(con, prep: Prepared, trained: Trained, examples: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and model outputs for labelled example rows."""
+def _outputs(con, prep: Prepared, trained: Trained,
+             examples: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, model outputs and the entity of each row, for labelled example rows."""
     if trained.kind == GBDT:
         from . import gbdt  # LightGBM: loaded only when a GBDT is evaluated
         return gbdt.predict_rows(con, prep.plan, trained.result, examples)
     from rdl_sql.udfs.train import Examples  # torch: loaded only when a GNN is evaluated
     ex = Examples.from_arrow(examples)
-    return ex.label.numpy().astype(np.float64), trained.result.trained.predict(trained.result.graph, ex)
+    return (ex.label.numpy().astype(np.float64), trained.result.trained.predict(trained.result.graph, ex),
+            ex.node.numpy())
 
 
 def _no_rows(prep: Prepared) -> PlanError:
@@ -146,14 +163,14 @@ def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES
     """Metrics of a freshly trained model over its own test split (every test anchor)."""
     seed = prep.plan.options.seed
     result = trained.result
+    test = prep.split("test")
+    if test.num_rows == 0:
+        raise _no_rows(prep)
     if trained.kind == GBDT and getattr(result, "test_label", None) is not None:
-        y, s = result.test_label, result.test_score  # scored when it was trained
+        y, s, nodes = result.test_label, result.test_score, result.test_nodes  # scored when it was trained
     else:
-        test = prep.split("test")
-        if test.num_rows == 0:
-            raise _no_rows(prep)
-        y, s = _outputs(con, prep, trained, test)
-    return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed)
+        y, s, nodes = _outputs(con, prep, trained, test)
+    return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed, nodes)
 
 
 def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
@@ -168,5 +185,5 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> 
     if plan.task_type is TaskType.MULTICLASS:
         examples, _ = index_classes(examples, trained.result.classes if trained.kind == GBDT
                                     else trained.result.trained.classes)
-    y, s = _outputs(con, prep, trained, examples)
-    return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed)
+    y, s, nodes = _outputs(con, prep, trained, examples)
+    return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed, nodes)

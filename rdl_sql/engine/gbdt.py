@@ -42,6 +42,7 @@ class GbdtResult:
     metrics: dict
     test_label: np.ndarray | None = None
     test_score: np.ndarray | None = None
+    test_nodes: np.ndarray | None = None  # the entity of each test row (EVALUATE resamples entities)
 
     @property
     def classes(self) -> list:
@@ -76,8 +77,10 @@ def fit(con, prep: Prepared) -> GbdtResult:
     model.classes = list(prep.classes)
     model.metrics.update(label_seconds=round(prep.seconds, 3), feature_seconds=round(feature_seconds, 3))
     test = parts["test"]
-    y = pc.cast(test.column("label"), pa.float64()).to_numpy(zero_copy_only=False) if test.num_rows else None
-    return GbdtResult(model, dict(model.metrics), y, model.predict(test) if test.num_rows else None)
+    if not test.num_rows:
+        return GbdtResult(model, dict(model.metrics))
+    return GbdtResult(model, dict(model.metrics), _labels(test), model.predict(test),
+                      test.column(NODE).to_numpy(zero_copy_only=False))
 
 
 def score(con, plan: TaskPlan, result: GbdtResult, anchor=None) -> pa.Table:
@@ -91,12 +94,16 @@ def score(con, plan: TaskPlan, result: GbdtResult, anchor=None) -> pa.Table:
     return pa.table(out).sort_by(order).select(plan.output_columns)
 
 
-def predict_rows(con, plan: TaskPlan, result: GbdtResult, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and model outputs for labelled example ``rows``, features computed by SQL."""
+def predict_rows(con, plan: TaskPlan, result: GbdtResult,
+                 rows: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, model outputs and entity nodes for labelled example ``rows``, features computed by SQL."""
     feats, _ = rows_features(con, plan, rows)
     _check_features(result.model, feats)
-    y = pc.cast(feats.column("label"), pa.float64()).to_numpy(zero_copy_only=False)
-    return y, result.model.predict(feats)
+    return _labels(feats), result.model.predict(feats), feats.column(NODE).to_numpy(zero_copy_only=False)
+
+
+def _labels(rows: pa.Table) -> np.ndarray:
+    return pc.cast(rows.column("label"), pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _check_features(model: GbdtModel, rows: pa.Table) -> None:

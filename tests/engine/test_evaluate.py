@@ -96,3 +96,15 @@ def test_a_resample_with_one_class_is_left_out_of_the_auroc_interval():
 
 def test_no_rows_gives_no_intervals():
     assert bootstrap(TaskType.BINARY, np.zeros(0), np.zeros(0)) == {}
+
+
+def test_resampling_entities_counts_an_entity_seen_at_many_anchors_once():
+    """Each entity's row repeated at 5 anchors: drawn by entity, the interval is the one of the entities
+    themselves; drawn by row, it would be about sqrt(5) too narrow."""
+    y, s = binary(400, seed=2)
+    rep_y, rep_s, nodes = np.tile(y, 5), np.tile(s, 5), np.tile(np.arange(400), 5)
+    by_entity = bootstrap(TaskType.BINARY, rep_y, rep_s, 300, seed=1, groups=nodes)["AUROC"]
+    alone = bootstrap(TaskType.BINARY, y, s, 300, seed=1)["AUROC"]
+    assert by_entity == pytest.approx(alone, abs=1e-12)
+    by_row = bootstrap(TaskType.BINARY, rep_y, rep_s, 300, seed=1)["AUROC"]
+    assert (by_row[1] - by_row[0]) < 0.6 * (by_entity[1] - by_entity[0])

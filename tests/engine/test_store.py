@@ -187,7 +187,7 @@ def test_stored_rows_of_an_unknown_kind_or_format_are_refused_clearly(shop):
     assert "retrain it with CREATE OR REPLACE MODEL g" in text
     duck.execute("UPDATE rdl_models SET model = 'xgboost' WHERE name = 'g'")
     with pytest.raises(PlanError, match="model `g` holds a `xgboost` model, which this version of rdl-sql cannot "
-                                        "read \\(it reads gnn, gbdt\\)"):
+                                        "read \\(it reads gnn, gbdt"):
         store.load(duck, "g")
     assert store.find_reusable(duck, "anything", "any") is None
     assert "holds a `xgboost` model" in error_of(shop, "PREDICT USING g")
