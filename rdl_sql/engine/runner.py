@@ -20,11 +20,13 @@ import pyarrow as pa
 from sqlglot import exp
 
 from rdl_sql.planner.errors import PlanError, Position
+from rdl_sql.planner.options import RANKING_MODELS
 from rdl_sql.planner.query import PredictQuery, TaskType
+from rdl_sql.planner.ranking import is_ranking
 from rdl_sql.planner.sql import run as run_sql
 from rdl_sql.planner.sql import table as ident_table
 
-from . import auto, store
+from . import auto, recommend, store
 from .auto import GBDT, Trained
 from .explain import explain
 from .prepare import Prepared, prepare, prepare_scoring
@@ -50,6 +52,8 @@ class Engine:
         ``identity`` is the statement's canonical text: with the data digest
         it decides whether an earlier or stored model is reused.
         """
+        if _ranking(query):  # LIST_DISTINCT(...) RANK TOP k: engine/recommend.py
+            return recommend.predict(self, con, query, identity)
         prep = prepare(con, query)
         trained, notices = self._train_or_reuse(con, prep, identity)
         return self._scored(con, prep, trained, notices)
@@ -102,6 +106,8 @@ class Engine:
 
     def predict_using(self, con, stored: store.StoredModel, query: PredictQuery) -> Result:
         """Score ``query`` (the stored statement with the user's FOR / WHERE / AS OF) with a stored model."""
+        if _ranking(query):
+            return recommend.predict_using(self, con, stored, query)
         prep = prepare_scoring(con, query)
         trained = self._load(con, prep, stored)
         note = f"scored with stored model `{stored.name}` ({trained.kind}, trained {stored.created_at:%Y-%m-%d %H:%M})"
@@ -114,6 +120,8 @@ class Engine:
         if not replace and name in store.names(con):  # checked before training, and again when writing
             raise PlanError(f"model `{name}` already exists; use CREATE OR REPLACE MODEL or DROP MODEL {name}",
                             position)
+        if _ranking(query):
+            return recommend.create_model(self, con, name, query, statement, identity, replace, position)
         prep = prepare(con, query)
         trained = auto.train(self, con, prep)
         digest = auto.digest(con, prep)
@@ -191,6 +199,8 @@ class Engine:
     # ---- EVALUATE / EXPLAIN ----------------------------------------------------------
     def evaluate_model(self, con, stored: store.StoredModel, query: PredictQuery) -> Result:
         """A stored model's metrics on labels computed now, at the query's test anchor, with bootstrap intervals."""
+        if _ranking(query):
+            return recommend.evaluate_model(self, con, stored, query)
         from . import evaluate  # torch / LightGBM: loaded by the model's kind, only when evaluating
         prep = prepare_scoring(con, query)
         trained = self._load(con, prep, stored)
@@ -202,6 +212,8 @@ class Engine:
 
     def evaluate_predict(self, con, query: PredictQuery) -> Result:
         """Train the statement's model (any ``model``) and report its test-window metrics with bootstrap intervals."""
+        if _ranking(query):
+            return recommend.evaluate_predict(self, con, query)
         from . import evaluate  # torch / LightGBM: loaded by the model's kind, only when evaluating
         prep = prepare(con, query)
         trained = auto.train(self, con, prep)
@@ -211,7 +223,19 @@ class Engine:
                       metrics=trained.metrics)
 
     def explain(self, con, query: PredictQuery) -> Result:
+        if _ranking(query):
+            return recommend.explain(con, query)
         return explain(con, query)
+
+
+def _ranking(query: PredictQuery) -> bool:
+    """Whether ``query`` is a recommendation (engine/recommend.py); refuses a ranking-only model elsewhere."""
+    if is_ranking(query):
+        return True
+    if query.options.model in RANKING_MODELS:
+        raise PlanError(f"model = '{query.options.model}' ranks items for LIST_DISTINCT(...) RANK TOP k; this "
+                        f"target takes 'gnn', 'gbdt' or 'auto'", query.options_position)
+    return False
 
 
 def _refuse_diverged(metrics: dict, lr: float) -> None:
