@@ -102,3 +102,15 @@ def set_time_column(con, tbl: str, column: str | None) -> None:
 
 def ignore_column(con, tbl: str, column: str) -> None:
     record(con, Override("ignore", tbl, (column,), None, None))
+
+
+def ignored_columns(con, tbl: str) -> set[str]:
+    """The columns of ``tbl`` that ``IGNORE COLUMN`` hides."""
+    return {c for ov in load(con) if ov.kind == "ignore" and ov.table == tbl for c in ov.columns}
+
+
+def unignore_column(con, tbl: str, column: str) -> None:
+    """Undo ``IGNORE COLUMN tbl(column)``: its rows leave ``rdl_graph``, so the column is a feature again."""
+    where = exp.and_(exp.column("kind").eq(lit("ignore")), exp.column("table_name").eq(lit(tbl)),
+                     exp.func("list_contains", exp.column("columns"), lit(column)))
+    run(con, exp.delete(table(OVERRIDES_TABLE), where=where))

@@ -73,7 +73,7 @@ class DropModel(exp.Expression):
 
 
 class AlterGraph(exp.Expression):
-    """``ALTER GRAPH ADD LINK | DROP LINK | SET TIME COLUMN | IGNORE COLUMN ...``."""
+    """``ALTER GRAPH ADD LINK | DROP LINK | SET TIME COLUMN | IGNORE COLUMN | UNIGNORE COLUMN ...``."""
 
     arg_types = {"this": True, "table": True, "columns": False, "ref_table": False, "ref_columns": False}
 
@@ -336,7 +336,11 @@ class RdlParser(DuckDB.Parser):
         if self._match_text_seq("IGNORE", "COLUMN"):
             tbl, cols = self._parse_table_columns()
             return self.expression(AlterGraph(this=exp.Var(this="IGNORE"), table=tbl, columns=cols))
-        self.raise_error("expected ADD LINK, DROP LINK, SET TIME COLUMN or IGNORE COLUMN after ALTER GRAPH")
+        if self._match_text_seq("UNIGNORE", "COLUMN"):
+            tbl, cols = self._parse_table_columns()
+            return self.expression(AlterGraph(this=exp.Var(this="UNIGNORE"), table=tbl, columns=cols))
+        self.raise_error("expected ADD LINK, DROP LINK, SET TIME COLUMN, IGNORE COLUMN or UNIGNORE COLUMN after "
+                         "ALTER GRAPH")
 
 
 def _near_units(token) -> set[str]:

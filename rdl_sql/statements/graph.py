@@ -38,6 +38,16 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
                             f"TIMESTAMP", Position.of(node.args["columns"][0]))
         overrides.set_time_column(duck, tname, col)
         msg = f"time column of {tname}: {col or 'none (static table)'}"
+    elif action == "UNIGNORE":
+        hidden = overrides.ignored_columns(duck, tname)
+        for c, cnode in zip(cols, node.args.get("columns") or []):
+            if c not in hidden:
+                raise PlanError(f"column `{c}` of `{tname}` is not ignored, so there is nothing to undo"
+                                + (f"; ignored there: {', '.join(sorted(hidden))}" if hidden else ""),
+                                Position.of(cnode))
+        for c in cols:
+            overrides.unignore_column(duck, tname, c)
+        msg = f"{tname}: {', '.join(cols)} used again"
     else:
         for c in cols:
             overrides.ignore_column(duck, tname, c)

@@ -280,3 +280,17 @@ def test_html_repr_shows_the_head_and_leaves_every_row_fetchable(con):
     assert [r[0] for r in cur.fetchall()] == list(range(25))
     cur.metrics = {"val_AUROC": 0.5}
     assert "val_AUROC" in cur._repr_html_()
+
+
+def test_unignore_column_undoes_ignore_column(con):
+    def stype():
+        return {(r[0], r[1]): r[3] for r in con.execute("DESCRIBE GRAPH").fetchall()}[("customers", "age")]
+    before = stype()
+    con.execute("ALTER GRAPH IGNORE COLUMN customers(age)")
+    assert stype() == "ignored"
+    assert con.execute("ALTER GRAPH UNIGNORE COLUMN Customers(AGE)").fetchall() == [("customers: age used again",)]
+    assert stype() == before != "ignored"
+    assert con.execute("SELECT count(*) FROM rdl_graph WHERE kind = 'ignore'").fetchone() == (0,)
+    with pytest.raises(rdl_sql.ProgrammingError, match="column `age` of `customers` is not ignored") as err:
+        con.execute("ALTER GRAPH UNIGNORE COLUMN customers(age)")
+    assert err.value.col == 39
