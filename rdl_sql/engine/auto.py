@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.features import HOPS
 from rdl_sql.planner.options import Options
 from rdl_sql.udfs.metrics import better
@@ -111,6 +112,9 @@ def fit_candidate(engine, con, prep: Prepared, candidate: Candidate):
 def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_counter) -> Trained:
     """Train what the statement's ``model`` option asks for; for ``auto``, every candidate the budget allows."""
     options = prep.plan.options
+    if options.model not in (GNN, GBDT, "auto"):  # popular / past / two_tower rank items
+        raise PlanError(f"model = '{options.model}' ranks items, so it needs a LIST_DISTINCT(...) RANK TOP k target; "
+                        f"for this target use 'gnn', 'gbdt' or 'auto'", prep.plan.query.options_position)
     cands = candidates(options)
     if options.model != "auto":
         (c,) = cands

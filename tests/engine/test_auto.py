@@ -186,3 +186,11 @@ def test_auto_stores_the_candidate_best_on_validation_and_scores_with_it(shop, o
     again = shop.cursor().execute(f"{CHURN} WITH (model = 'auto', {small})")  # same statement, same data
     assert again.fetchall() == scored
     assert again.notices[0].startswith("reused the model trained by an identical PREDICT")
+
+
+def test_a_ranking_model_never_trains_a_gnn_in_its_place():
+    """The binder refuses it in SQL; the engine refuses it too when called with a bound query."""
+    prep = SimpleNamespace(plan=SimpleNamespace(options=opts(model="popular"), task_type=TaskType.BINARY,
+                                                query=SimpleNamespace(options_position=None)))
+    with pytest.raises(PlanError, match="model = 'popular' ranks items, so it needs a LIST_DISTINCT"):
+        auto.train(None, None, prep)
