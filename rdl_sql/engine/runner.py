@@ -55,6 +55,9 @@ class Engine:
         if _ranking(query):  # LIST_DISTINCT(...) RANK TOP k: engine/recommend.py
             return recommend.predict(self, con, query, identity)
         prep = prepare(con, query)
+        empty = _nothing_to_fill(con, prep)
+        if empty is not None:
+            return empty
         trained, notices = self._train_or_reuse(con, prep, identity)
         return self._scored(con, prep, trained, notices)
 
@@ -250,3 +253,21 @@ def _refuse_diverged(metrics: dict, lr: float) -> None:
 def _number(v) -> float | None:
     """A metric as a float for SHOW MODELS; None when absent or not a number."""
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _nothing_to_fill(con, prep: Prepared) -> Result | None:
+    """For a column target whose column has no NULL: 0 rows and a notice saying why, without training."""
+    plan = prep.plan
+    if plan.column is None or plan.query.entity_in is not None:
+        return None
+    rows = exp.Subquery(this=plan.predict_sql(), alias=exp.TableAlias(this=exp.to_identifier("__p", quoted=True)))
+    if run_sql(con, exp.select(exp.Count(this=exp.Star())).from_(rows.copy()))[0][0]:
+        return None
+    fields = [exp.alias_(exp.cast(exp.null(), exp.DataType.build(t, dialect="duckdb")), n, quoted=True)
+              for n, t in plan.task_type.output_fields]
+    query = exp.select(*[exp.column(k, quoted=True) for k in plan.keys], *fields).from_(rows).where(exp.false())
+    key = ", ".join(plan.keys)
+    return Result(query=query, notices=[
+        f"`{plan.entity.name}.{plan.column}` has no NULL to fill in: 0 rows, nothing trained. A column target "
+        f"predicts the rows whose column is NULL; to score chosen rows anyway use FOR {plan.entity.name}.{key} "
+        f"IN (...), and to measure the model use EVALUATE PREDICT"])

@@ -294,3 +294,14 @@ def test_unignore_column_undoes_ignore_column(con):
     with pytest.raises(rdl_sql.ProgrammingError, match="column `age` of `customers` is not ignored") as err:
         con.execute("ALTER GRAPH UNIGNORE COLUMN customers(age)")
     assert err.value.col == 39
+
+
+def test_filling_a_column_without_null_returns_no_rows_and_says_why():
+    with rdl_sql.connect(progress=False) as c:
+        c.execute("CREATE TABLE people(person_id INTEGER PRIMARY KEY, age INTEGER, city VARCHAR);"
+                  "INSERT INTO people SELECT i, 20 + i % 50, ['a', 'b', 'c'][1 + i % 3] FROM range(200) r(i)")
+        cur = c.execute("PREDICT people.city FOR EACH people.person_id")
+        assert [d[0] for d in cur.description][:3] == ["person_id", "prediction", "score"]
+        assert cur.fetchall() == []
+        assert any("`people.city` has no NULL to fill in: 0 rows, nothing trained" in n for n in cur.notices)
+        assert cur.metrics is None
