@@ -1,8 +1,9 @@
 """Row numbering shared by every query that names a graph node.
 
 A node is a row of a table, numbered ``0..n-1`` among the rows visible at
-the cut-off time, in the order of the table's primary key, then of every
-other column. That order is total up to rows equal in every column, which
+the cut-off time, in the order of the table's primary key (without a
+declared PRIMARY KEY: the unique key if any, then every other column). That
+order is total up to rows equal in every column, which
 are interchangeable (same features, same edges, same labels), so the label
 query, the extraction queries and the scoring query, run separately, give
 a node id the same meaning. DuckDB's ``rowid`` is not used: a user column
@@ -65,9 +66,13 @@ def visible(tinfo: TableInfo, as_of: dt.datetime | None, tbl_alias: str | None =
 
 
 def node_order(tinfo: TableInfo) -> list[exp.Ordered]:
-    """The numbering order: primary key columns, then every other column (a total order up to equal rows)."""
+    """The numbering order: the primary key; without one (or with a UNIQUE key, which admits several
+    NULLs), every column after the key. A total order up to rows equal in every column.
+
+    The key alone when it can: sorting a million rows by every column took 7x longer than by the key.
+    """
     key = list(tinfo.primary_key)
-    rest = [c.name for c in tinfo.columns if c.name not in key]
+    rest = [] if key and tinfo.key_is_primary else [c.name for c in tinfo.columns if c.name not in key]
     return [exp.Ordered(this=col(c), nulls_first=False) for c in key + rest]
 
 

@@ -60,6 +60,9 @@ class TableInfo:
     time_column: str | None
     rows: int
     notes: tuple[str, ...] = ()
+    #: ``primary_key`` is a declared PRIMARY KEY (unique, never NULL), not a UNIQUE constraint that
+    #: admits several NULL keys: ordering by it alone is a total order (``nodes.node_order``)
+    key_is_primary: bool = False
 
     def column(self, name: str) -> Column | None:
         """The column called ``name``, compared without case as DuckDB compares names; None if absent."""
@@ -283,7 +286,8 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
                 stype = "ignored"
             out_cols.append(Column(c, d, stype))
         pk = pks.get(tname) or next(iter(uniques.get(tname, [])), ())
-        tables[tname] = TableInfo(tname, tuple(out_cols), tuple(pk), tcol, rows, tuple(tnotes))
+        tables[tname] = TableInfo(tname, tuple(out_cols), tuple(pk), tcol, rows, tuple(tnotes),
+                                  key_is_primary=bool(pks.get(tname)))
 
     for lk in links:
         if lk.parent not in tables or lk.child not in tables:

@@ -51,6 +51,16 @@ def test_a_table_without_a_key_is_numbered_by_all_its_columns(con):
     assert first == again == sorted(first, key=lambda r: (r["a"], r["b"]))
 
 
+def test_a_unique_key_with_nulls_is_ordered_further_by_every_column(con):
+    """A UNIQUE key admits several NULLs: ties among them are broken by the other columns."""
+    con.execute("CREATE TABLE u (k INTEGER UNIQUE, v VARCHAR, rowid INTEGER)")
+    con.execute("INSERT INTO u VALUES (NULL, 'c', 0), (2, 'z', 0), (NULL, 'a', 0), (1, 'y', 0), (NULL, 'b', 0)")
+    tinfo = read_schema(con).tables["u"]
+    assert tinfo.primary_key == ("k",) and not tinfo.key_is_primary
+    q = node_select(tinfo, None, [col("v")]).order_by(col(node_name(tinfo)))
+    assert arrow(con, q).column("v").to_pylist() == ["y", "z", "a", "b", "c"]
+
+
 def test_numbering_counts_only_the_rows_visible_at_as_of(con):
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, seen_at TIMESTAMP)")
     con.execute("INSERT INTO t VALUES (5, '2024-01-01'), (1, '2024-03-01'), (3, NULL), (2, '2023-12-01')")
