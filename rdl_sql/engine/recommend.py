@@ -192,18 +192,19 @@ def _two_tower(engine, con, prep: RankPrepared) -> Ranker:
     graph = _graph(con, prep.plan.base.schema, prep.graph_tables, prep.plan.base.as_of)
     engine.cancel.clear()
     model = ranking.fit(graph, prep.plan.base.entity.name, prep.plan.item.name, prep.split("train"),
-                        prep.plan.base.options, progress=engine.progress, cancel=engine.cancel,
-                        candidates=lambda rows: _candidates(con, prep.plan, rows))
+                        prep.split("val"), prep.plan.k, prep.plan.base.options,
+                        lambda rows: _candidates(con, prep.plan, rows), progress=engine.progress,
+                        cancel=engine.cancel)
     ranker = Ranker(TWO_TOWER, dict(model.metrics), model)
     ranker = _with_metrics(con, prep, ranker)
     ranker.metrics["train_seconds"] = round(time.perf_counter() - t0, 3)
     return ranker
 
 
-def _graph(con, schema, tables: list[str], as_of, links=None):
+def _graph(con, schema, tables: list[str], as_of, links=None, specs=None):
     """The temporal graph over ``tables`` (entity, listing and item tables included), cut at ``as_of``."""
     from rdl_sql.udfs.graph import build_graph  # torch: loaded only when a graph model trains or scores
-    return build_graph(extract(con, schema, tables, as_of, links))
+    return build_graph(extract(con, schema, tables, as_of, links), specs)
 
 
 # ---- statements -------------------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def _load(con, prep: RankPrepared, stored: store.StoredModel) -> Ranker:
                         + f"; retrain it with CREATE OR REPLACE MODEL {stored.name} AS {stored.statement}")
     from rdl_sql.udfs import ranking  # torch: loaded only when a stored graph model scores
     graph = _graph(con, prep.plan.base.schema, list(stored.fingerprint["tables"]), prep.plan.base.as_of,
-                              prep.plan.base.schema.links_named(stored.fingerprint["links"]))
+                   prep.plan.base.schema.links_named(stored.fingerprint["links"]), ranking.specs_of(stored.weights))
     return Ranker(TWO_TOWER, dict(stored.metrics), ranking.loads(stored.weights, graph))
 
 
