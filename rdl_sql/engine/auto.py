@@ -102,10 +102,17 @@ def digest(con, prep: Prepared) -> str:
 
 
 def fit_candidate(engine, con, prep: Prepared, candidate: Candidate):
-    """Train one candidate on ``prep`` (already carrying its options); returns its result."""
+    """Train one candidate on ``prep`` (already carrying its options); returns its result.
+
+    ``engine`` (an ``Engine``) gives a GNN its progress bar and cancel event; None trains quietly
+    (the benchmarks).
+    """
     if candidate.kind == GBDT:
         from . import gbdt  # LightGBM: loaded only when a GBDT candidate trains
         return gbdt.fit(con, prep)
+    if engine is None:
+        from . import gnn  # torch: loaded only when a GNN candidate trains
+        return gnn.train(con, prep, progress=False)
     return engine.train_gnn(con, prep)
 
 

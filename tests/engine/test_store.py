@@ -153,13 +153,12 @@ def test_predict_using_a_stored_gbdt_as_of_ignores_planted_future_rows(shop):
     before = shop.execute(stmt).fetchall()
     evaluated = shop.execute(f"EVALUATE MODEL g AS OF TIMESTAMP '{cutoff}'").fetchall()
     assert before and {str(r[1]) for r in before} == {cutoff}
-    # every customer orders again right after the cut-off, with a new product and a new review: features
+    # every customer orders again right after the cut-off, with product 1: features
     # (counts, recency, last product), the entity set and fresh labels would all change if read
     shop.execute(f"""
-        INSERT INTO products VALUES (999, 'new', 1.0, 'newbrand');
-        INSERT INTO orders SELECT 1000000 + customer_id, customer_id, 999,
+        INSERT INTO orders SELECT 1000000 + customer_id, customer_id, 1,
                                   TIMESTAMP '{cutoff}' + INTERVAL 1 SECOND, 9999.0 FROM customers;
-        INSERT INTO orders SELECT 2000000 + customer_id, customer_id, 999,
+        INSERT INTO orders SELECT 2000000 + customer_id, customer_id, 1,
                                   TIMESTAMP '{cutoff}' + INTERVAL 20 DAYS, 1.0 FROM customers;
         INSERT INTO customers VALUES (99999, TIMESTAMP '{cutoff}' + INTERVAL 1 HOUR, 'US', 33);
     """)
