@@ -49,6 +49,16 @@ class Candidate:
 
 
 @dataclass
+class Trial:
+    """A candidate that trained: its preparation (with its options), result and validation metric."""
+
+    candidate: Candidate
+    prep: Prepared
+    result: object
+    value: float
+
+
+@dataclass
 class Trained:
     """The model a statement trained (or reused), with what it says about itself.
 
@@ -131,7 +141,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
     key = f"val_{prep.plan.task_type.metric}"
     started = clock()
     notices: list[str] = []
-    tried: list[tuple[Candidate, Prepared, object, float]] = []
+    tried: list[Trial] = []
     errors: list[Exception] = []
     for i, c in enumerate(cands):
         spent = clock() - started
@@ -149,25 +159,28 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
             continue
         value = float(result.metrics.get(key, math.nan))
         notices.append(f"auto: {c.name} ({c.describe()}): {key} {value:.4f} in {clock() - t0:.1f} s")
-        tried.append((c, cprep, result, value))
+        tried.append(Trial(c, cprep, result, value))
     if not tried:
         raise errors[0]
-    best = tried[0]
-    for t in tried[1:]:
-        if better(prep.plan.task_type.value, t[3], best[3]):
-            best = t
-    c, cprep, result, value = best
-    metric = prep.plan.task_type.metric
+    task = prep.plan.task_type.value
+    best = _best(task, tried)
+    c, metric = best.candidate, prep.plan.task_type.metric
     others = [t for t in tried if t is not best]
     if others:
-        runner_up = others[0]
-        for t in others[1:]:
-            if better(prep.plan.task_type.value, t[3], runner_up[3]):
-                runner_up = t
-        notices.append(f"auto: {c.name} won on validation {metric} {value:.4f} vs {runner_up[0].name} "
-                       f"{runner_up[3]:.4f} ({value - runner_up[3]:+.4f})")
+        second = _best(task, others)
+        notices.append(f"auto: {c.name} won on validation {metric} {best.value:.4f} vs {second.candidate.name} "
+                       f"{second.value:.4f} ({best.value - second.value:+.4f})")
     else:
-        notices.append(f"auto: {c.name} won on validation {metric} {value:.4f}, the only candidate trained")
-    metrics = dict(result.metrics, model=c.kind, candidate=c.name,
-                   **{f"{t[0].name}_{key}": t[3] for t in tried}, auto_seconds=round(clock() - started, 3))
-    return Trained(c.kind, result, cprep, metrics, notices)
+        notices.append(f"auto: {c.name} won on validation {metric} {best.value:.4f}, the only candidate trained")
+    metrics = dict(best.result.metrics, model=c.kind, candidate=c.name,
+                   **{f"{t.candidate.name}_{key}": t.value for t in tried}, auto_seconds=round(clock() - started, 3))
+    return Trained(c.kind, best.result, best.prep, metrics, notices)
+
+
+def _best(task_type: str, trials: list[Trial]) -> Trial:
+    """The trial with the best validation metric; on a tie (or NaN) the earlier one."""
+    best = trials[0]
+    for t in trials[1:]:
+        if better(task_type, t.value, best.value):
+            best = t
+    return best
