@@ -190,3 +190,20 @@ def test_stored_rows_of_an_unknown_kind_or_format_are_refused_clearly(shop):
         store.load(duck, "g")
     assert store.find_reusable(duck, "anything", "any") is None
     assert "holds a `xgboost` model" in error_of(shop, "PREDICT USING g")
+
+
+def test_describe_model_of_a_gbdt_loads_neither_torch_nor_lightgbm(tmp_path):
+    import subprocess
+    import sys
+    path = str(tmp_path / "shop.duckdb")
+    with rdl_sql.connect(path, progress=False) as con:
+        build_shop(con.duckdb_connection, customers=200, products=30, days=240, seed=1)
+        con.execute("CREATE MODEL g AS " + GBDT)
+    code = ("import sys, rdl_sql\n"
+            f"con = rdl_sql.connect({path!r}, read_only=True)\n"
+            "props = dict(con.execute('DESCRIBE MODEL g').fetchall())\n"
+            "assert props['model'] == 'gbdt' and props['format'] == 'gbdt 1', props\n"
+            "print(sorted(m for m in ('torch', 'lightgbm') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
