@@ -225,7 +225,8 @@ SHIM_VIEWS = {
 SHIM_MACROS = {
     "pg_get_userbyid": "(id) AS {user}",
     "pg_get_indexdef": "(idx) AS (SELECT CASE WHEN __con.contype = 'p' THEN "
-                       "'CREATE UNIQUE INDEX ' ELSE 'CREATE UNIQUE INDEX ' END || __con.conname || ' ON ' || __c.relname "
+                       "'CREATE UNIQUE INDEX ' ELSE 'CREATE UNIQUE INDEX ' END || __con.conname || ' ON ' "
+                       "|| __c.relname "
                        "|| ' USING btree (' || (SELECT string_agg(__a.attname, ', ' ORDER BY __k.n) FROM "
                        "unnest(__con.conkey) WITH ORDINALITY AS __k(key, n) JOIN pg_catalog.pg_attribute __a ON "
                        "__a.attrelid = __con.conrelid AND __a.attnum = __k.key) || ')' FROM __pg_constraint __con JOIN "
@@ -233,8 +234,9 @@ SHIM_MACROS = {
     "pg_get_constraintdef": "(cid) AS (SELECT CASE WHEN __con.contype IN ('f', 'c') THEN __con.__condef ELSE "
                             "CASE __con.contype WHEN 'p' THEN 'PRIMARY KEY ('"
                             " WHEN 'u' THEN 'UNIQUE (' WHEN 'f' THEN 'FOREIGN KEY (' ELSE 'CHECK (' END || "
-                            "coalesce((SELECT string_agg(__a.attname, ', ' ORDER BY __k.n) FROM unnest(__con.conkey) WITH "
-                            "ORDINALITY AS __k(key, n) JOIN pg_catalog.pg_attribute __a ON __a.attrelid = __con.conrelid AND "
+                            "coalesce((SELECT string_agg(__a.attname, ', ' ORDER BY __k.n) FROM "
+                            "unnest(__con.conkey) WITH ORDINALITY AS __k(key, n) JOIN pg_catalog.pg_attribute __a "
+                            "ON __a.attrelid = __con.conrelid AND "
                             "__a.attnum = __k.key), '') || ')' END FROM __pg_constraint __con WHERE __con.oid = cid)",
     "pg_get_expr": "(e, r, pretty) AS e::VARCHAR, (e, r) AS e::VARCHAR",
     "to_regtype": "(n) AS (SELECT max(oid) FROM __pg_type WHERE typname = n OR __format_type(oid, -1) = n)",

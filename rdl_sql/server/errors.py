@@ -10,8 +10,27 @@ from rdl_sql import errors
 _LINE = re.compile(r"^LINE (\d+): (.*)$")
 
 
+_PREFIX = {"Parser Error": duckdb.ParserException, "Syntax Error": duckdb.SyntaxException,
+           "Catalog Error": duckdb.CatalogException, "Binder Error": duckdb.BinderException,
+           "Constraint Error": duckdb.ConstraintException, "TransactionContext Error": duckdb.TransactionException,
+           "Conversion Error": duckdb.ConversionException, "Out of Range Error": duckdb.OutOfRangeException,
+           "Out of Memory Error": duckdb.OutOfMemoryException, "Not implemented Error": duckdb.NotImplementedException,
+           "IO Error": duckdb.IOException, "INTERRUPT Error": duckdb.InterruptException}
+
+
+def _duckdb_kind(exc: BaseException):
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, duckdb.Error):
+        return cause
+    head = str(exc).split(":", 1)[0].strip()
+    cls = _PREFIX.get(head)
+    if cls is not None:
+        return cls.__new__(cls)
+    return exc
+
+
 def sqlstate(exc: BaseException) -> str:
-    cause = exc.__cause__ if isinstance(exc.__cause__, duckdb.Error) else exc
+    cause = _duckdb_kind(exc)
     msg = str(exc)
     low = msg.lower()
     if isinstance(cause, duckdb.InterruptException) or "interrupted" in low or "cancel" in low:

@@ -24,6 +24,19 @@ from rdl_sql.server.protocol import ClientGone, Payload, ProtocolViolation
 log = logging.getLogger("rdl_sql.server")
 
 FETCH_BATCH = 1000
+# rdl_sql.script.split shares one sqlglot tokenizer, which is not thread-safe: the server splits
+# statements here, under a lock, and hands the engine Statement objects (which it does not split again)
+_SPLIT_LOCK = threading.Lock()
+
+
+def split_statements(query: str) -> list[Statement]:
+    with _SPLIT_LOCK:
+        return split(query)
+
+
+def internal(sql: str) -> Statement:
+    """A statement of the server's own (plain SQL, never an rdl-sql statement)."""
+    return Statement(sql, 1, 1, False)
 QUERY_KINDS = {"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "SUMMARIZE", "PRAGMA",
                "EXPLAIN", "PREDICT", "EVALUATE", "CALL", "PIVOT", "UNPIVOT", "(", "EXPORT"}
 _COMMENT = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)+", re.S)
@@ -73,6 +86,7 @@ class Prepared:
     name: str
     sql: str
     param_oids: list[int]
+    statement: Statement | None = None
     described: Result | None = None     # a parameterless rdl-sql statement run early by a Describe
 
 
@@ -203,7 +217,7 @@ class ClientSession:
             self.db = self.server.open_session_connection()
             self.cur = self.db.cursor()
             for sql in catalog.shim_sql(self.user):
-                self.cur.execute(sql)
+                self.cur.execute(internal(sql))
         except Exception as e:
             self._fatal("57P03", f"cannot open the database: {e}")
             return False
@@ -287,15 +301,15 @@ class ClientSession:
         if self._settings is None:
             cur = self.db.cursor()
             try:
-                cur.execute("SELECT lower(name) FROM duckdb_settings()")
+                cur.execute(internal("SELECT lower(name) FROM duckdb_settings()"))
                 self._settings = {r[0] for r in cur.fetchall()}
             finally:
                 cur.close()
         return name.lower() in self._settings
 
-    def execute(self, sql: "str | Statement", params: list | None) -> Result:
+    def execute(self, sql: Statement, params: list | None) -> Result:
         """Run one statement on this session's cursor; its rows are fetched lazily."""
-        text = sql.text if isinstance(sql, Statement) else sql
+        text = sql.text
         head = words(text, 4)
         verb = head[0] if head else ""
         if self.status == "E" and verb not in ("ROLLBACK", "ABORT", "COMMIT", "END"):
@@ -313,7 +327,7 @@ class ClientSession:
                 self.conn.send(protocol.notice_response("there is already a transaction in progress", "25001",
                                                         "WARNING"))
                 return Result(None, None, "BEGIN")
-            self._run("BEGIN TRANSACTION", None)
+            self._run(internal("BEGIN TRANSACTION"), None)
             self.status = "T"
             return Result(None, None, "BEGIN")
         if verb in ("COMMIT", "END", "ROLLBACK", "ABORT"):
@@ -326,7 +340,7 @@ class ClientSession:
                                                         "WARNING"))
             else:
                 self.status = "I"
-                self._run("ROLLBACK" if rollback else "COMMIT", None)
+                self._run(internal("ROLLBACK" if rollback else "COMMIT"), None)
             return Result(None, None, "ROLLBACK" if rollback else "COMMIT")
         if verb in ("SAVEPOINT", "RELEASE"):
             # DuckDB has no savepoints: creating and releasing one are accepted (drivers open one for
@@ -339,7 +353,7 @@ class ClientSession:
         if catalog.is_catalog_query(text):
             original = text
             text = catalog.rewrite(text)
-            sql = Statement(text, sql.index, sql.first_line, sql.is_rdl) if isinstance(sql, Statement) else text
+            sql = Statement(text, sql.index, sql.first_line, sql.is_rdl)
             try:
                 self._run(sql, params)
             except rdl_sql.Error:
@@ -439,7 +453,7 @@ class ClientSession:
     def _simple_query(self, query: str) -> None:
         self._drop_unnamed_portal()
         try:
-            statements = split(query)
+            statements = split_statements(query)
         except Exception as e:
             self._send_exception(e, query)
             statements = None
@@ -478,13 +492,13 @@ class ClientSession:
         oids = [body.int32() for _ in range(n)]
         if name and name in self.prepared:
             raise _Refused("42P05", f'prepared statement "{name}" already exists')
-        statements = split(query)
+        statements = split_statements(query)
         if len(statements) > 1:
             raise _Refused("42601", "cannot insert multiple commands into a prepared statement")
         sql = statements[0].text if statements else ""
         nparams = max(count_params(sql), len(oids))
         oids += [0] * (nparams - len(oids))
-        self.prepared[name] = Prepared(name, sql, oids)
+        self.prepared[name] = Prepared(name, sql, oids, statements[0] if statements else None)
         self.conn.send(protocol.PARSE_COMPLETE)
 
     def _bind(self, body: Payload) -> None:
@@ -529,7 +543,7 @@ class ClientSession:
                 portal.result, stmt.described = stmt.described, None
             else:
                 try:
-                    portal.result = self.execute(stmt.sql, portal.params or None)
+                    portal.result = self.execute(stmt.statement, portal.params or None)
                 except Exception as e:
                     e._query, e._offset, e._stmt = stmt.sql, 0, stmt.sql
                     raise
@@ -569,7 +583,7 @@ class ClientSession:
             self._describe_result(Result(cols, None, "SELECT"), [])
         elif not stmt.param_oids and verb not in ("BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"):
             # a parameterless statement (a PREDICT, SHOW ...): run it now, keep the result for Execute
-            result = self.execute(stmt.sql, None)
+            result = self.execute(stmt.statement, None)
             stmt.described = result
             if result.rows is not None:
                 result.rows = iter(list(result.rows))
@@ -582,7 +596,7 @@ class ClientSession:
         try:
             sql = catalog.rewrite(stmt.sql) if catalog.is_catalog_query(stmt.sql) else stmt.sql
             params = [None] * len(stmt.param_oids) or None
-            cur.execute(f"SELECT * FROM ({sql}) AS __rdl_describe LIMIT 0", params)
+            cur.execute(internal(f"SELECT * FROM ({sql}) AS __rdl_describe LIMIT 0"), params)
             return [(d[0], types.from_duckdb(d[1])) for d in cur.description]
         except rdl_sql.Error:
             return None

@@ -25,7 +25,8 @@ def test_parameters_and_types_text_and_binary(pg):
     assert pg.execute(sql).fetchone() == expected
     with pg.cursor(binary=True) as cur:
         assert cur.execute(sql).fetchone() == expected
-    names = [(d.name, d.type_code) for d in pg.execute("SELECT 1::INTEGER AS i, 'x' AS t, [1.5::DOUBLE] AS l").description]
+    desc = pg.execute("SELECT 1::INTEGER AS i, 'x' AS t, [1.5::DOUBLE] AS l").description
+    names = [(d.name, d.type_code) for d in desc]
     assert names == [("i", 23), ("t", 25), ("l", 1022)]
 
 

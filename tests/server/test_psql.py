@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from server_helpers import CHURN, needs_second_session_predict
 
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
