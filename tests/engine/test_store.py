@@ -207,3 +207,23 @@ def test_describe_model_of_a_gbdt_loads_neither_torch_nor_lightgbm(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_stored_gbdt_fills_a_column_with_its_classes_and_evaluates(shop):
+    shop.execute("UPDATE customers SET country = NULL WHERE customer_id % 10 = 0")
+    stmt = "PREDICT customers.country FOR EACH customers.customer_id WITH (model = 'gbdt')"
+    own = shop.execute(stmt).fetchall()
+    shop.execute("CREATE MODEL country AS " + stmt)
+    using = shop.execute("PREDICT USING country").fetchall()
+    assert using == own and [r[0] for r in using] == list(range(10, 301, 10))
+    got = {r[0]: r[1:] for r in shop.execute("EVALUATE MODEL country").fetchall()}
+    assert set(got) == {"accuracy", "rows"} and got["accuracy"][1] <= got["accuracy"][0] <= got["accuracy"][2]
+
+
+def test_a_stored_gbdt_regression_reports_errors_beside_the_training_mean(shop):
+    shop.execute("CREATE MODEL spend AS PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id "
+                 "WITH (model = 'gbdt')")
+    got = {r[0]: r[1:] for r in shop.execute("EVALUATE MODEL spend").fetchall()}
+    assert set(got) == {"MAE", "RMSE", "R2", "rows"}
+    value, low, high, baseline = got["MAE"]
+    assert 0 <= low <= value <= high and baseline > 0
