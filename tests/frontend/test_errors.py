@@ -1,0 +1,259 @@
+"""Mistakes in SQL give an rdl_sql error with a position and a fix, never a Python exception (issue 8).
+
+Each test pins one class of failure that a hostile-user run found: it raised
+a Python exception (RecursionError, TypeError, OverflowError, a raw DuckDB
+error), showed sqlglot's internals, or said something beside the point.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+import shutil
+
+import duckdb
+import pytest
+
+import rdl_sql
+from rdl_sql.bind import to_query
+from rdl_sql.datasets.shop import build_shop
+from rdl_sql.dialect import parse_statement
+
+TINY = "WITH (epochs = 1, channels = 8, fanouts = '2,2', max_train_rows = 200, patience = 0)"
+CHURN = "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id"
+#: Python class names, sqlglot internals, tracebacks: none may reach a SQL user
+INTERNALS = re.compile(r"<class |\bsqlglot\.|\bTokenType\b|Traceback|\b[A-Za-z]*[a-z](?:Error|Exception)\b")
+
+
+@pytest.fixture(scope="module")
+def shop_file(tmp_path_factory):
+    """A small shop database file holding one stored model, `churn`."""
+    path = tmp_path_factory.mktemp("errors") / "shop.duckdb"
+    with rdl_sql.connect(str(path), progress=False) as con:
+        build_shop(con.duckdb_connection, customers=120, products=20, days=150, seed=1)
+        con.execute(f"CREATE MODEL churn AS {CHURN} {TINY}")
+    return path
+
+
+@pytest.fixture
+def con(shop_file, tmp_path):
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(shop_file, path)
+    c = rdl_sql.connect(str(path), progress=False)
+    yield c
+    c.close()
+
+
+def error(con, sql, kind=rdl_sql.ProgrammingError) -> rdl_sql.Error:
+    """The rdl_sql error ``sql`` raises; its message shows nothing of Python."""
+    with pytest.raises(kind) as err:
+        con.execute(sql)
+    assert not INTERNALS.search(str(err.value)), str(err.value)
+    return err.value
+
+
+# ---- nesting --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("depth", [60, 400, 990])
+def test_nested_parentheses_up_to_duckdbs_depth_plan(con, depth):
+    # RecursionError from 50 levels on before: sqlglot's parser recursed past Python's limit
+    where = "(" * depth + "customers.age > 30" + ")" * depth
+    rows = con.execute(f"EXPLAIN {CHURN} WHERE {where}").fetchall()
+    assert any(section == "task" for section, _, _ in rows)
+
+
+def test_nesting_past_duckdbs_depth_is_a_located_error(con):
+    err = error(con, f"EXPLAIN {CHURN} WHERE " + "(" * 1200 + "customers.age > 30" + ")" * 1200)
+    assert "max_expression_depth" in str(err) and err.line == 1 and err.col is not None
+
+
+# ---- time zones, BC and extreme times -------------------------------------------------------------
+@pytest.mark.parametrize("literal, utc", [
+    ("TIMESTAMP '2023-06-01T12:00:00Z'", dt.datetime(2023, 6, 1, 12)),
+    ("TIMESTAMPTZ '2023-06-01 12:00:00+02'", dt.datetime(2023, 6, 1, 10)),
+])
+def test_time_zone_aware_as_of_is_taken_in_utc(con, literal, utc):
+    # TypeError (offset-naive vs offset-aware) before
+    sql = f"{CHURN} AS OF {literal}"
+    assert to_query(parse_statement(sql), sql).as_of == utc
+    rows = con.execute(f"EXPLAIN {sql}").fetchall()
+    assert any("2023-06-01" in str(detail) for _, _, detail in rows)
+
+
+def test_bc_dated_row_is_refused_with_the_fix(con):
+    # TypeError ('<' between datetime and str) before: DuckDB hands a BC time to Python as text
+    con.execute("INSERT INTO orders SELECT 99999, customer_id, product_id, TIMESTAMP '0044-03-15 (BC)', amount "
+                "FROM orders LIMIT 1")
+    err = error(con, f"EXPLAIN {CHURN}")
+    assert "0044-03-15 (BC)" in str(err) and "NULL" in str(err)
+
+
+@pytest.mark.parametrize("sql, words", [
+    # OverflowError / ValueError before, reachable through EXPLAIN alone
+    ("EXPLAIN PREDICT COUNT(orders.*, 0, 3000000000, DAYS) = 0 FOR EACH customers.customer_id", "out of range"),
+    (f"EXPLAIN {CHURN} WHERE COUNT(orders.*, -9223372036854775807, 0, DAYS) > 0", "out of range"),
+    (f"EXPLAIN {CHURN} WHERE COUNT(orders.*, -2147483649, 0, SECONDS) > 0", "out of range"),
+    (f"EXPLAIN {CHURN} WITH (val_start = '0001-01-02', test_start = '0001-02-01')", "years 1 to 9999"),
+    (f"EXPLAIN {CHURN} AS OF TIMESTAMP '10000-01-01'", "AS OF needs a timestamp"),
+    (f"EXPLAIN {CHURN} AS OF TIMESTAMP '0001-01-01'", "no dated rows"),
+])
+def test_huge_windows_and_extreme_dates_are_plan_errors(con, sql, words):
+    assert words in str(error(con, sql))
+
+
+def test_huge_anchor_step_plans_or_refuses_without_overflow(con):
+    # OverflowError before: the anchor grid stepped past the year 1
+    rows = con.execute(f"EXPLAIN {CHURN} WITH (anchor_step = 1000000)").fetchall()
+    assert rows
+
+
+def test_far_future_as_of_plans(con):
+    assert con.execute(f"EXPLAIN {CHURN} AS OF TIMESTAMP '9999-12-31'").fetchall()
+
+
+# ---- options that training could not use ----------------------------------------------------------
+@pytest.mark.parametrize("option", ["epochs = 0", "batch_size = 0", "lr = 1e30", "seed = 9223372036854775808",
+                                    "channels = 0"])
+def test_options_training_would_crash_on_are_refused_through_sql(con, option):
+    # accepted before, then training crashed or trained a constant model
+    err = error(con, f"{CHURN} WITH ({option})")
+    assert f"option `{option.split(' ')[0]}` must be" in str(err) and err.line == 1
+
+
+def test_training_that_diverges_is_an_error_not_null_predictions(con, monkeypatch):
+    from rdl_sql.engine import gnn
+    real = gnn.train
+
+    def diverged(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.metrics["val_MAE"] = math.nan  # what an exploding learning rate leaves
+        return result
+
+    monkeypatch.setattr(gnn, "train", diverged)
+    err = error(con, f"PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id {TINY}")
+    assert "diverged" in str(err) and "lr" in str(err)
+
+
+# ---- constants DuckDB would fail on mid-query -----------------------------------------------------
+@pytest.mark.parametrize("sql, words", [
+    (f"{CHURN.replace('= 0', '= ' + repr('abc'))} {TINY}", "compare it with a number"),
+    (f"{CHURN.replace('= 0', '> -1e400')} {TINY}", "out of the range of a DOUBLE"),
+    (f"{CHURN} WHERE COUNT(orders.*, -9223372036854775807, 0, DAYS) > 0 {TINY}", "out of range"),
+    (f"PREDICT customers.age > 'old' FOR EACH customers.customer_id {TINY}", "compare it with a number"),
+    (f"PREDICT EXISTS(orders.*, 0, 30, DAYS) = 3 FOR EACH customers.customer_id {TINY}", "TRUE or FALSE"),
+])
+def test_constants_that_duckdb_would_refuse_mid_query_are_plan_errors(con, sql, words):
+    # raw duckdb ConversionException / BinderException (Infinity as a column) before
+    err = error(con, sql)
+    assert words in str(err) and err.line == 1
+
+
+# ---- sqlglot's voice ------------------------------------------------------------------------------
+def test_misspelt_create_model_is_our_message_and_sqlglot_logs_nothing(con, caplog, capsys):
+    with caplog.at_level(logging.DEBUG):
+        err = error(con, f"CREATE MODLE m AS {CHURN}")
+    assert "did you mean CREATE MODEL?" in str(err) and err.col == 8
+    assert not [r for r in caplog.records if r.name.startswith("sqlglot")]
+    assert "unsupported syntax" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) = FOR EACH customers.customer_id", "`=` needs a value on its right"),
+    ("PREDICT COUNT(orders.*, 0, 30, DAYS) > 0 AND FOR EACH customers.customer_id", "`AND` needs a value"),
+    ("PREDICT USING churn AS OF TIMESTAMP", "AS OF needs a timestamp"),
+    (f"{CHURN} WITH (epochs = 3", "expected `)`"),
+])
+def test_parse_errors_in_plain_words_with_a_position(con, sql, message):
+    # "Required keyword: 'expression' missing for <class 'sqlglot.expressions.core.EQ'>" before
+    err = error(con, sql)
+    assert message in str(err) and err.line == 1 and err.col is not None
+
+
+# ---- messages beside the point ------------------------------------------------------------------------
+def test_show_model_says_show_models(con):
+    # DuckDB's "Table with name MODEL does not exist" alone before
+    err = error(con, "SHOW MODEL")
+    assert "did you mean SHOW MODELS?" in str(err) and err.col == 6
+
+
+def test_for_eahc_says_for_each(con):
+    # "FOR EACH needs a qualified key" before
+    err = error(con, "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EAHC customers.customer_id")
+    assert "did you mean FOR EACH?" in str(err) and err.col == 46
+
+
+def test_predict_takes_order_by_and_limit(con):
+    # "Unexpected token" before
+    rows = con.execute("PREDICT USING churn ORDER BY score DESC LIMIT 10").fetchall()
+    assert len(rows) == 10 and [r[-1] for r in rows] == sorted((r[-1] for r in rows), reverse=True)
+    assert con.execute("SELECT count(*) FROM (PREDICT USING churn LIMIT 3)").fetchall() == [(3,)]
+
+
+@pytest.mark.parametrize("sql", [f"EXPLAIN {CHURN} ORDER BY score", f"CREATE MODEL m2 AS {CHURN} LIMIT 3"])
+def test_order_by_where_no_prediction_rows_come_back_says_how_to_wrap(con, sql):
+    assert "SELECT * FROM (PREDICT ...)" in str(error(con, sql))
+
+
+def test_placeholder_dates_are_named_as_the_cause(con):
+    # "every training label has the same value" before: anchors were placed in year 9999
+    con.execute("INSERT INTO orders SELECT 99999, customer_id, product_id, TIMESTAMP '9999-12-31', amount "
+                "FROM orders LIMIT 1")
+    err = error(con, f"{CHURN} {TINY}")
+    assert "9999-12-31" in str(err) and "placeholder" in str(err)
+
+
+def test_column_target_on_undated_rows_says_how_to_make_the_table_static(con):
+    # "no dated row with a value" before
+    con.execute("UPDATE customers SET signup_at = NULL")
+    err = error(con, f"PREDICT customers.country FOR EACH customers.customer_id {TINY}")
+    assert "SET TIME COLUMN customers(NONE)" in str(err)
+
+
+# ---- what PREDICT USING would ignore -----------------------------------------------------------------
+@pytest.mark.parametrize("clause, words", [
+    ("WITH (epoch = 3)", "unknown option `epoch`; did you mean `epochs`?"),
+    ("WITH (epochs = 3)", "would change nothing"),
+    ("ASSUMING COUNT(orders.*, 0, 10, DAYS) > 0", "does not train"),
+])
+def test_predict_using_refuses_what_it_would_ignore(con, clause, words):
+    # silently ignored before, even unknown option names
+    err = error(con, f"PREDICT USING churn {clause}")
+    assert words in str(err) and err.col is not None
+
+
+# ---- names as DuckDB resolves them -------------------------------------------------------------------
+def test_table_and_column_names_ignore_case(con):
+    # "table `Orders` not found" / "column `Customer_ID` not found" before
+    sql = ("EXPLAIN PREDICT COUNT(Orders.*, 0, 30, DAYS) = 0 FOR EACH Customers.Customer_ID "
+           "WHERE CUSTOMERS.Age > 20 AND COUNT(ORDERS.* WHERE Orders.AMOUNT > 5, -30, 0, DAYS) > 0")
+    rows = con.execute(sql).fetchall()
+    assert ("graph", "node orders") in [(s, i) for s, i, _ in rows]
+
+
+def test_model_names_ignore_case(con):
+    # "model `Churn` not found" before
+    assert con.execute("PREDICT USING Churn LIMIT 2").fetchall()
+    assert ("name", "churn") in con.execute("DESCRIBE MODEL CHURN").fetchall()
+    assert "already exists" in str(error(con, f"CREATE MODEL CHURN AS {CHURN} {TINY}"))
+    con.execute("DROP MODEL cHuRn")
+    assert con.execute("SHOW MODELS").fetchall() == []
+
+
+def test_alter_graph_stores_names_as_the_catalog_spells_them(con):
+    con.execute("ALTER GRAPH IGNORE COLUMN Customers(AGE)")
+    rows = con.execute("DESCRIBE GRAPH").fetchall()
+    assert ("customers", "age", "ignored") in [(r[0], r[1], r[3]) for r in rows]
+
+
+def test_duckdb_errors_inside_rdl_statements_are_rdl_errors(con):
+    err = error(con, "PREDICT USING churn FOR customers.customer_id IN (SELECT nope FROM customers)")
+    assert "nope" in str(err)
+
+
+def test_a_plain_duckdb_connection_is_untouched(shop_file):
+    # the shop file is still readable by DuckDB alone after every statement above ran on copies
+    c = duckdb.connect(str(shop_file), read_only=True)
+    try:
+        assert c.sql("SELECT count(*) FROM customers").fetchall() == [(120,)]
+    finally:
+        c.close()
