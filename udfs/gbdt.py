@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import METRIC_NAME
 from rdl_sql.udfs.metrics import metric
+from rdl_sql.udfs.predictions import choose_threshold
 
 #: columns of an example row that are never features
 RESERVED = ("__node", "anchor_time", "split", "label")
@@ -54,6 +55,8 @@ class GbdtModel:
     classes: list = field(default_factory=list)  # multiclass: label of each output
     #: mean training label (binary: the positive rate), the trivial predictor EVALUATE shows beside the model
     train_mean: float = 0.0
+    #: binary: a score at or above it predicts true; chosen on validation (``predictions.choose_threshold``)
+    threshold: float = 0.5
 
     def frame(self, tbl: pa.Table) -> pd.DataFrame:
         """The model's input for ``tbl``: float columns and categoricals with the training categories."""
@@ -87,6 +90,7 @@ class GbdtModel:
         state = {"format": FORMAT, "kind": "gbdt", "task_type": self.task_type, "features": list(self.features),
                  "categories": {k: v.to_pylist() for k, v in self.categories.items()},
                  "classes": [str(c) for c in self.classes], "train_mean": float(self.train_mean),
+                 "threshold": float(self.threshold),
                  "metrics": self.metrics, "importance": self.importance(),
                  "booster": self.booster.model_to_string()}
         return json.dumps(state).encode()
@@ -106,7 +110,8 @@ class GbdtModel:
         booster = lgb.Booster(model_str=state["booster"])
         categories = {k: pa.array(v, pa.string()) for k, v in state["categories"].items()}
         return cls(booster, state["task_type"], list(state["features"]), categories, dict(state["metrics"]),
-                   list(state["classes"]), float(state["train_mean"]))
+                   list(state["classes"]), float(state["train_mean"]),
+                   float(state.get("threshold", 0.5)))  # models stored before thresholds: 0.5
 
 
 def feature_columns(tbl: pa.Table, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -164,10 +169,14 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
         booster = lgb.train(params, dtrain, num_boost_round=100)
     model.booster = booster  # predicts with its best iteration
     name = METRIC_NAME[task_type]
-    model.metrics = {f"val_{name}": metric(task_type, y_val, model.predict(val)),
+    val_scores = model.predict(val)
+    model.metrics = {f"val_{name}": metric(task_type, y_val, val_scores),
                      "rounds": int(booster.best_iteration or booster.current_iteration()), "features": len(features),
                      "train_rows": train.num_rows, "val_rows": val.num_rows,
                      "train_seconds": time.perf_counter() - started}
+    if task_type == "binary":
+        model.threshold = choose_threshold(y_val, val_scores)
+        model.metrics["threshold"] = model.threshold
     if test is not None and test.num_rows:
         model.metrics[f"test_{name}"] = metric(task_type, _labels(test), model.predict(test))
         model.metrics["test_rows"] = test.num_rows

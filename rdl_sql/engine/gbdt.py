@@ -89,7 +89,7 @@ def score(con, plan: TaskPlan, result: GbdtResult, anchor=None) -> pa.Table:
     rows = arrow(con, feature_sql(plan, plan.predict_sql(anchor)))
     _check_features(result.model, rows)
     out = {**{k: rows.column(k) for k in keys}, ANCHOR: rows.column(ANCHOR),
-           **columns(plan.task_type, result.model.predict(rows), result.classes)}
+           **columns(plan.task_type, result.model.predict(rows), result.classes, result.model.threshold)}
     order = [(k, "ascending") for k in keys] + [(ANCHOR, "ascending")]
     return pa.table(out).sort_by(order).select(plan.output_columns)
 

@@ -47,3 +47,21 @@ def test_the_threshold_is_stored_and_used_by_the_scoring_udf(small_shop):
         scoring.release("threshold-test")
     score = out.field("score").to_numpy(zero_copy_only=False)
     assert out.field("prediction").to_pylist() == [bool(s >= 0.3125) for s in score]
+
+
+def test_gbdt_chooses_stores_and_uses_its_threshold():
+    from rdl_sql.planner.options import Options
+    from rdl_sql.udfs.gbdt import GbdtModel, fit_gbdt
+
+    def rows(n, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=n)
+        y = (x + rng.normal(0, 1.0, n) > 1.0).astype(float)          # about 24 % true
+        return pa.table({"x": x, "label": y})
+
+    m = fit_gbdt(rows(2000, 0), rows(800, 1), None, "binary", Options(seed=0), ["x"])
+    val = rows(800, 1)
+    share = float((m.predict(val) >= m.threshold).mean())
+    assert m.metrics["threshold"] == m.threshold
+    assert abs(share - float(np.mean(val.column("label").to_numpy()))) < 0.01
+    assert GbdtModel.loads(m.dumps()).threshold == m.threshold
