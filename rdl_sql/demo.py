@@ -92,8 +92,11 @@ def _is_number(v) -> bool:
 
 
 def _fmt(v, width: int = 72) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}"
+    if isinstance(v, float):  # 4 decimals at most, no trailing zeros: 0.8776, 114.91, 7
+        if v != v or abs(v) == float("inf"):
+            return str(v)
+        text = f"{v:.4f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
     if hasattr(v, "strftime") and hasattr(v, "hour"):  # a timestamp: to the minute, as the data is
         return v.strftime("%Y-%m-%d %H:%M")
     text = "NULL" if v is None else " ".join(str(v).split())  # one line per row, even for a statement
