@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from .errors import PlanError, Position, did_you_mean
 
-MODELS = ("gnn", "gbdt", "auto", "popular", "past", "two_tower")
+MODELS = ("gnn", "gbdt", "auto", "popular", "past", "two_tower", "conditioned")
 #: models for a ``LIST_DISTINCT(...) RANK TOP k`` target only (planner/ranking.py; README "Recommendation")
-RANKING_MODELS = ("popular", "past", "two_tower")
+RANKING_MODELS = ("popular", "past", "two_tower", "conditioned")
 SAMPLERS = ("uniform", "recent")
 
 

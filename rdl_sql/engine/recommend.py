@@ -7,9 +7,11 @@ Models, chosen with ``model = ...``:
 - ``two_tower`` (also ``gnn``, the default): the graph model of
   ``udfs/ranking.py``; its top-k lists are computed in torch and handed back
   as a table;
-- ``auto``: all three, keeping the best on validation MAP@k (the baselines
-  cost seconds, so ``auto`` can never end below the ``past`` baseline on
-  validation).
+- ``conditioned``: the two-tower plus a learnt score for the items the entity's
+  own sampled subgraph reaches (``udfs/ranking.py``);
+- ``auto``: the baselines, then ``conditioned`` and ``two_tower`` while
+  ``time_budget`` lasts, keeping the best on validation MAP@k (the baselines
+  are candidates, so ``auto`` never ends below ``past`` on validation).
 
 Every model is scored on the same labelled examples (``RankPrepared``):
 MAP@k, precision@k and recall@k over the validation and test anchors.
@@ -43,6 +45,8 @@ from .result import Result, describe_metrics
 
 BASELINES = ("popular", "past")
 TWO_TOWER = "two_tower"
+CONDITIONED = "conditioned"
+GRAPH_MODELS = (TWO_TOWER, CONDITIONED)
 _views = itertools.count(1)
 
 
@@ -75,7 +79,7 @@ class Ranker:
 
     kind: str
     metrics: dict
-    model: object | None = None  # udfs.ranking.TwoTower for ``two_tower``
+    model: object | None = None  # udfs.ranking.TwoTowerModel for ``two_tower`` and ``conditioned``
     notices: list[str] = field(default_factory=list)
 
 
@@ -105,7 +109,7 @@ def rank_rows(con, prep: RankPrepared, ranker: Ranker, rows: pa.Table) -> pa.Tab
     """``(__row, rank, __item, score)``: the top k items of ``ranker`` for each row of ``rows``
     (``__node, <keys>, anchor_time``); ``__row`` is the row's index in ``rows``."""
     plan = prep.plan
-    if ranker.kind == TWO_TOWER:
+    if ranker.kind in GRAPH_MODELS:
         from rdl_sql.udfs import ranking  # torch: loaded only when a graph model ranks
         return ranking.top_k(ranker.model, rows.column("__node").to_numpy(),
                              _us(rows.column(ANCHOR)), plan.k, _candidates(con, plan, rows))
@@ -166,7 +170,8 @@ def train(engine, con, prep: RankPrepared) -> Ranker:
     k = prep.plan.k
     if model == "gbdt":
         raise PlanError("model = 'gbdt' does not rank items; for LIST_DISTINCT(...) RANK TOP k use 'popular', "
-                        "'past', 'two_tower' (or 'gnn', the same) or 'auto'", prep.plan.query.options_position)
+                        "'past', 'two_tower' (or 'gnn', the same), 'conditioned' or 'auto'",
+                        prep.plan.query.options_position)
     if model in BASELINES:
         t0 = time.perf_counter()
         ranker = _with_metrics(con, prep, Ranker(model, {}))
@@ -174,10 +179,16 @@ def train(engine, con, prep: RankPrepared) -> Ranker:
         return ranker
     if model in ("gnn", TWO_TOWER):
         return _two_tower(engine, con, prep)
-    # auto: the baselines, then the graph model; the best on validation MAP@k wins (ties: the simpler)
+    if model == CONDITIONED:
+        return _two_tower(engine, con, prep, conditioned=True)
+    # auto: the baselines, then the graph models while the time budget lasts; the best on validation
+    # MAP@k wins (ties: the simpler, tried first)
     metric = f"val_MAP@{k}"
+    t0 = time.perf_counter()
     tried = [_with_metrics(con, prep, Ranker(b, {})) for b in BASELINES]
-    tried.append(_two_tower(engine, con, prep))
+    for conditioned in (True, False):
+        if time.perf_counter() - t0 < prep.plan.base.options.time_budget:
+            tried.append(_two_tower(engine, con, prep, conditioned=conditioned))
     best = max(tried, key=lambda r: r.metrics.get(metric, -1.0))
     best.metrics = dict(best.metrics, candidate=best.kind,
                         **{f"{r.kind}_{metric}": r.metrics.get(metric) for r in tried})
@@ -186,25 +197,37 @@ def train(engine, con, prep: RankPrepared) -> Ranker:
     return best
 
 
-def _two_tower(engine, con, prep: RankPrepared) -> Ranker:
+def _two_tower(engine, con, prep: RankPrepared, conditioned: bool = False) -> Ranker:
     from rdl_sql.udfs import ranking  # torch: loaded only when a graph model trains
     t0 = time.perf_counter()
-    graph = _graph(con, prep.plan.base.schema, prep.graph_tables, prep.plan.base.as_of)
+    graph, entity_edge, item_edge = _graph(con, prep.plan, prep.graph_tables)
     engine.cancel.clear()
     model = ranking.fit(graph, prep.plan.base.entity.name, prep.plan.item.name, prep.split("train"),
                         prep.split("val"), prep.plan.k, prep.plan.base.options,
                         lambda rows: _candidates(con, prep.plan, rows), progress=engine.progress,
-                        cancel=engine.cancel)
-    ranker = Ranker(TWO_TOWER, dict(model.metrics), model)
+                        cancel=engine.cancel, conditioned=conditioned, entity_edge=entity_edge, item_edge=item_edge)
+    ranker = Ranker(CONDITIONED if conditioned else TWO_TOWER, dict(model.metrics), model)
     ranker = _with_metrics(con, prep, ranker)
     ranker.metrics["train_seconds"] = round(time.perf_counter() - t0, 3)
     return ranker
 
 
-def _graph(con, schema, tables: list[str], as_of, links=None, specs=None):
-    """The temporal graph over ``tables`` (entity, listing and item tables included), cut at ``as_of``."""
+def _graph(con, plan: RankingPlan, tables: list[str], links=None, specs=None):
+    """The temporal graph over ``tables`` (entity, listing and item tables included), cut at the plan's AS OF,
+    with the sampled edge types entity <- listing row and listing row <- item (None when not in the graph)."""
     from rdl_sql.udfs.graph import build_graph  # torch: loaded only when a graph model trains or scores
-    return build_graph(extract(con, schema, tables, as_of, links), specs)
+    extracted = extract(con, plan.base.schema, tables, plan.base.as_of, links)
+    graph = build_graph(extracted, specs)
+    order = list(extracted.edges)
+    # build_graph names link i's edge types r<i> (child -> parent) and r<i>_rev (parent -> child)
+    entity_edge = item_edge = None
+    if plan.entity_link in order:
+        entity_edge = (graph.type_of(plan.listing.name), f"r{order.index(plan.entity_link)}",
+                       graph.type_of(plan.base.entity.name))
+    if plan.item_link in order:
+        item_edge = (graph.type_of(plan.item.name), f"r{order.index(plan.item_link)}_rev",
+                     graph.type_of(plan.listing.name))
+    return graph, entity_edge, item_edge
 
 
 # ---- statements -------------------------------------------------------------------------------------
@@ -259,7 +282,7 @@ def create_model(engine, con, name: str, query: PredictQuery, statement: str, id
     ranker = train(engine, con, prep)
     digest = prep.digest(con)
     weights = b""
-    if ranker.kind == TWO_TOWER:
+    if ranker.kind in GRAPH_MODELS:
         from rdl_sql.udfs import ranking  # torch: loaded already, since a graph model was trained
         weights = ranking.dumps(ranker.model)
     stored = store.StoredModel(name, statement, "ranking", ranker.kind, prep.plan.base.options.as_dict(),
@@ -285,9 +308,9 @@ def _load(con, prep: RankPrepared, stored: store.StoredModel) -> Ranker:
         raise PlanError(f"model `{stored.name}` cannot read the database any more: " + "; ".join(changes)
                         + f"; retrain it with CREATE OR REPLACE MODEL {stored.name} AS {stored.statement}")
     from rdl_sql.udfs import ranking  # torch: loaded only when a stored graph model scores
-    graph = _graph(con, prep.plan.base.schema, list(stored.fingerprint["tables"]), prep.plan.base.as_of,
-                   prep.plan.base.schema.links_named(stored.fingerprint["links"]), ranking.specs_of(stored.weights))
-    return Ranker(TWO_TOWER, dict(stored.metrics), ranking.loads(stored.weights, graph))
+    links = prep.plan.base.schema.links_named(stored.fingerprint["links"])
+    graph, _, _ = _graph(con, prep.plan, list(stored.fingerprint["tables"]), links, ranking.specs_of(stored.weights))
+    return Ranker(stored.model, dict(stored.metrics), ranking.loads(stored.weights, graph))
 
 
 def predict_using(engine, con, stored: store.StoredModel, query: PredictQuery) -> Result:

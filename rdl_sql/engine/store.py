@@ -27,7 +27,7 @@ from rdl_sql.planner.sql import ident, lit, run, table, to_sql
 
 TABLE = "rdl_models"
 #: the kinds of weights this version reads
-KINDS = ("gnn", "gbdt", "popular", "past", "two_tower")
+KINDS = ("gnn", "gbdt", "popular", "past", "two_tower", "conditioned")
 COLUMNS = [("name", "VARCHAR PRIMARY KEY"), ("statement", "VARCHAR"), ("task", "VARCHAR"), ("model", "VARCHAR"),
            ("options", "VARCHAR"), ("fingerprint", "VARCHAR"), ("data_digest", "VARCHAR"), ("metrics", "VARCHAR"),
            ("weights", "BLOB"), ("created_at", "TIMESTAMP"), ("canonical", "VARCHAR")]
