@@ -20,7 +20,7 @@ from rdl_sql.shell.render import MODES
 
 # rdl-sql's own words (rdl_sql/dialect.py) and the options of WITH (...)
 RDL_KEYWORDS = ("PREDICT", "FOR", "EACH", "USING", "MODEL", "MODELS", "GRAPH", "EVALUATE", "DESCRIBE",
-                "SHOW", "ASSUMING", "VIA", "LINK", "IGNORE", "COLUMN", "TIME", "EXPLAIN", "AS", "OF",
+                "SHOW", "ASSUMING", "VIA", "LINK", "IGNORE", "UNIGNORE", "COLUMN", "TIME", "EXPLAIN", "AS", "OF",
                 "DAYS", "HOURS", "WEEKS", "MONTHS", "YEARS", "MINUTES", "COUNT", "SUM", "AVG", "MIN", "MAX",
                 "EXISTS", "NONE")
 SQL_KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "HAVING", "LIMIT", "OFFSET", "JOIN", "LEFT",
