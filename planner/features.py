@@ -31,12 +31,14 @@ from sqlglot import exp
 from .anchors import shift_sql
 from .extract import reachable
 from .labels import ANCHOR, TaskPlan
-from .nodes import NODE, time_value
+from .nodes import NODE, fresh_name, time_value
 from .schema import Link, TableInfo
 from .sql import alias, col, ident, lit, table
 
-ROWS = "__rows"   # the example rows, as a CTE
-BASE = "__base"   # their distinct (key, anchor) pairs
+#: the example rows and their distinct (key, anchor) pairs, as CTEs; a CTE hides a table of its name, so
+#: the names used are these unless a table of the database has one (``nodes.fresh_name``)
+ROWS = "__rows"
+BASE = "__base"
 ALL = "all"       # name of the all-past window
 DAY_SECONDS = 86_400.0
 
@@ -87,6 +89,8 @@ class _Builder:
         self.windows = windows
         self.names: set[str] = {NODE, self.key, ANCHOR, "split", "label"}  # the rows' own columns
         self.out: list[exp.Expression] = []   # feature projections of the outer query
+        self.rows_cte = fresh_name(ROWS, self.schema.tables)
+        self.base_cte = fresh_name(BASE, list(self.schema.tables) + [self.rows_cte])
 
     # ---- naming --------------------------------------------------------------------
     def name(self, *parts: str) -> str:
@@ -130,7 +134,7 @@ class _Builder:
         rows = rows.subquery() if isinstance(rows, exp.Query) else rows
         ent = "__ent"
         q = (exp.select(exp.Column(this=exp.Star(), table=ident("__r")))
-             .from_(table(ROWS, "__r"))
+             .from_(table(self.rows_cte, "__r"))
              .join(table(self.entity.name, ent), on=col(self.key, ent).eq(col(self.key, "__r")), join_type="LEFT"))
         self.entity_features(ent, self.anchor("__r"))
         q = self.entity_parents(q, ent, self.anchor("__r"))
@@ -144,9 +148,9 @@ class _Builder:
                 v = col(name, a)
                 self.out.append(alias(exp.Coalesce(this=v, expressions=[lit(0)]) if is_count else v, name))
         q = q.select(*self.out)
-        base = exp.select(col(self.key), col(ANCHOR)).distinct().from_(table(ROWS))
-        q = q.with_(ROWS, as_=exp.select("*").from_(rows), materialized=True)
-        q = q.with_(BASE, as_=base)
+        base = exp.select(col(self.key), col(ANCHOR)).distinct().from_(table(self.rows_cte))
+        q = q.with_(ident(self.rows_cte), as_=exp.select("*").from_(rows), materialized=True)
+        q = q.with_(ident(self.base_cte), as_=base)
         order = _outer_order(rows.this, "__r") if isinstance(rows, exp.Subquery) and rows.this.args.get("order") else []
         if order:
             q = q.order_by(*order)
@@ -181,7 +185,7 @@ class _Builder:
         child = self.schema.tables[lk.child]
         b, e, c = "__b", "__e", "__c"
         anchor = self.anchor(b)
-        q = exp.select(alias(col(self.key, b), self.key), alias(col(ANCHOR, b), ANCHOR)).from_(table(BASE, b))
+        q = exp.select(alias(col(self.key, b), self.key), alias(col(ANCHOR, b), ANCHOR)).from_(table(self.base_cte, b))
         if lk.parent_columns == (self.key,):
             parent_alias = b
         else:  # the link references another unique column of the entity

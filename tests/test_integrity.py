@@ -347,3 +347,21 @@ def test_hostile_identifiers_gnn_and_gbdt_aggregate_targets(hostile):
         plan = dict((r[1], r[2]) for r in con.execute("EXPLAIN PREDICT COUNT(ev.*, 0, 10, DAYS) > 0 "
                                                        "FOR EACH t.id").fetchall())
     assert plan["node t"].startswith("2,000 rows") and "__node (numerical)" in plan["node t"]
+
+
+@pytest.mark.slow
+def test_tables_named_like_internal_ctes_and_aliases_are_read_as_tables(tmp_path):
+    """Before: the GBDT feature query's CTE `__rows` hid an entity table called `__rows`."""
+    path = str(tmp_path / "names.duckdb")
+    with duckdb.connect(path) as con:
+        con.execute('CREATE TABLE "__rows" (id INTEGER PRIMARY KEY, v DOUBLE)')
+        con.execute('CREATE TABLE "__base" (bid INTEGER PRIMARY KEY, id INTEGER REFERENCES "__rows" (id), '
+                    'seen_at TIMESTAMP, amount DOUBLE)')
+        con.execute('INSERT INTO "__rows" SELECT i, i % 7 FROM range(300) r(i)')
+        con.execute('INSERT INTO "__base" SELECT i, hash(i) % 300, TIMESTAMP \'2024-01-01\' '
+                    '+ INTERVAL (hash(i + 1) % 200) DAY, i % 11 FROM range(3000) r(i)')
+    with rdl_sql.connect(path, progress=False) as con:
+        for model in ("gbdt", "gnn"):
+            rows = con.execute(f'PREDICT COUNT("__base".*, 0, 10, DAYS) > 0 FOR EACH "__rows".id '
+                               f"WITH (model = '{model}', epochs = 1, channels = 8, fanouts = '2,2')").fetchall()
+            assert len(rows) == 300, model
