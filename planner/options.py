@@ -18,6 +18,12 @@ MODELS = ("gnn", "gbdt", "auto", "popular", "past", "two_tower", "conditioned")
 #: models for a ``LIST_DISTINCT(...) RANK TOP k`` target only (planner/ranking.py; README "Recommendation")
 RANKING_MODELS = ("popular", "past", "two_tower", "conditioned")
 SAMPLERS = ("uniform", "recent")
+#: the GNN's convolution per edge type: counts and newest neighbour kept ("relational"), or a plain mean ("sage")
+CONVS = ("relational", "sage")
+#: the fan-out of each hop for a model of 1, 2 or 3 layers when ``fanouts`` is not given
+DEPTH_FANOUTS = {1: (16,), 2: (16, 8), 3: (16, 8, 4)}
+#: the deepest model the schema alone chooses (``layers`` may ask for more)
+MAX_DEFAULT_LAYERS = 3
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Options:
 
     ``val_start`` / ``test_start`` / ``anchor_step`` are None when the
     planner chooses them from the data; ``max_train_rows = 0`` means no cap.
+    ``layers`` (and with it ``fanouts``) is chosen from the schema when not
+    given: see ``with_depth``.
     """
 
     model: str = "gnn"
@@ -59,6 +67,7 @@ class Options:
     anchor_step: int | None = None
     max_train_rows: int = 20_000
     sampler: str = "recent"
+    conv: str = "relational"
     patience: int = 3
     threads: int = 1
     #: ``model = 'auto'``: seconds after which no further candidate is started (one already
@@ -71,6 +80,22 @@ class Options:
     def hop_fanouts(self) -> tuple[int, ...]:
         """The fan-out of each of the ``layers`` hops."""
         return self.fanouts[: self.layers]
+
+    def with_depth(self, depth: int) -> "Options":
+        """These options with ``layers = depth`` (at most ``MAX_DEFAULT_LAYERS``) unless the user gave ``layers``.
+
+        The planner passes the number of links from the entity to the
+        farthest table it can reach (``planner.depth``), so the model reads
+        every table a label can depend on; ``fanouts``, if not given, follow
+        the depth (``DEPTH_FANOUTS``).
+        """
+        if "layers" in self.given:
+            return self
+        layers = max(1, min(int(depth), MAX_DEFAULT_LAYERS))
+        fanouts = self.fanouts if "fanouts" in self.given else DEPTH_FANOUTS[layers]
+        if len(fanouts) < layers:  # user fan-outs for fewer hops: keep their depth
+            layers = len(fanouts)
+        return dataclasses.replace(self, layers=layers, fanouts=fanouts)
 
     def replace(self, **changes) -> "Options":
         return dataclasses.replace(self, **changes)
@@ -117,8 +142,8 @@ DEFAULTS = Options()
 
 
 def _check(key: str, value, pos: Position | None):
-    if key == "model" or key == "sampler":
-        choices = MODELS if key == "model" else SAMPLERS
+    if key in ("model", "sampler", "conv"):
+        choices = {"model": MODELS, "sampler": SAMPLERS, "conv": CONVS}[key]
         if not isinstance(value, str) or value.lower() not in choices:
             raise PlanError(f"option `{key}` must be one of {', '.join(map(repr, choices))}, got {value!r}", pos)
         return value.lower()

@@ -17,7 +17,9 @@ and hands the model plain dicts keyed by node and edge type, as PyG's
   hop added, as in PyG's ``num_sampled_nodes`` / ``num_sampled_edges``.
   Nodes and edges are laid out hop by hop, so the first
   ``sum(counts[: h + 1])`` are everything up to hop ``h``; the model uses
-  this to compute only the nodes a layer still needs.
+  this to compute only the nodes a layer still needs;
+- ``num_visible_dict[et] [n_dst]``: how many source rows of edge type ``et``
+  each destination row has at its anchor in all, sampled or not.
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ class Batch:
     #: nodes added per hop (0..L) / edges added per hop (1..L); None: no hop layout known
     num_sampled_nodes_dict: dict[NodeType, list[int]] | None = None
     num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None
+    #: [n_dst] int64 sources visible at the anchor per destination row; None: not known
+    num_visible_dict: dict[EdgeType, torch.Tensor] | None = None
 
     @property
     def node_types(self) -> list[NodeType]:
@@ -74,7 +78,7 @@ def load(graph: TemporalGraph, sub: Subgraph) -> Batch:
         nodes = {nt: _per_hop(v) for nt, v in sub.node_hops.items()}
         edges = {et: _per_hop(v) for et, v in sub.edge_hops.items()}
     return Batch(sub.seed_type, sub.num_seeds, dict(sub.node), x_num, x_cat, x_ts, time, dict(sub.anchor),
-                 dict(sub.edge_index), nodes, edges)
+                 dict(sub.edge_index), nodes, edges, dict(sub.visible) if sub.visible is not None else None)
 
 
 def _per_hop(cumulative: list[int]) -> list[int]:

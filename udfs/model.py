@@ -7,9 +7,13 @@ Three modules meet over ``x_dict`` / ``edge_index_dict``, as in RelBench's
   to ``x_dict[t] [n_t, channels]``;
 - ``RelativeTimeEncoder`` (shared by all node types): how long before the
   seed's anchor each row happened, added to its encoding;
-- ``HeteroGraphSAGE``: ``layers`` rounds of a ``SAGEConv`` per edge type,
+- ``HeteroGraphSAGE``: ``layers`` rounds of a convolution per edge type,
   summed per destination type (as ``HeteroConv(aggr='sum')`` does), with a
-  residual connection and layer norm;
+  residual connection and layer norm. The default convolution,
+  ``RelationalConv``, keeps what a mean forgets: how many neighbours a row
+  has (sampled, and visible at the anchor in all) and which one is the
+  newest; ``conv = 'sage'`` is a plain mean-aggregating ``SAGEConv`` (the
+  models stored before format 3);
 
 then an MLP head on the seeds. The model is built from metadata only (the
 column encoding of each node type, the edge types, sizes), so it can be
@@ -29,6 +33,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import SAGEConv
 from torch_geometric.nn.module_dict import ModuleDict
+from torch_geometric.utils import scatter
 
 from .columns import ColumnSpec
 from .encoders import RelativeTimeEncoder, TableEncoder
@@ -54,23 +59,92 @@ class HeteroEncoder(nn.Module):
                 for nt, x_num in x_num_dict.items()}
 
 
-class HeteroGraphSAGE(nn.Module):
-    """``(x_dict, edge_index_dict[, per-hop counts]) -> x_dict``: message passing over all edge types.
+#: the convolutions ``HeteroGraphSAGE`` can run per edge type
+CONVS = ("relational", "sage")
 
-    Each layer runs a mean-aggregating ``SAGEConv`` per edge type, sums the
-    results per destination type and updates ``x <- LayerNorm(x + relu(sum))``;
-    a node type that receives no message keeps its embedding. With the
-    per-hop counts (``Batch.num_sampled_nodes_dict`` / ``num_sampled_edges_dict``)
-    the output dict holds only the seeds' hop (hop 0) of each type.
+
+class RelationalConv(nn.Module):
+    """``((x_src [n_src, C], x_dst [n_dst, C]), edge_index [2, e], newest [n_dst], visible [n_dst]) -> [n_dst, C]``.
+
+    One edge type's update of its destination rows from their sampled
+    source rows: ``lin_root(x_dst) + lin_aggr([mean, mean * log(1 + n), newest])
+    + lin_count([log(1 + n), log(1 + visible)])``, where ``n`` is the number
+    of sampled sources, ``newest`` the source with the latest time (``newest``
+    holds, per destination, the position of that edge in ``edge_index``, -1
+    for a destination without edges) and ``visible`` the number of sources
+    visible at the anchor in all (the sampler's count, not capped by the
+    fan-out). A mean
+    alone cannot tell one order from sixteen, nor single out the latest
+    purchase, which is often the one that matters; the scaled mean is the
+    sum, kept on a log scale so sixteen neighbours do not swamp one.
     """
 
-    def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], channels: int, layers: int):
+    def __init__(self, channels: int):
         super().__init__()
+        self.lin_aggr = nn.Linear(3 * channels, channels)
+        self.lin_root = nn.Linear(channels, channels, bias=False)
+        self.lin_count = nn.Linear(2, channels, bias=False)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.lin_aggr, self.lin_root, self.lin_count):
+            lin.reset_parameters()
+
+    def forward(self, x: tuple[torch.Tensor, torch.Tensor], edge_index: torch.Tensor, newest: torch.Tensor,
+                visible: torch.Tensor | None = None) -> torch.Tensor:
+        x_src, x_dst = x
+        n_dst = x_dst.shape[0]
+        src, dst = edge_index[0], edge_index[1]
+        total = scatter(x_src.index_select(0, src), dst, 0, dim_size=n_dst, reduce="sum")
+        n = torch.bincount(dst, minlength=n_dst).unsqueeze(1).to(x_dst.dtype)
+        mean = total / n.clamp(min=1)
+        has = newest >= 0
+        new = x_src.index_select(0, src.index_select(0, newest.clamp(min=0))) * has.unsqueeze(1).to(x_dst.dtype)
+        log_n = torch.log1p(n)
+        log_visible = torch.log1p(visible.float()).unsqueeze(1) if visible is not None else log_n
+        return (self.lin_root(x_dst) + self.lin_aggr(torch.cat([mean, mean * log_n, new], 1))
+                + self.lin_count(torch.cat([log_n, log_visible], 1)))
+
+
+def newest_edge(edge_index: torch.Tensor, src_time: torch.Tensor, n_dst: int) -> torch.Tensor:
+    """``[n_dst]``: the position of each destination's edge from its newest source (by ``src_time``; the
+    first such edge on a tie), -1 for a destination without edges."""
+    t = src_time.index_select(0, edge_index[0])
+    dst = edge_index[1]
+    latest = torch.full((n_dst,), torch.iinfo(torch.long).min, dtype=torch.long).scatter_reduce(
+        0, dst, t, reduce="amax")
+    e = dst.numel()
+    pos = torch.where(t == latest.index_select(0, dst), torch.arange(e), e)
+    first = torch.full((n_dst,), e, dtype=torch.long).scatter_reduce(0, dst, pos, reduce="amin")
+    return torch.where(first == e, -1, first)
+
+
+class HeteroGraphSAGE(nn.Module):
+    """``(x_dict, edge_index_dict[, per-hop counts][, time_dict, num_visible_dict]) -> x_dict``: message passing.
+
+    Each layer runs a convolution per edge type (``RelationalConv``, or a
+    mean-aggregating ``SAGEConv`` with ``conv = 'sage'``), sums the results
+    per destination type and updates ``x <- LayerNorm(x + relu(sum))``; a
+    node type that receives no message keeps its embedding. With the per-hop
+    counts (``Batch.num_sampled_nodes_dict`` / ``num_sampled_edges_dict``)
+    the output dict holds only the seeds' hop (hop 0) of each type.
+    ``RelationalConv`` reads the rows' times (``time_dict``, to find each
+    row's newest neighbour) and, if given, the sampler's visible-neighbour
+    counts (``num_visible_dict[et] [n_dst]``).
+    """
+
+    def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], channels: int, layers: int,
+                 conv: str = "relational"):
+        super().__init__()
+        if conv not in CONVS:
+            raise ValueError(f"unknown convolution {conv!r}; use one of {', '.join(CONVS)}")
+        self.conv = conv
         self.edge_types = [tuple(et) for et in edge_types]
+
+        def make() -> nn.Module:
+            return RelationalConv(channels) if conv == "relational" else SAGEConv(channels, channels, aggr="mean")
+
         # torch-geometric's ModuleDict takes edge-type tuples as keys (stored as '<src___rel___dst>', as in HeteroConv)
-        self.convs = nn.ModuleList(
-            ModuleDict({et: SAGEConv(channels, channels, aggr="mean") for et in self.edge_types})
-            for _ in range(layers))
+        self.convs = nn.ModuleList(ModuleDict({et: make() for et in self.edge_types}) for _ in range(layers))
         self.norms = nn.ModuleList(nn.ModuleDict({nt: nn.LayerNorm(channels) for nt in node_types})
                                    for _ in range(layers))
 
@@ -81,9 +155,18 @@ class HeteroGraphSAGE(nn.Module):
 
     def forward(self, x_dict: dict[NodeType, torch.Tensor], edge_index_dict: dict[EdgeType, torch.Tensor],
                 num_sampled_nodes_dict: dict[NodeType, list[int]] | None = None,
-                num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None) -> dict[NodeType, torch.Tensor]:
+                num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
+                time_dict: dict[NodeType, torch.Tensor] | None = None,
+                num_visible_dict: dict[EdgeType, torch.Tensor] | None = None) -> dict[NodeType, torch.Tensor]:
         trim = num_sampled_nodes_dict is not None and num_sampled_edges_dict is not None
         layers = len(self.convs)
+        newest: dict[EdgeType, torch.Tensor] = {}
+        if self.conv == "relational":  # the same in every layer: computed once per batch
+            for et, edge_index in edge_index_dict.items():
+                src, _, dst = et
+                src_time = time_dict[src] if time_dict is not None else torch.zeros(x_dict[src].shape[0],
+                                                                                    dtype=torch.long)
+                newest[et] = newest_edge(edge_index, src_time, x_dict[dst].shape[0])
         for i, (convs, norms) in enumerate(zip(self.convs, self.norms)):
             # after layer i only nodes within (layers - 1 - i) hops of a seed are read again, and
             # they only need messages from one hop further out: compute nothing else
@@ -99,7 +182,13 @@ class HeteroGraphSAGE(nn.Module):
                     edge_index = edge_index[:, :m]
                 if edge_index.shape[1] == 0:
                     continue
-                y = convs[et]((x_src, x_dst), edge_index)
+                if self.conv == "sage":
+                    y = convs[et]((x_src, x_dst), edge_index)
+                else:
+                    visible = num_visible_dict.get(et) if num_visible_dict is not None else None
+                    if visible is not None:
+                        visible = visible[: x_dst.shape[0]]
+                    y = convs[et]((x_src, x_dst), edge_index, newest[et][: x_dst.shape[0]], visible)
                 out[dst] = out[dst] + y if dst in out else y
             if trim:
                 x_dict = {nt: x[: _upto(num_sampled_nodes_dict[nt], depth)] for nt, x in x_dict.items()}
@@ -121,12 +210,12 @@ class RelationalGNN(nn.Module):
     """
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
-                 layers: int = 2, out_dim: int = 1):
+                 layers: int = 2, out_dim: int = 1, conv: str = "relational"):
         super().__init__()
-        self.channels, self.layers, self.out_dim = channels, layers, out_dim
+        self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
         self.encoder = HeteroEncoder(specs, channels)
         self.temporal = RelativeTimeEncoder(channels)
-        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers)
+        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv)
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
 
     @property
@@ -145,7 +234,8 @@ class RelationalGNN(nn.Module):
         """Scores of the seeds; ``trim=False`` updates every node in every layer (same seed outputs, slower)."""
         x_dict = self.embed(batch)
         hops = (batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict) if trim else (None, None)
-        x_dict = self.gnn(x_dict, batch.edge_index_dict, *hops)
+        x_dict = self.gnn(x_dict, batch.edge_index_dict, *hops, time_dict=batch.time_dict,
+                          num_visible_dict=batch.num_visible_dict)
         return self.head(x_dict[batch.seed_type][: batch.num_seeds])
 
     def embed(self, batch: Batch) -> dict[NodeType, torch.Tensor]:

@@ -8,9 +8,11 @@ database at scoring time with the stored encodings, so a stored model scores
 today's data, and ``loads`` only checks that the graph has the stored node
 and edge types.
 
-Formats: 2 is the layout of ``model.RelationalGNN`` (``encoder``,
-``temporal``, ``gnn``, ``head``); 1 (one ``HeteroConv`` per layer) is still
-read, its weights renamed to the new layout.
+Formats: 3 stores the model's convolution (``conv``: ``RelationalConv`` or
+``SAGEConv``); 2 is the layout of ``model.RelationalGNN`` (``encoder``,
+``temporal``, ``gnn``, ``head``) with ``SAGEConv``, read as ``conv = 'sage'``;
+1 (one ``HeteroConv`` per layer) is still read, its weights renamed to the
+layout of 2.
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ from .graph import TemporalGraph
 from .model import RelationalGNN
 from .train import TrainedModel
 
-FORMAT = 2
-READABLE = (1, 2)
+FORMAT = 3
+READABLE = (1, 2, 3)
 
 
 def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = None,
@@ -47,7 +49,7 @@ def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = No
         "specs": {t: dataclasses.asdict(s) for t, s in graph.specs.items()},
         "node_types": dict(graph.node_types),
         "edge_types": [list(et) for et in edge_types],
-        "channels": model.channels, "layers": model.layers, "out_dim": model.out_dim,
+        "channels": model.channels, "layers": model.layers, "out_dim": model.out_dim, "conv": model.conv,
         "task_type": TaskType(trained.task_type).value, "seed_type": trained.seed_type,
         "fanouts": list(trained.fanouts), "strategy": trained.strategy, "seed": trained.seed,
         "target_mean": trained.target_mean, "target_std": trained.target_std,
@@ -72,7 +74,7 @@ def build_model(state: dict) -> RelationalGNN:
     """The stored model, rebuilt from its stored metadata and weights (no graph needed)."""
     specs = {nt: ColumnSpec(**state["specs"][t]) for nt, t in state["node_types"].items()}
     model = RelationalGNN(specs, [tuple(et) for et in state["edge_types"]], state["channels"], state["layers"],
-                          state["out_dim"])
+                          state["out_dim"], state.get("conv", "sage"))  # formats 1 and 2: SAGEConv
     model.load_state_dict(state["weights"])
     model.eval()
     return model

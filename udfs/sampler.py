@@ -35,6 +35,10 @@ class Subgraph:
     #: nodes and edges are laid out hop by hop, so a prefix is "everything up to hop h"
     node_hops: dict[str, list[int]] | None = None
     edge_hops: dict[tuple[str, str, str], list[int]] | None = None
+    #: edge type -> [n_dst] how many source rows each destination node has in all at its anchor (not
+    #: only the sampled ones; 0 for nodes of the last hop, which were never expanded, and for the edge
+    #: type a node was reached by, whose only source is its parent in the tree)
+    visible: dict[tuple[str, str, str], torch.Tensor] | None = None
 
     def nodes_upto(self, node_type: str, hop: int) -> int:
         if self.node_hops is None:
@@ -106,6 +110,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     node_hops = {nt: [size[nt]] for nt in graph.nodes}
     edge_hops: dict[tuple[str, str, str], list[int]] = {et: [] for et in graph.csr}
     edge_count = {et: 0 for et in graph.csr}
+    visible: dict[tuple[str, str, str], list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for hop, k in enumerate(fanouts):
         nxt: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         for ei, (et, csr) in enumerate(graph.csr.items()):
@@ -120,6 +125,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             stop = torch.searchsorted(csr.key, glob * graph.stride + rank, right=True)
             salt = None if generator is not None or strategy == "recent" else _mix(glob, t, hop * 1009 + ei)
             pos, valid = pick(start, stop - start, k, strategy, generator, salt)
+            visible.setdefault(et, []).append((local, stop - start))
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
             new_local = size[src_t] + torch.arange(picked.numel())
@@ -134,6 +140,10 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             node_hops[nt].append(size[nt])
         for et in graph.csr:
             edge_hops[et].append(edge_count[et])
+    counts = {}
+    for et, parts in visible.items():
+        local, count = (torch.cat(x) for x in zip(*parts))
+        counts[et] = torch.zeros(size[et[2]], dtype=torch.long).index_put_((local,), count)
     return Subgraph(
         seed_type, seeds.numel(),
         {nt: torch.cat(v) for nt, v in node.items()},
@@ -141,6 +151,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
         {et: torch.cat(v, 1) for et, v in edges.items()},
         {nt: v for nt, v in node_hops.items() if nt in node},
         {et: v for et, v in edge_hops.items() if et in edges},
+        counts,
     )
 
 

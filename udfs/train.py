@@ -168,7 +168,8 @@ def new_model(graph: TemporalGraph, seed_type: str, task_type: TaskType | str, o
     classes = list(classes or [])
     torch.manual_seed(options.seed)
     out_dim = len(classes) if task_type == TaskType.MULTICLASS else 1
-    model = RelationalGNN(graph.node_specs(), graph.edge_types, options.channels, options.layers, out_dim)
+    model = RelationalGNN(graph.node_specs(), graph.edge_types, options.channels, options.layers, out_dim,
+                          options.conv)
     return TrainedModel(model, task_type, seed_type, list(options.hop_fanouts), options.sampler, options.seed,
                         classes=classes, threads=options.threads)
 

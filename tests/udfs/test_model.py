@@ -5,10 +5,11 @@ import re
 
 import pytest
 import torch
+from torch_geometric.nn import SAGEConv
 
 from rdl_sql.udfs.columns import ColumnSpec
 from rdl_sql.udfs.loader import Batch, load
-from rdl_sql.udfs.model import HeteroEncoder, HeteroGraphSAGE, RelationalGNN
+from rdl_sql.udfs.model import HeteroEncoder, HeteroGraphSAGE, RelationalConv, RelationalGNN, newest_edge
 from rdl_sql.udfs.sampler import sample
 
 DAY_US = 86_400 * 1_000_000
@@ -39,10 +40,10 @@ def test_shapes_over_x_dict_and_edge_index_dict(small_shop, one_thread_torch):
         assert {nt: x.shape[0] for nt, x in trimmed.items()} == {nt: c[0] for nt, c in
                                                                  b.num_sampled_nodes_dict.items()}
         assert model(b).shape == (64, 3)
-    # one SAGEConv per edge type and layer, keyed as HeteroConv keys them; a LayerNorm per node type and layer
+    # one RelationalConv per edge type and layer, keyed as HeteroConv keys them; a LayerNorm per node type and layer
     names = dict(model.named_parameters())
     for et in g.edge_types:
-        assert f"gnn.convs.1.<{'___'.join(et)}>.lin_l.weight" in names
+        assert f"gnn.convs.1.<{'___'.join(et)}>.lin_aggr.weight" in names
     assert all(f"gnn.norms.0.{nt}.weight" in names for nt in g.node_types)
 
 
@@ -123,3 +124,52 @@ def test_head_width_follows_out_dim(small_shop, out_dim):
     g, val = small_shop["graph"], small_shop["val"]
     with torch.no_grad():
         assert _model(g, out_dim=out_dim).eval()(_batch(g, val, n=8)).shape == (8, out_dim)
+
+
+def test_relational_conv_counts_neighbours_where_a_mean_cannot():
+    """One source row or four identical ones: the same mean, a different count (and visible count)."""
+    torch.manual_seed(0)
+    conv = RelationalConv(4).eval()
+    x_src, x_dst = torch.ones(5, 4), torch.zeros(2, 4)
+    edge_index = torch.tensor([[0, 1, 2, 3, 4], [0, 1, 1, 1, 1]])
+    newest = newest_edge(edge_index, torch.zeros(5, dtype=torch.long), 2)
+    with torch.no_grad():
+        out = conv((x_src, x_dst), edge_index, newest)
+        assert not torch.allclose(out[0], out[1], atol=1e-4)
+        # the same sample, but destination 0 had 40 rows before its anchor, of which one was sampled
+        seen = conv((x_src, x_dst), edge_index, newest, torch.tensor([40, 4]))
+        assert not torch.allclose(seen[0], out[0], atol=1e-4) and torch.allclose(seen[1], out[1], atol=1e-6)
+        sage = SAGEConv(4, 4, aggr="mean").eval()
+        plain = sage((x_src, x_dst), edge_index)
+        assert torch.allclose(plain[0], plain[1], atol=1e-6)
+
+
+def test_newest_edge_is_the_edge_from_the_latest_source_of_each_destination():
+    # destination 0: sources at times 5, 9, 7 -> edge 1; destination 1: a tie at 3 -> its first edge (3);
+    # destination 2: no edge
+    edge_index = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 1, 1]])
+    times = torch.tensor([5, 9, 7, 3, 3])
+    assert newest_edge(edge_index, times, 3).tolist() == [1, 3, -1]
+
+
+def test_the_newest_source_changes_the_output_a_mean_would_not():
+    """Same multiset of sources, a different one newest: a different output (the mean is the same)."""
+    torch.manual_seed(0)
+    conv = RelationalConv(4).eval()
+    x_src = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]])
+    x_dst = torch.zeros(1, 4)
+    edge_index = torch.tensor([[0, 1], [0, 0]])
+    with torch.no_grad():
+        a = conv((x_src, x_dst), edge_index, newest_edge(edge_index, torch.tensor([1, 2]), 1))
+        b = conv((x_src, x_dst), edge_index, newest_edge(edge_index, torch.tensor([2, 1]), 1))
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("conv", ["relational", "sage"])
+def test_layer_trimming_holds_for_each_convolution(small_shop, one_thread_torch, conv):
+    g, val = small_shop["graph"], small_shop["val"]
+    b = _batch(g, val, n=64, fanouts=(4, 4, 4))
+    torch.manual_seed(0)
+    model = RelationalGNN(g.node_specs(), g.edge_types, 16, 3, 1, conv).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(b), model(b, trim=False), atol=1e-5)

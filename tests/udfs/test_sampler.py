@@ -194,6 +194,18 @@ def test_recent_returns_exactly_the_newest_eligible():
     assert first_hop(graph, batch) == [[2, 3, 4], [7, 8, 9], [0, 10], [10], [7, 8, 9]]
 
 
+def test_visible_counts_every_eligible_neighbour_not_only_the_sampled_ones():
+    """``Subgraph.visible``: rows at or before the anchor, however many the fan-out keeps; never later ones."""
+    graph, _ = hand_graph()
+    a, b = graph.type_of("A"), graph.type_of("B")
+    anchors = torch.tensor([55, 100, 10, 9, 1000])
+    batch = sample(graph, a, torch.zeros(5, dtype=torch.long), anchors, [3], "recent")
+    et = next(et for et in graph.edge_types if et[0] == b and et[2] == a)
+    # as in test_recent_returns_exactly_the_newest_eligible: B0..B4 (and the undated B10) by 55, all 11 by 100
+    assert batch.visible[et][:5].tolist() == [6, 11, 2, 1, 11]
+    assert batch.edges_upto(et, 0) == 3 + 3 + 2 + 1 + 3  # the fan-out still caps the sample
+
+
 def test_uniform_covers_all_eligible_when_they_fit_and_never_repeats():
     graph, _ = hand_graph()
     anchors = torch.tensor([30, 1000, 30, 1000])
@@ -279,7 +291,8 @@ def test_planted_future_rows_do_not_change_the_sample(tiny):
             batch = sample(graph, graph.type_of("customers"), seeds, torch.full((6,), anchor_us), [2, 2, 2],
                            strategy, torch.Generator().manual_seed(0))
             out.append(({t: v.tolist() for t, v in batch.node.items()},
-                        {et: v.tolist() for et, v in batch.edge_index.items()}))
+                        {et: v.tolist() for et, v in batch.edge_index.items()},
+                        {et: v.tolist() for et, v in batch.visible.items()}))
         return out
 
     before = draw()
@@ -293,6 +306,8 @@ def test_planted_future_rows_do_not_change_the_sample(tiny):
     assert after == before
     # the sample was not trivially empty: customer 1 had orders before the anchor
     assert sum(len(v) for v in before[0][0].values()) > 6
+    # nor were the visible-neighbour counts (what the model reads as "how many orders so far")
+    assert max(max(v) for v in before[0][2].values()) > 0
 
 
 def test_unseeded_uniform_sample_of_a_row_does_not_depend_on_its_batch():
