@@ -21,12 +21,12 @@ def opts(**given) -> Options:
 
 
 # ---- candidates ---------------------------------------------------------------------------------
-def test_auto_tries_the_default_gnn_gbdt_a_deeper_and_a_wider_gnn():
+def test_auto_tries_gbdt_the_default_gnn_a_deeper_and_a_wider_gnn():
     o = opts(model="auto")
     cands = auto.candidates(o)
-    assert [c.name for c in cands] == ["gnn", "gbdt", "gnn_deeper", "gnn_wider"]
-    assert [c.kind for c in cands] == ["gnn", "gbdt", "gnn", "gnn"]
-    assert cands[0].options == o
+    assert [c.name for c in cands] == ["gbdt", "gnn", "gnn_deeper", "gnn_wider"]
+    assert [c.kind for c in cands] == ["gbdt", "gnn", "gnn", "gnn"]
+    assert cands[0].options == cands[1].options == o
     deeper, wider = cands[2].options, cands[3].options
     assert deeper.layers == o.layers + 1 and len(deeper.fanouts) >= deeper.layers
     assert deeper.fanouts[: o.layers] == o.fanouts[: o.layers]
@@ -34,8 +34,8 @@ def test_auto_tries_the_default_gnn_gbdt_a_deeper_and_a_wider_gnn():
 
 
 def test_auto_never_changes_an_option_the_user_wrote():
-    assert [c.name for c in auto.candidates(opts(model="auto", fanouts="4,4"))] == ["gnn", "gbdt"]
-    assert [c.name for c in auto.candidates(opts(model="auto", layers=1))] == ["gnn", "gbdt", "gnn_wider"]
+    assert [c.name for c in auto.candidates(opts(model="auto", fanouts="4,4"))] == ["gbdt", "gnn"]
+    assert [c.name for c in auto.candidates(opts(model="auto", layers=1))] == ["gbdt", "gnn", "gnn_wider"]
     # fanouts long enough for one more layer: the deeper candidate keeps them
     deeper = auto.candidates(opts(model="auto", fanouts="8,4,2"))[2]
     assert deeper.name == "gnn_deeper" and deeper.options.fanouts == (8, 4, 2)
@@ -46,6 +46,12 @@ def test_auto_never_changes_an_option_the_user_wrote():
 def test_gnn_and_gbdt_are_one_candidate_each():
     assert [(c.name, c.kind) for c in auto.candidates(opts())] == [("gnn", "gnn")]
     assert [(c.name, c.kind) for c in auto.candidates(opts(model="gbdt"))] == [("gbdt", "gbdt")]
+
+
+def test_sampled_nodes_per_seed():
+    assert auto.sampled_nodes(opts(fanouts="16,8")) == 16 + 16 * 8
+    assert auto.sampled_nodes(opts(layers=3, fanouts="16,8,4")) == 16 + 128 + 512
+    assert auto.sampled_nodes(opts(layers=1, fanouts="16,8")) == 16  # only the hops the layers use
 
 
 def test_the_digest_covers_the_deepest_candidate():
@@ -91,7 +97,7 @@ def fake(monkeypatch):
 @pytest.mark.parametrize("task_type", [TaskType.BINARY, TaskType.REGRESSION])
 def test_auto_never_does_worse_than_its_best_candidate_on_validation(fake, task_type):
     rng = np.random.default_rng(0)
-    names = ["gnn", "gbdt", "gnn_deeper", "gnn_wider"]
+    names = ["gbdt", "gnn", "gnn_deeper", "gnn_wider"]
     for trial in range(25):
         values = rng.random(4) if trial % 5 else np.array([0.7, 0.7, 0.6, 0.7])  # ties: the first one stays
         fake["values"] = dict(zip(names, map(float, values)))
@@ -110,9 +116,9 @@ def test_notices_name_each_candidate_its_metric_and_seconds_then_the_winner(fake
     fake["seconds"] = {"gnn": 3.0, "gbdt": 0.5, "gnn_deeper": 4.0, "gnn_wider": 5.0}
     out = auto.train(None, None, fake_prep(TaskType.BINARY), clock=fake["clock"])
     o = Options()
-    assert out.notices[0] == (f"auto: gnn (layers {o.layers}, fanouts {','.join(map(str, o.hop_fanouts))}): "
+    assert out.notices[0] == "auto: gbdt (LightGBM on SQL aggregates): val_AUROC 0.7200 in 0.5 s"
+    assert out.notices[1] == (f"auto: gnn (layers {o.layers}, fanouts {','.join(map(str, o.hop_fanouts))}): "
                               f"val_AUROC 0.7000 in 3.0 s")
-    assert out.notices[1] == "auto: gbdt (LightGBM on SQL aggregates): val_AUROC 0.7200 in 0.5 s"
     assert out.notices[2].endswith(": val_AUROC 0.7500 in 4.0 s")
     assert out.notices[-1] == "auto: gnn_deeper won on validation AUROC 0.7500 vs gbdt 0.7200 (+0.0300)"
     assert out.kind == "gnn" and out.prep.plan.options.layers == Options().layers + 1
@@ -120,21 +126,35 @@ def test_notices_name_each_candidate_its_metric_and_seconds_then_the_winner(fake
 
 
 def test_the_budget_stops_further_candidates_and_never_cuts_one_short(fake):
-    fake["values"] = {"gnn": 0.6, "gbdt": 0.7, "gnn_deeper": 0.9, "gnn_wider": 0.9}
+    fake["values"] = {"gnn": 0.7, "gbdt": 0.6, "gnn_deeper": 0.9, "gnn_wider": 0.9}
     fake["seconds"] = {"gnn": 6.0, "gbdt": 6.0, "gnn_deeper": 6.0, "gnn_wider": 6.0}
     out = auto.train(None, None, fake_prep(TaskType.BINARY, time_budget=10), clock=fake["clock"])
-    assert fake["calls"] == ["gnn", "gbdt"]  # gbdt started at 6 s < 10 s and ran its whole 6 s
-    assert out.metrics["candidate"] == "gbdt" and "gnn_deeper_val_AUROC" not in out.metrics
+    assert fake["calls"] == ["gbdt", "gnn"]  # the GNN started at 6 s < 10 s and ran its whole 6 s
+    assert out.metrics["candidate"] == "gnn" and "gnn_deeper_val_AUROC" not in out.metrics
     skipped = [n for n in out.notices if "not tried" in n]
     assert len(skipped) == 2 and "the time budget of 10 s is spent (12.0 s)" in skipped[0]
 
 
+def test_a_gnn_variant_whose_estimated_time_would_pass_the_budget_is_not_started(fake):
+    """The deeper GNN samples 16+128+512 = 656 nodes a seed against the first GNN's 144: about 91 s from its 20 s;
+    the wider one 32+256 = 288: about 40 s, which fits."""
+    fake["values"] = {"gnn": 0.7, "gbdt": 0.6, "gnn_deeper": 0.9, "gnn_wider": 0.8}
+    fake["seconds"] = {"gbdt": 2.0, "gnn": 20.0, "gnn_deeper": 90.0, "gnn_wider": 40.0}
+    o = Options(model="auto", layers=2, fanouts=(16, 8), time_budget=80)  # defaults of their own, none given
+    prep = SimpleNamespace(plan=SimpleNamespace(options=o, task_type=TaskType.BINARY))
+    out = auto.train(None, None, prep, clock=fake["clock"])
+    assert fake["calls"] == ["gbdt", "gnn", "gnn_wider"]
+    assert "auto: gnn_deeper (layers 3, fanouts 16,8,4) not tried: about 91 s (from gnn's 20.0 s) would pass the " \
+           "time budget of 80 s (22.0 s spent)" in out.notices
+    assert out.metrics["candidate"] == "gnn_wider" and out.metrics["auto_seconds"] == 62.0
+
+
 def test_the_first_candidate_always_trains_even_past_the_budget(fake):
     fake["values"] = {"gnn": 0.6, "gbdt": 0.7, "gnn_deeper": 0.9, "gnn_wider": 0.9}
-    fake["seconds"] = {"gnn": 50.0}
+    fake["seconds"] = {"gbdt": 50.0}
     out = auto.train(None, None, fake_prep(TaskType.BINARY, time_budget=1), clock=fake["clock"])
-    assert fake["calls"] == ["gnn"]
-    assert out.notices[-1] == "auto: gnn won on validation AUROC 0.6000, the only candidate trained"
+    assert fake["calls"] == ["gbdt"]
+    assert out.notices[-1] == "auto: gbdt won on validation AUROC 0.7000, the only candidate trained"
 
 
 def test_a_candidate_that_cannot_train_is_reported_and_the_others_compete(fake):
@@ -144,7 +164,7 @@ def test_a_candidate_that_cannot_train_is_reported_and_the_others_compete(fake):
     assert "auto: gbdt (LightGBM on SQL aggregates) failed: gbdt cannot train here" in out.notices
     assert out.metrics["candidate"] == "gnn_deeper"
     fake["fail"] = {"gnn", "gbdt", "gnn_deeper", "gnn_wider"}
-    with pytest.raises(PlanError, match="gnn cannot train here"):
+    with pytest.raises(PlanError, match="gbdt cannot train here"):
         auto.train(None, None, fake_prep(TaskType.BINARY), clock=fake["clock"])
 
 
@@ -212,6 +232,6 @@ def test_auto_as_of_ignores_planted_future_rows(shop, one_thread_torch):
                                    TIMESTAMP '{cutoff}' + INTERVAL 2 DAYS FROM customers;
     """)
     again = cur.execute(stmt).fetchall()
-    assert cur.notices[0].startswith("auto: gnn")  # the data changed, so it trained again
+    assert cur.notices[0].startswith("auto: gbdt")  # the data changed, so it trained again
     assert again == before
     assert {k: v for k, v in cur.metrics.items() if "seconds" not in k} == metrics
