@@ -1,8 +1,10 @@
 """Which model a statement trains: ``model = 'gnn'``, ``'gbdt'``, or ``'auto'``, the best of a few on validation.
 
 ``auto`` tries, in this order, GBDT (LightGBM on SQL aggregates: seconds,
-and a strong baseline), the GNN with the statement's options, a deeper GNN
-(one more layer, so it reaches tables one link further) and a wider one
+and a strong baseline), the GNN with the statement's options, a GNN of
+another depth (one layer deeper when that reaches tables the first cannot;
+else, when the first already reaches every linked table, one layer
+shallower: far cheaper, and the farthest hop is often noise) and a wider one
 (twice the neighbours on the first hop, where recency and counts live), and
 keeps the best validation metric. A candidate that would change an option
 the user wrote is not tried: the statement's own options always hold.
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rdl_sql.planner.depth import link_distances
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.features import HOPS
 from rdl_sql.planner.options import Options
@@ -35,7 +38,7 @@ from rdl_sql.udfs.metrics import better
 from .prepare import Prepared
 from .result import describe_metrics
 
-GNN, GBDT, DEEPER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_wider"
+GNN, GBDT, DEEPER, SHALLOWER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_shallower", "gnn_wider"
 _MAX_LAYERS = 8
 _MAX_FANOUT = 10_000
 
@@ -80,14 +83,21 @@ class Trained:
     notices: list[str] = field(default_factory=list)
 
 
-def candidates(options: Options) -> list[Candidate]:
-    """The models ``options.model`` asks for; for ``auto`` the variations that keep every option the user gave."""
+def candidates(options: Options, schema=None, entity: str | None = None) -> list[Candidate]:
+    """The models ``options.model`` asks for; for ``auto`` the variations that keep every option the user gave.
+
+    With the ``schema`` and ``entity``, the second GNN is deeper only if that reaches a table the
+    first cannot, and else shallower; without them, deeper.
+    """
     if options.model != "auto":
         return [Candidate(options.model, options.model, options)]
     given = set(options.given)
     out = [Candidate(GBDT, GBDT, options), Candidate(GNN, GNN, options)]
     layers = options.layers + 1
-    if "layers" not in given and layers <= _MAX_LAYERS:
+    farthest = max(link_distances(schema, entity).values()) if schema is not None else layers
+    if "layers" not in given and farthest < layers and options.layers > 1:
+        out.append(Candidate(SHALLOWER, GNN, options.replace(layers=options.layers - 1)))
+    elif "layers" not in given and layers <= _MAX_LAYERS:
         fanouts = tuple(options.fanouts)
         if len(fanouts) < layers and "fanouts" not in given:
             last = fanouts[-1] if fanouts else 16
@@ -109,9 +119,9 @@ def sampled_nodes(options: Options) -> int:
     return total
 
 
-def reach(options: Options) -> int:
+def reach(options: Options, schema=None, entity: str | None = None) -> int:
     """How many links from the entity any candidate reads: the depth the data digest must cover."""
-    return max(c.options.layers if c.kind == GNN else HOPS for c in candidates(options))
+    return max(c.options.layers if c.kind == GNN else HOPS for c in candidates(options, schema, entity))
 
 
 def with_options(prep: Prepared, options: Options) -> Prepared:
@@ -123,7 +133,8 @@ def with_options(prep: Prepared, options: Options) -> Prepared:
 
 def digest(con, prep: Prepared) -> str:
     """Identity of the data every candidate of the statement reads (reuse keys on it)."""
-    return with_options(prep, prep.plan.options.replace(layers=reach(prep.plan.options))).digest(con)
+    options = prep.plan.options
+    return with_options(prep, options.replace(layers=reach(options, prep.schema, prep.plan.entity.name))).digest(con)
 
 
 def fit_candidate(engine, con, prep: Prepared, candidate: Candidate):
@@ -147,7 +158,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
     if options.model not in (GNN, GBDT, "auto"):  # popular / past / two_tower rank items
         raise PlanError(f"model = '{options.model}' ranks items, so it needs a LIST_DISTINCT(...) RANK TOP k target; "
                         f"for this target use 'gnn', 'gbdt' or 'auto'", prep.plan.query.options_position)
-    cands = candidates(options)
+    cands = candidates(options, prep.schema, prep.plan.entity.name)
     if options.model != "auto":
         (c,) = cands
         result = fit_candidate(engine, con, prep, c)

@@ -48,6 +48,21 @@ def test_gnn_and_gbdt_are_one_candidate_each():
     assert [(c.name, c.kind) for c in auto.candidates(opts(model="gbdt"))] == [("gbdt", "gbdt")]
 
 
+def test_the_second_gnn_is_deeper_only_where_that_reaches_another_table(tiny):
+    """customers <- orders -> products: every table is within 2 links of a customer."""
+    from rdl_sql.planner.schema import read_schema
+    schema = read_schema(tiny)
+    two = Options(model="auto", layers=2, fanouts=(16, 8))  # as the planner chooses them: none given
+    names = [c.name for c in auto.candidates(two, schema, "customers")]
+    assert names == ["gbdt", "gnn", "gnn_shallower", "gnn_wider"]
+    shallower = auto.candidates(two, schema, "customers")[2].options
+    assert shallower.layers == 1 and shallower.hop_fanouts == (16,)
+    one = Options(model="auto", layers=1, fanouts=(16,))
+    deeper = auto.candidates(one, schema, "customers")[2]
+    assert deeper.name == "gnn_deeper" and deeper.options.layers == 2 and deeper.options.hop_fanouts == (16, 8)
+    assert auto.reach(two, schema, "customers") == 2 and auto.reach(one, schema, "customers") == 2
+
+
 def test_sampled_nodes_per_seed():
     assert auto.sampled_nodes(opts(fanouts="16,8")) == 16 + 16 * 8
     assert auto.sampled_nodes(opts(layers=3, fanouts="16,8,4")) == 16 + 128 + 512
@@ -70,7 +85,8 @@ class Clock:
 
 
 def fake_prep(task_type: TaskType, **given) -> SimpleNamespace:
-    return SimpleNamespace(plan=SimpleNamespace(options=opts(model="auto", **given), task_type=task_type))
+    return SimpleNamespace(schema=None, plan=SimpleNamespace(options=opts(model="auto", **given), task_type=task_type,
+                                                             entity=SimpleNamespace(name="customers")))
 
 
 @pytest.fixture
@@ -89,7 +105,7 @@ def fake(monkeypatch):
 
     monkeypatch.setattr(auto, "fit_candidate", fit)
     monkeypatch.setattr(auto, "with_options", lambda prep, o: SimpleNamespace(
-        plan=SimpleNamespace(options=o, task_type=prep.plan.task_type)))
+        schema=None, plan=SimpleNamespace(options=o, task_type=prep.plan.task_type, entity=prep.plan.entity)))
     state["clock"] = clock
     return state
 
@@ -141,7 +157,8 @@ def test_a_gnn_variant_whose_estimated_time_would_pass_the_budget_is_not_started
     fake["values"] = {"gnn": 0.7, "gbdt": 0.6, "gnn_deeper": 0.9, "gnn_wider": 0.8}
     fake["seconds"] = {"gbdt": 2.0, "gnn": 20.0, "gnn_deeper": 90.0, "gnn_wider": 40.0}
     o = Options(model="auto", layers=2, fanouts=(16, 8), time_budget=80)  # defaults of their own, none given
-    prep = SimpleNamespace(plan=SimpleNamespace(options=o, task_type=TaskType.BINARY))
+    prep = SimpleNamespace(schema=None, plan=SimpleNamespace(options=o, task_type=TaskType.BINARY,
+                                                             entity=SimpleNamespace(name="customers")))
     out = auto.train(None, None, prep, clock=fake["clock"])
     assert fake["calls"] == ["gbdt", "gnn", "gnn_wider"]
     assert "auto: gnn_deeper (layers 3, fanouts 16,8,4) not tried: about 91 s (from gnn's 20.0 s) would pass the " \
@@ -193,7 +210,8 @@ def test_auto_stores_the_candidate_best_on_validation_and_scores_with_it(shop, o
     cur = shop.cursor().execute(f"CREATE MODEL churn AS {CHURN} WITH (model = 'auto', {small})")
     cur.fetchall()
     m = cur.metrics
-    vals = {n: m[f"{n}_val_AUROC"] for n in ("gnn", "gbdt", "gnn_deeper", "gnn_wider")}
+    vals = {k.removesuffix("_val_AUROC"): v for k, v in m.items() if k.endswith("_val_AUROC")}
+    assert {"gbdt", "gnn"} <= set(vals) and len(vals) == 4  # and one GNN of another depth, one wider
     assert m["val_AUROC"] == max(vals.values()) and vals[m["candidate"]] == m["val_AUROC"]
     assert sum(n.startswith("auto: ") and " in " in n for n in cur.notices) == 4
     assert cur.notices[-1] == f"model `churn` ({m['model']}, chosen by auto: {m['candidate']}) stored in rdl_models"
@@ -210,7 +228,7 @@ def test_auto_stores_the_candidate_best_on_validation_and_scores_with_it(shop, o
 
 def test_a_ranking_model_never_trains_a_gnn_in_its_place():
     """The binder refuses it in SQL; the engine refuses it too when called with a bound query."""
-    prep = SimpleNamespace(plan=SimpleNamespace(options=opts(model="popular"), task_type=TaskType.BINARY,
+    prep = SimpleNamespace(schema=None, plan=SimpleNamespace(options=opts(model="popular"), task_type=TaskType.BINARY,
                                                 query=SimpleNamespace(options_position=None)))
     with pytest.raises(PlanError, match="model = 'popular' ranks items, so it needs a LIST_DISTINCT"):
         auto.train(None, None, prep)
