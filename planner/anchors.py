@@ -51,7 +51,7 @@ STATIC_ANCHOR = dt.datetime(9999, 12, 31)
 EVAL_MIN_ROWS = 1_000
 #: ... unless that would take more than this share of the history's anchors
 EVAL_MAX_SHARE = 0.1
-_FIRST_CHUNK, _MAX_CHUNK = 32, 1_024  # anchors counted per query while walking back
+_FIRST_CHUNK, _MAX_CHUNK = 4, 1_024  # anchors counted per query while walking back (doubling)
 
 #: ``count(anchors, split)`` -> examples per anchor (anchors without examples may be absent)
 Counter = Callable[[list[dt.datetime], str], dict[dt.datetime, int]]

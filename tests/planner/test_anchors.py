@@ -73,7 +73,7 @@ def test_walk_back_skips_anchors_without_examples_and_stops_at_the_row_goal():
     assert all(t.month % 2 == 0 for t, _ in got)
     assert [t for t, _ in got] == sorted(t for t, _ in got)
     assert got[-1][0] == D(2024, 4, 30) and got[0][0] == D(2024, 2, 20)  # April holds 3, the 4th is in February
-    assert c.calls[0] == (32, "val")
+    assert c.calls[0] == (4, "val")
 
 
 def test_walk_back_stops_at_the_anchor_goal_and_at_the_start_of_history():
@@ -87,7 +87,7 @@ def test_walk_back_counts_in_growing_chunks_not_anchor_by_anchor():
     c = every(1)
     got = walk_back(Windows(1, "DAYS", 1, ((1, "DAYS"),)), D(2024, 1, 1), D(2020, 1, 1), c, "train", rows=200)
     assert len(got) == 200
-    assert [n for n, _ in c.calls] == [32, 64, 128]
+    assert [n for n, _ in c.calls] == [4, 8, 16, 32, 64, 128]  # one query per chunk, doubling
 
 
 def test_walk_forward_steps_from_the_start_while_the_window_fits():
