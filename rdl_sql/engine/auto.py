@@ -9,6 +9,11 @@ shallower: far cheaper, and the farthest hop is often noise) and a wider one
 keeps the best validation metric. A candidate that would change an option
 the user wrote is not tried: the statement's own options always hold.
 
+GBDT goes first unless its feature query is estimated to take more than a
+quarter of the budget (it joins every past row of each child table to each
+example: the flights carrier task joins about 10^8 rows and took 15 minutes),
+then the GNN goes first and GBDT only if its estimate fits what is left.
+
 ``time_budget`` (seconds) bounds the search. A candidate starts only while
 the time spent is under the budget; a GNN variant starts only if its
 estimated time also fits: the first GNN's seconds scaled by the sampled
@@ -41,6 +46,9 @@ from .result import describe_metrics
 GNN, GBDT, DEEPER, SHALLOWER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_shallower", "gnn_wider"
 _MAX_LAYERS = 8
 _MAX_FANOUT = 10_000
+#: rows a second the GBDT feature query joins, on the slow side: about 110,000 on the flights carrier task
+#: (10^8 rows in 930 s) and 750,000 on the shop (1.5 M in 2 s), on a loaded 2-core machine
+GBDT_ROWS_PER_SECOND = 100_000
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,22 @@ def sampled_nodes(options: Options) -> int:
     return total
 
 
+def gbdt_rows(prep: Prepared) -> float:
+    """About how many rows GBDT's feature query joins: each example with the linked rows of each child table
+    (all past rows, at every anchor), and each of those with its own parents (``planner.features``)."""
+    schema = prep.schema
+    if schema is None:
+        return 0.0
+    entity = prep.plan.entity.name
+    per_entity = 0.0
+    for lk in schema.links:
+        if lk.parent != entity:
+            continue
+        parents = sum(1 for up in schema.links if up.child == lk.child and up != lk)
+        per_entity += schema.tables[lk.child].rows / max(1, schema.tables[entity].rows) * (1 + parents)
+    return prep.examples.num_rows * per_entity
+
+
 def reach(options: Options, schema=None, entity: str | None = None) -> int:
     """How many links from the entity any candidate reads: the depth the data digest must cover."""
     return max(c.options.layers if c.kind == GNN else HOPS for c in candidates(options, schema, entity))
@@ -159,6 +183,10 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         raise PlanError(f"model = '{options.model}' ranks items, so it needs a LIST_DISTINCT(...) RANK TOP k target; "
                         f"for this target use 'gnn', 'gbdt' or 'auto'", prep.plan.query.options_position)
     cands = candidates(options, prep.schema, prep.plan.entity.name)
+    if options.model == "auto":
+        gbdt_guess = gbdt_rows(prep) / GBDT_ROWS_PER_SECOND
+        if gbdt_guess > options.time_budget / 4:  # GBDT would eat the budget: the GNN goes first
+            cands[0], cands[1] = cands[1], cands[0]
     if options.model != "auto":
         (c,) = cands
         result = fit_candidate(engine, con, prep, c)
@@ -176,6 +204,11 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         if i and spent >= budget:
             notices.append(f"auto: {c.name} ({c.describe()}) not tried: the time budget of {budget:g} s is spent "
                            f"({spent:.1f} s)")
+            continue
+        if c.kind == GBDT and i and spent + gbdt_guess > budget:
+            notices.append(f"auto: {c.name} ({c.describe()}) not tried: its feature query joins about "
+                           f"{gbdt_rows(prep):,.0f} rows, about {gbdt_guess:.0f} s, which would pass the time budget "
+                           f"of {budget:g} s ({spent:.1f} s spent)")
             continue
         if c.kind == GNN and per_node is not None:
             guess = per_node[2] * max(1, sampled_nodes(c.options))

@@ -166,6 +166,28 @@ def test_a_gnn_variant_whose_estimated_time_would_pass_the_budget_is_not_started
     assert out.metrics["candidate"] == "gnn_wider" and out.metrics["auto_seconds"] == 62.0
 
 
+def test_a_gbdt_whose_feature_query_would_eat_the_budget_goes_after_the_gnn_and_is_skipped(fake, tiny):
+    """tiny: 11 orders for 4 customers, each joined with its product: 5.5 joined rows per example."""
+    from rdl_sql.planner.schema import read_schema
+    schema = read_schema(tiny)
+    fake["values"] = {"gnn": 0.7, "gbdt": 0.9, "gnn_shallower": 0.6, "gnn_wider": 0.65}
+
+    def prep(examples: int) -> SimpleNamespace:
+        return SimpleNamespace(schema=schema, examples=SimpleNamespace(num_rows=examples), plan=SimpleNamespace(
+            options=Options(model="auto", layers=2, fanouts=(16, 8)), task_type=TaskType.BINARY,
+            entity=schema.tables["customers"]))
+
+    assert auto.gbdt_rows(prep(1000)) == pytest.approx(5500)
+    auto.train(None, None, prep(1000), clock=fake["clock"])
+    assert fake["calls"][0] == "gbdt"
+    fake["calls"].clear()
+    out = auto.train(None, None, prep(10_000_000), clock=fake["clock"])  # 55 M rows: about 550 s
+    assert fake["calls"][0] == "gnn" and "gbdt" not in fake["calls"]
+    note = "auto: gbdt (LightGBM on SQL aggregates) not tried: its feature query joins about 55,000,000 rows, " \
+           "about 550 s, which would pass the time budget of 120 s"
+    assert any(n.startswith(note) for n in out.notices)
+
+
 def test_the_first_candidate_always_trains_even_past_the_budget(fake):
     fake["values"] = {"gnn": 0.6, "gbdt": 0.7, "gnn_deeper": 0.9, "gnn_wider": 0.9}
     fake["seconds"] = {"gbdt": 50.0}
