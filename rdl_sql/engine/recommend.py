@@ -40,6 +40,7 @@ from rdl_sql.planner.sql import arrow, col, ident, table, to_sql
 from rdl_sql.udfs.ranking_metrics import hits, ranking_metrics
 
 from . import store
+from .explain import _anchor_rows  # the anchors section of EXPLAIN, shared with the other targets
 from .prepare import SPLITS, cap_training_rows
 from .result import Result, describe_metrics
 
@@ -368,7 +369,6 @@ def evaluate_model(engine, con, stored: store.StoredModel, query: PredictQuery) 
 
 def explain(con, query: PredictQuery) -> Result:
     """EXPLAIN of a recommendation: task, anchors, and the SQL of labels and baselines; trains nothing."""
-    from .explain import _anchor_rows
     plan = compile_ranking(con, read_schema(con, as_of=query.as_of), query)
     agg = plan.agg
     rows = [("task", "type", "ranking"), ("task", "entity", f"{plan.base.entity.name}({', '.join(plan.keys)})"),
