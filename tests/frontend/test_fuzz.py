@@ -26,18 +26,33 @@ fuzz = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz)
 
 
+_REAL_TRAIN = Engine.train_gnn
+_TRAINING = {"allowed": True}
+
+
 @pytest.fixture(scope="module")
 def con():
     c = fuzz.shop()  # trains the stored model `churn` for real, once
     mp = pytest.MonkeyPatch()
 
     def no_training(self, con, prep):
+        if _TRAINING["allowed"]:  # restoring model `churn` after a mutated DROP MODEL
+            return _REAL_TRAIN(self, con, prep)
         raise rdl_sql.OperationalError("training is not run in the fuzz test")
 
     mp.setattr(Engine, "train_gnn", no_training)
+    _TRAINING["allowed"] = False
     yield c
     mp.undo()
     c.close()
+
+
+def restore(con) -> None:
+    _TRAINING["allowed"] = True
+    try:
+        fuzz.restore(con)
+    finally:
+        _TRAINING["allowed"] = False
 
 
 class _Draw:
@@ -62,7 +77,7 @@ def test_mutated_statements_fail_only_with_located_rdl_errors(con, data):
     if kind == "ok" and con.description is not None:
         con.fetchall()
     assert kind not in fuzz.DEFECTS, f"{kind}: {text!r}\n{message}"
-    fuzz.restore(con)
+    restore(con)
 
 
 @pytest.mark.parametrize("text", fuzz.SEEDS)
