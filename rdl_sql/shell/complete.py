@@ -22,7 +22,7 @@ from rdl_sql.shell.render import MODES
 RDL_KEYWORDS = ("PREDICT", "FOR", "EACH", "USING", "MODEL", "MODELS", "GRAPH", "EVALUATE", "DESCRIBE",
                 "SHOW", "ASSUMING", "VIA", "LINK", "IGNORE", "UNIGNORE", "COLUMN", "TIME", "EXPLAIN", "AS", "OF",
                 "DAYS", "HOURS", "WEEKS", "MONTHS", "YEARS", "MINUTES", "COUNT", "SUM", "AVG", "MIN", "MAX",
-                "EXISTS", "NONE")
+                "EXISTS", "NONE", "LIST_DISTINCT", "RANK", "TOP")
 SQL_KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP", "BY", "ORDER", "HAVING", "LIMIT", "OFFSET", "JOIN", "LEFT",
                 "RIGHT", "INNER", "OUTER", "FULL", "CROSS", "ON", "INSERT", "INTO", "VALUES", "UPDATE", "SET",
                 "DELETE", "CREATE", "TABLE", "VIEW", "DROP", "ALTER", "ADD", "WITH", "DISTINCT", "UNION",
