@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -116,6 +117,7 @@ class ClientSession:
         self.portals: dict[str, Portal] = {}
         self.busy = threading.Event()  # set while a statement runs
         self.cancelled = False
+        self.generation = 0
         self.closing = False
         self._settings: set[str] | None = None
 
@@ -163,12 +165,25 @@ class ClientSession:
         """Stop the running statement (a CancelRequest or shutdown); False if nothing runs."""
         if not self.busy.is_set() or self.db is None:
             return False
-        self.cancelled = True
         cancel = getattr(self.db, "cancel", None)
         if cancel is None:
             log.warning("cancel requested, but this rdl_sql has no Connection.cancel(); the statement runs on")
             return False
-        cancel()
+        self.cancelled = True
+        generation = self.generation
+
+        def keep_cancelling():
+            # a cancel that lands between two steps of a statement (after one query, before the training
+            # starts) could be missed: repeat it until this statement has ended
+            while self.busy.is_set() and self.generation == generation and self.db is not None:
+                try:
+                    cancel()
+                except Exception:
+                    log.exception("cancel")
+                    return
+                time.sleep(0.25)
+
+        threading.Thread(target=keep_cancelling, name=f"rdl-sql-cancel-{self.pid}", daemon=True).start()
         return True
 
     # ---- start-up --------------------------------------------------------------------
@@ -268,7 +283,7 @@ class ClientSession:
             except _Refused as e:
                 self._error(e.sqlstate, str(e))
                 skipping = True
-            except Exception as e:
+            except (Exception, KeyboardInterrupt) as e:   # a cancelled training may raise an interrupt
                 self._send_exception(e, getattr(e, "_query", ""), getattr(e, "_offset", 0),
                                      getattr(e, "_stmt", ""))
                 skipping = True
@@ -279,7 +294,7 @@ class ClientSession:
             self.status = "E"
 
     def _send_exception(self, exc: BaseException, query: str, offset: int = 0, stmt_text: str = "") -> None:
-        if isinstance(exc, QueryCanceled):
+        if isinstance(exc, (QueryCanceled, KeyboardInterrupt)) or type(exc).__name__ == "Cancelled":
             f = {"C": "57014", "M": "canceling statement due to user request"}
         elif isinstance(exc, (rdl_sql.Error, types.Unsupported, ValueError)):
             if isinstance(exc, types.Unsupported):
@@ -368,9 +383,14 @@ class ClientSession:
 
     def _run(self, sql, params) -> None:
         self.cancelled = False
+        self.generation += 1
         self.busy.set()
         try:
             self.cur.execute(sql, params)
+        except KeyboardInterrupt:
+            if self.cancelled:
+                raise QueryCanceled() from None
+            raise
         finally:
             self.busy.clear()
         if self.cancelled:
@@ -474,7 +494,7 @@ class ClientSession:
             except _Refused as e:
                 self._error(e.sqlstate, str(e))
                 break
-            except Exception as e:
+            except (Exception, KeyboardInterrupt) as e:   # a cancelled training may raise an interrupt
                 self._send_exception(e, query, offset, stmt.text)
                 break
         self.conn.send(protocol.ready_for_query(self.status))

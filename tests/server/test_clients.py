@@ -152,7 +152,7 @@ def test_concurrent_clients_and_training_does_not_block_reads(server):
         try:
             with psycopg.connect(server.dsn(), autocommit=True) as con:
                 for _ in range(20):
-                    assert con.execute("SELECT count(*) FROM orders WHERE customer_id % 7 = %s",
+                    assert con.execute("SELECT count(*) FROM orders WHERE customer_id %% 7 = %s",
                                        [k % 7]).fetchone()[0] > 0
         except BaseException as e:   # noqa: BLE001
             errors.append(e)

@@ -86,7 +86,7 @@ def test_cancel_a_running_query(server):
 
 @needs_second_session_predict
 def test_cancel_stops_a_training(server):
-    long = CHURN.replace("epochs = 1", "epochs = 1000")
+    long = CHURN.replace("WITH (epochs = 1", "WITH (model = 'gnn', patience = 10000, epochs = 1000")
     with psycopg.connect(server.dsn(), autocommit=True) as con:
         timer = threading.Timer(3.0, con.cancel)
         timer.start()
