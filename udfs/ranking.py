@@ -247,10 +247,12 @@ def fit(graph: TemporalGraph, entity_table: str, item_table: str, train: pa.Tabl
                 r = row_of[p]
                 t = anchors[r]
                 # negatives: items among the candidates at each pair's anchor, drawn uniformly
-                neg = np.concatenate([cand_train[int(a)][rng.integers(0, len(cand_train[int(a)]), 1)]
-                                      for a in t[: negatives]]) if negatives else np.zeros(0, np.int64)
+                # (an anchor before any item was named has no candidates: no negative from it)
+                neg_t = np.asarray([a for a in t[:negatives] if len(cand_train.get(int(a), ()))], np.int64)
+                neg = np.asarray([cand_train[int(a)][rng.integers(0, len(cand_train[int(a)]))] for a in neg_t],
+                                 np.int64)
                 items = np.concatenate([pair_item[p], neg])
-                item_t = np.concatenate([t, t[: len(neg)]])
+                item_t = np.concatenate([t, neg_t])
                 e, sub = _embed(model.entity, graph, m.entity_type, torch.as_tensor(ent[r]), torch.as_tensor(t),
                                 fanouts, options.sampler, gen, with_sub=True)
                 it = _embed(model.item, graph, m.item_type, torch.as_tensor(items), torch.as_tensor(item_t),

@@ -112,8 +112,10 @@ def rank_rows(con, prep: RankPrepared, ranker: Ranker, rows: pa.Table) -> pa.Tab
     plan = prep.plan
     if ranker.kind in GRAPH_MODELS:
         from rdl_sql.udfs import ranking  # torch: loaded only when a graph model ranks
-        return ranking.top_k(ranker.model, rows.column("__node").to_numpy(),
-                             _us(rows.column(ANCHOR)), plan.k, _candidates(con, plan, rows))
+        from rdl_sql.udfs.train import torch_threads  # torch, as above
+        with torch_threads(plan.base.options.threads):
+            return ranking.top_k(ranker.model, rows.column("__node").to_numpy(),
+                                 _us(rows.column(ANCHOR)), plan.k, _candidates(con, plan, rows))
     name = f"__rdl_rank_rows_{next(_views)}"
     con.register(name, rows.append_column("__row", pa.array(np.arange(rows.num_rows), pa.int64())))
     try:
