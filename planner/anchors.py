@@ -6,8 +6,11 @@ Every example is an (entity, anchor time) pair; its label window is
 queries that find the time range a statement may see, and the choice of
 each split's anchors (DESIGN.md section 3).
 
-Splits are time windows, as in RelBench. With ``T`` the end of the data
-(``AS OF``, else the latest time of any dated table the entity reaches):
+Splits are time windows, as in RelBench. With ``T`` the last time of the
+table the labels count (no later than ``AS OF``): after it that table may
+not be filled in yet, so no label window reaches past it. (Predictions are
+made later, at "now": ``AS OF``, else the latest time of any dated table the
+entity reaches, ``latest_time``.)
 
 * test anchors step through ``[test_start, T - window]``;
 * validation anchors through ``[val_start, test_start - window]``;
@@ -275,8 +278,8 @@ def choose_splits(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start
     empty = []
     if not splits.test:
         if test_start is not None and not windows.ends_by(test_start, end):
-            why = (f"test_start {test_start} leaves no room for a {windows.describe()} label window before the "
-                   f"end of the data, {end}")
+            why = (f"test_start {test_start} leaves no room for a {windows.describe()} label window before "
+                   f"{end}, the last time of the table the label counts")
         else:
             why = f"no test anchor from {splits.test_start} has an entity that {where}"
         empty.append(("test", why))

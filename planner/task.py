@@ -87,7 +87,10 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         return dict(run(con, base.count_sql([(t, split) for t in anchors])))
 
     population = f"of `{entity.name}` exists" + (" and passes the WHERE filter" if query.where is not None else "")
-    splits = choose_splits(windows, lo, now, options.val_start, options.test_start, options.max_train_rows, count,
+    # labels read the target table, so their windows end by its last row: after it the table may simply not
+    # be filled in yet (Lahman's awards stop in 2017, its batting goes on to 2020), and labels there would
+    # all say "nothing happened"; predictions are still made at "now"
+    splits = choose_splits(windows, lo, hi, options.val_start, options.test_start, options.max_train_rows, count,
                            training=training, where=population)
     return dataclasses.replace(
         base, val_start=splits.val_start, test_start=splits.test_start,

@@ -105,7 +105,8 @@ def test_empty_test_split_is_a_notice_not_an_error(tiny):
     assert prep.split("test").num_rows == 0
     assert prep.split("train").num_rows > 0 and prep.split("val").num_rows > 0
     assert prep.notices == ["no test examples: test_start 2024-02-01 00:00:00 leaves no room for a 10 days label "
-                            "window before the end of the data, 2024-01-25 00:00:00; test metrics skipped"]
+                            "window before 2024-01-25 00:00:00, the last time of the table the label counts; "
+                            "test metrics skipped"]
 
 
 def test_empty_validation_or_training_is_an_error_that_says_why(tiny):

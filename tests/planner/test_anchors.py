@@ -320,8 +320,16 @@ def test_prediction_anchor_is_the_latest_time_the_entity_reaches_not_the_targets
         "SELECT player_id FROM players WHERE debut_at > '2023-01-01' ORDER BY 1"))]
     assert debuted_2023 and set(debuted_2023) <= set(scored)
     assert len(scored) == 100
-    # every test label window ends by that time
-    assert all(shift(t, 1, "YEARS") <= p.predict_anchor for t in p.test_anchors)
+    assert {r["anchor_time"] for r in arrow(sparse, p.predict_sql()).to_pylist()} == {last_game}
+
+
+def test_label_windows_end_by_the_target_tables_last_row(sparse):
+    # awards stop on 2023-01-01 while games go on: a window after it would read "no award" for everyone
+    p = plan_of(sparse, award_query())
+    assert p.test_anchors[-1] == D(2022, 1, 1)
+    assert all(shift(t, 1, "YEARS") <= D(2023, 1, 1) for t in p.val_anchors + p.test_anchors)
+    labels = arrow(sparse, p.examples_sql([(t, "test") for t in p.test_anchors])).column("label").to_pylist()
+    assert sum(labels) == len(p.test_anchors)  # one award a year, each inside a test window
 
 
 def test_prediction_anchor_is_as_of_when_given(sparse):

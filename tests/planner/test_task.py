@@ -241,8 +241,10 @@ def test_anchor_step_gives_overlapping_training_windows_that_still_end_before_va
 def test_as_of_every_label_window_ends_by_the_cut_off(tiny):
     as_of = dt.datetime(2024, 1, 18)
     p = plan(tiny, agg("COUNT", end=3), as_of=as_of)
-    # 36 anchors of history 3 days apart: the test split takes a tenth of them, the latest ending at AS OF
-    assert p.test_anchors == tuple(as_of - (3 + 3 * i) * DAY for i in (2, 1, 0))
+    # labels end by the last order visible at AS OF (01-17); 35 anchors of history 3 days apart: the test
+    # split takes a tenth of them
+    last = dt.datetime(2024, 1, 17)
+    assert p.test_anchors == tuple(last - (3 + 3 * i) * DAY for i in (2, 1, 0))
     assert_split_rules(p, 3, as_of=as_of)
 
 
@@ -253,7 +255,8 @@ def test_split_rules_on_a_generated_shop(shop_small):
     as_of = dt.datetime(2023, 6, 1)
     q = plan(shop_small, agg("COUNT", end=1, unit="MONTHS"), "=", 0, as_of=as_of)
     assert_split_rules(q, 1, "MONTHS", as_of=as_of)
-    assert q.test_anchors[-1] == dt.datetime(2023, 5, 1)
+    last = shop_small.execute("SELECT max(ordered_at) FROM orders WHERE ordered_at <= ?", [as_of]).fetchall()[0][0]
+    assert q.test_anchors[-1] == shift(last, -1, "MONTHS") and last > as_of - DAY  # labels end by the last order
     ex = arrow(shop_small, q.examples_sql(q.split_anchors()))
     assert set(ex.column("split").to_pylist()) == {"train", "val", "test"}
 
@@ -261,8 +264,9 @@ def test_split_rules_on_a_generated_shop(shop_small):
 def test_test_start_without_room_for_the_window_leaves_test_empty_and_says_why(tiny):
     p = plan(tiny, agg("COUNT"), options=[("test_start", "2024-01-20")])
     assert p.test_anchors == ()
-    assert "leaves no room for a 10 days label window before the end of the data" in dict(p.empty_splits)["test"]
-    # validation still ends by the end of the data, not by the (later) test_start
+    assert ("leaves no room for a 10 days label window before 2024-01-25 00:00:00, the last time of the table"
+            in dict(p.empty_splits)["test"])
+    # validation still ends by the last order, not by the (later) test_start
     assert p.val_anchors and all(t + 10 * DAY <= p.predict_anchor for t in p.val_anchors)
     assert p.train_anchors
     q = plan(tiny, agg("COUNT"), options=[("val_start", "2024-01-10"), ("test_start", "2024-01-15")])
