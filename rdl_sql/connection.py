@@ -26,6 +26,7 @@ import warnings
 from typing import Any, Iterable, Sequence
 
 import duckdb
+import pyarrow as pa
 
 from rdl_sql import errors
 from rdl_sql.script import Statement, split
@@ -151,7 +152,8 @@ class Cursor:
         if parameters is not None and len(statements) > 1:
             raise errors.ProgrammingError("parameters are only accepted with a single statement")
         self.notices, self.metrics = [], None
-        self._has_result, self._description, self._rowcount, self._peeked = False, None, -1, None
+        self._forget_peeked()
+        self._has_result, self._description, self._rowcount = False, None, -1
         for stmt in statements:
             # a previous result, fetched in part or not at all, is dropped: DuckDB refuses other work
             # (a cursor for training, a UDF) on a connection whose result is unfinished
@@ -295,15 +297,23 @@ class Cursor:
         """
         if self._peeked is None:
             table = self.fetch_arrow_table()
-            name = f"__rdl_shown_{id(self)}"
-            try:
-                self._duck.unregister(name)
-            except duckdb.Error:
-                pass
-            self._duck.register(name, table)
-            self._duck.execute(f'SELECT * FROM "{name}"')
+            if table is None:  # every row fetched already: nothing left to show or to serve again
+                return pa.table({d[0]: pa.array([], pa.null()) for d in self._description}), 0
+            self._duck.register(self._peek_view, table)
+            self._duck.execute(f'SELECT * FROM "{self._peek_view}"')
             self._peeked = table
         return self._peeked.slice(0, n), self._peeked.num_rows
+
+    @property
+    def _peek_view(self) -> str:
+        return f"__rdl_shown_{id(self)}"
+
+    def _forget_peeked(self) -> None:
+        """Drop the view ``_peek`` left registered (the next statement replaces its result anyway)."""
+        if self._peeked is not None:
+            self._duck.abort()
+            self._duck.unregister(self._peek_view)
+            self._peeked = None
 
     # ---- lifetime ------------------------------------------------------------------
     def close(self) -> None:

@@ -305,3 +305,15 @@ def test_filling_a_column_without_null_returns_no_rows_and_says_why():
         assert cur.fetchall() == []
         assert any("`people.city` has no NULL to fill in: 0 rows, nothing trained" in n for n in cur.notices)
         assert cur.metrics is None
+
+
+def test_a_displayed_result_is_released_by_the_next_statement(con):
+    cur = con.execute("SELECT * FROM range(3) r(i)")
+    assert "3 rows" in cur._repr_html_() and cur._peeked is not None
+    cur.execute("SELECT 42 AS answer")
+    assert cur._peeked is None
+    assert "<td>42</td>" in cur._repr_html_()
+    assert cur.fetchall() == [(42,)]
+    cur.execute("SELECT 7")
+    cur.fetchall()
+    assert "0 rows" in cur._repr_html_()            # fetched before it was shown: nothing left to show
