@@ -34,8 +34,12 @@ def better(task_type: str, a: float, b: float) -> bool:
     return a < b if task_type == "regression" else a > b
 
 
-def report(task_type: str, y: np.ndarray, score: np.ndarray, train_mean: float) -> dict[str, tuple[float, float]]:
+def report(task_type: str, y: np.ndarray, score: np.ndarray, train_mean: float,
+           threshold: float = 0.5) -> dict[str, tuple[float, float]]:
     """Every metric EVALUATE shows, as ``{name: (model value, trivial-predictor value)}``.
+
+    Binary accuracy is that of the ``prediction`` column: a score at or above
+    the model's ``threshold`` predicts true.
 
     The trivial predictor knows only the training labels: the positive rate
     (binary), the mean (regression) or the most frequent class, index 0
@@ -50,7 +54,8 @@ def report(task_type: str, y: np.ndarray, score: np.ndarray, train_mean: float) 
         out["AUROC"] = (m.roc_auc_score(y, score) if two else nan, 0.5 if two else nan)
         out["average_precision"] = (m.average_precision_score(y, score) if two else nan,
                                     float(np.mean(y)) if two else nan)
-        out["accuracy"] = (float(np.mean((score >= 0.5) == (y >= 0.5))), float(np.mean((base >= 0.5) == (y >= 0.5))))
+        out["accuracy"] = (float(np.mean((score >= threshold) == (y >= 0.5))),
+                           float(np.mean((base >= 0.5) == (y >= 0.5))))
     elif task_type == "regression":
         base = np.full(n, train_mean)
         out["MAE"] = (m.mean_absolute_error(y, score), m.mean_absolute_error(y, base))

@@ -37,13 +37,15 @@ _BLOCK_CELLS = 1_000_000
 
 
 def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_mean: float,
-                  resamples: int = RESAMPLES, seed: int = 0, groups: np.ndarray | None = None) -> pa.Table:
+                  resamples: int = RESAMPLES, seed: int = 0, groups: np.ndarray | None = None,
+                  threshold: float = 0.5) -> pa.Table:
     """Rows ``(metric, value, ci_low, ci_high, baseline)`` for labels ``y`` and model outputs ``score``.
 
     ``groups`` (one value per row, e.g. the entity's node id) are what a resample draws; None: the rows.
+    ``threshold``: a binary model's, so accuracy is that of its ``prediction`` column.
     """
-    rows = report(TaskType(task_type).value, y, score, train_mean)
-    ci = bootstrap(task_type, y, score, resamples, seed, groups=groups)
+    rows = report(TaskType(task_type).value, y, score, train_mean, threshold)
+    ci = bootstrap(task_type, y, score, resamples, seed, groups=groups, threshold=threshold)
     names = list(rows)
     return pa.table({"metric": names, "value": [rows[k][0] for k in names],
                      "ci_low": [ci.get(k, (np.nan, np.nan))[0] for k in names],
@@ -52,7 +54,8 @@ def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_m
 
 
 def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: int = RESAMPLES, seed: int = 0,
-              level: float = LEVEL, groups: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+              level: float = LEVEL, groups: np.ndarray | None = None,
+              threshold: float = 0.5) -> dict[str, tuple[float, float]]:
     """``{metric: (low, high)}``: the percentile interval of each metric over seeded resamples.
 
     A resample draws ``groups`` (all rows of a drawn group come along) or,
@@ -83,7 +86,7 @@ def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: 
         b = min(block, resamples - done)
         idx = rng.integers(0, k, size=(b, k))
         counts = np.bincount((idx + (np.arange(b) * k)[:, None]).ravel(), minlength=b * k).reshape(b, k)
-        for name, v in weighted(task_type, y, score, counts[:, codes].astype(np.float64)).items():
+        for name, v in weighted(task_type, y, score, counts[:, codes].astype(np.float64), threshold).items():
             draws.setdefault(name, []).append(v)
         done += b
     tail = (1 - level) / 2
@@ -96,7 +99,8 @@ def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: 
     return out
 
 
-def weighted(task_type: TaskType, y: np.ndarray, score: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+def weighted(task_type: TaskType, y: np.ndarray, score: np.ndarray, w: np.ndarray,
+             threshold: float = 0.5) -> dict[str, np.ndarray]:
     """The metrics of ``report`` for each row of weights ``w`` ``[b, n]`` (row counts of a resample).
 
     With every weight 1 these are ``report``'s values (a test pins that).
@@ -119,7 +123,7 @@ def weighted(task_type: TaskType, y: np.ndarray, score: np.ndarray, w: np.ndarra
             auroc = (pos * beaten).sum(1) / (p * q)
             ap = (pos * (cum_pos / (cum_pos + cum_neg))).sum(1) / p
             ok = (p > 0) & (q > 0)
-            correct = ((score >= 0.5) == (y >= 0.5)).astype(np.float64)
+            correct = ((score >= threshold) == (y >= 0.5)).astype(np.float64)
             return {"AUROC": np.where(ok, auroc, np.nan), "average_precision": np.where(ok, ap, np.nan),
                     "accuracy": (w * correct).sum(1) / total}
         if task_type is TaskType.REGRESSION:
@@ -134,6 +138,12 @@ def weighted(task_type: TaskType, y: np.ndarray, score: np.ndarray, w: np.ndarra
 
 
 # ---- the models' outputs on test rows ----------------------------------------------------------------
+def _threshold(trained: Trained) -> float:
+    """The binary model's threshold for ``prediction`` (0.5 for a model without one)."""
+    model = trained.result.model if trained.kind == GBDT else trained.result.trained
+    return float(getattr(model, "threshold", 0.5))
+
+
 def _train_mean(trained: Trained) -> float:
     if trained.kind == GBDT:
         return float(trained.result.model.train_mean)
@@ -170,7 +180,7 @@ def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES
         y, s, nodes = result.test_label, result.test_score, result.test_nodes  # scored when it was trained
     else:
         y, s, nodes = _outputs(con, prep, trained, test)
-    return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed, nodes)
+    return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed, nodes, _threshold(trained))
 
 
 def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
@@ -186,4 +196,5 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> 
         examples, _ = index_classes(examples, trained.result.classes if trained.kind == GBDT
                                     else trained.result.trained.classes)
     y, s, nodes = _outputs(con, prep, trained, examples)
-    return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed, nodes)
+    return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed, nodes,
+                         _threshold(trained))

@@ -108,3 +108,12 @@ def test_resampling_entities_counts_an_entity_seen_at_many_anchors_once():
     assert by_entity == pytest.approx(alone, abs=1e-12)
     by_row = bootstrap(TaskType.BINARY, rep_y, rep_s, 300, seed=1)["AUROC"]
     assert (by_row[1] - by_row[0]) < 0.6 * (by_entity[1] - by_entity[0])
+
+
+def test_accuracy_is_that_of_the_prediction_column_at_the_models_threshold():
+    y, s = binary(500, seed=5)
+    t = {r["metric"]: r for r in metrics_table(TaskType.BINARY, y, s, 0.3, resamples=200, threshold=0.7).to_pylist()}
+    assert t["accuracy"]["value"] == pytest.approx(float(np.mean((s >= 0.7) == (y >= 0.5))))
+    assert t["accuracy"]["ci_low"] <= t["accuracy"]["value"] <= t["accuracy"]["ci_high"]
+    got = weighted(TaskType.BINARY, y, s, np.ones((1, len(y))), threshold=0.7)["accuracy"][0]
+    assert got == pytest.approx(report("binary", y, s, 0.3, threshold=0.7)["accuracy"][0])
