@@ -156,7 +156,7 @@ class Cursor:
         self._has_result, self._description, self._rowcount = False, None, -1
         for stmt in statements:
             # a previous result, fetched in part or not at all, is dropped: DuckDB refuses other work
-            # (a cursor for training, a UDF) on a connection whose result is unfinished
+            # (registering a result table or a function) on a connection whose result is unfinished
             self._duck.abort()
             outcome: Outcome = self.connection._session.execute(self._duck, stmt, parameters)
             self.notices.extend(outcome.notices)
