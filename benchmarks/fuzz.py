@@ -26,7 +26,9 @@ from typing import Protocol
 from sqlglot.errors import ParseError, TokenError
 
 import rdl_sql
+from rdl_sql.datasets.shop import build_shop
 from rdl_sql.dialect import RdlTokenizer, parse_statement
+from rdl_sql.script import split
 
 #: what a training statement of the fuzz run may spend: tiny, so that thousands of statements run
 TINY = "WITH (epochs = 1, channels = 8, fanouts = '2,2', max_train_rows = 200, patience = 0)"
@@ -172,7 +174,6 @@ def outcome(con, text: str) -> tuple[str, str]:
 
 def _parse_fails(text: str) -> bool:
     """Whether rdl-sql's own parser rejects ``text`` (then the message must carry a line and column)."""
-    from rdl_sql.script import split
     try:
         stmts = split(text)
     except Exception:  # noqa: BLE001
@@ -193,7 +194,6 @@ DEFECTS = ("internal", "raw", "class name", "unlocated")
 
 def shop(path: str | None = None, *, model: bool = True) -> rdl_sql.Connection:
     """A small shop database (120 customers, 150 days) holding model `churn`."""
-    from rdl_sql.datasets.shop import build_shop
     con = rdl_sql.connect(path or ":memory:", progress=False)
     build_shop(con.duckdb_connection, customers=120, products=20, days=150, seed=1)
     if model:
@@ -226,8 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show", type=int, default=3, help="examples printed per defect class")
     args = ap.parse_args(argv)
-    import torch
-    torch.set_num_threads(1)
     ch = _Random(args.seed)
     con = shop()
     counts: collections.Counter = collections.Counter()
