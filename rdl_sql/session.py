@@ -61,6 +61,7 @@ class Session:
         the parsed statement as literals, never into its text.
         """
         self._drop_views(duck)
+        self.engine.cancel.clear()  # a cancel stops the statement running when it comes, not a later one
         if not stmt.is_rdl:
             self._plain(duck, stmt, stmt.text, params)
             return Outcome()
@@ -90,6 +91,11 @@ class Session:
                                  stmt.first_line) from None
         except duckdb.Error as e:  # a query rdl-sql generated failed: DuckDB's message names the cause
             raise _wrap_duckdb(e, stmt) from None
+        except KeyboardInterrupt:
+            if self.engine.cancel.is_set():  # Connection.cancel() from another thread, not Ctrl-C
+                raise errors.OperationalError(f"statement {stmt.index}: cancelled; the database is as it was "
+                                              f"before the statement") from None
+            raise
         except (RecursionError, MemoryError) as e:
             raise errors.OperationalError(f"statement {stmt.index}: too large or too deeply nested to run "
                                           f"({e})") from None

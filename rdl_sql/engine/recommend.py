@@ -204,7 +204,6 @@ def _two_tower(engine, con, prep: RankPrepared, conditioned: bool = False) -> Ra
     from rdl_sql.udfs import ranking  # torch: loaded only when a graph model trains
     t0 = time.perf_counter()
     graph, entity_edge, item_edge = _graph(con, prep.plan, prep.graph_tables)
-    engine.cancel.clear()
     model = ranking.fit(graph, prep.plan.base.entity.name, prep.plan.item.name, prep.split("train"),
                         prep.split("val"), prep.plan.k, prep.plan.base.options,
                         lambda rows: _candidates(con, prep.plan, rows), progress=engine.progress,

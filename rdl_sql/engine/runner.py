@@ -97,7 +97,6 @@ class Engine:
 
     def train_gnn(self, con, prep: Prepared):
         from . import gnn  # torch: loaded only when a statement trains or scores
-        self.cancel.clear()
         result = gnn.train(con, prep, self.progress, self.cancel)
         _refuse_diverged(result.metrics, prep.plan.options.lr)
         return result
