@@ -275,3 +275,27 @@ def test_auto_as_of_ignores_planted_future_rows(shop, one_thread_torch):
     assert cur.notices[0].startswith("auto: gbdt")  # the data changed, so it trained again
     assert again == before
     assert {k: v for k, v in cur.metrics.items() if "seconds" not in k} == metrics
+
+
+@pytest.mark.slow
+def test_a_stored_gnn_variant_scores_as_it_did_when_it_won(shop, one_thread_torch, monkeypatch):
+    """The winner trained with other layers or fan-outs than the statement's: stored with its own, reloaded so."""
+    real = auto.fit_candidate
+
+    def variant_wins(engine, con, prep, candidate):
+        result = real(engine, con, prep, candidate)
+        if candidate.name not in ("gnn", "gbdt"):
+            result.metrics["val_AUROC"] = 0.99  # this variant is the best on validation
+        return result
+
+    monkeypatch.setattr(auto, "fit_candidate", variant_wins)
+    stmt = f"{CHURN} WITH (model = 'auto', epochs = 1, channels = 8, max_train_rows = 800, time_budget = 600)"
+    cur = shop.cursor()
+    own = cur.execute(stmt).fetchall()
+    winner = cur.metrics["candidate"]
+    assert winner in ("gnn_deeper", "gnn_shallower") and cur.metrics["model"] == "gnn"
+    (note,) = [n for n in cur.notices if n.startswith(f"auto: {winner} (layers ")]
+    layers = int(note.split("(layers ")[1].split(",")[0])
+    shop.execute("CREATE MODEL v AS " + stmt)
+    assert dict(shop.execute("DESCRIBE MODEL v").fetchall())["option layers"] == str(layers)
+    assert shop.execute("PREDICT USING v").fetchall() == own
