@@ -8,7 +8,12 @@ nodes at once with one ``searchsorted``; the sample is then drawn from that
 prefix with tensor arithmetic, never a Python loop per seed.
 
 Trees are disjoint (a node reached from two seeds appears twice), because
-the same row seen from two anchor times is two different things.
+the same row seen from two anchor times is two different things. Leaves
+(the last hop) are the exception: a leaf is read only as a message to its
+parent, and its input is a function of the row and the anchor alone, so the
+leaves of one row at one anchor are merged into one node with one edge per
+parent (``dedupe_leaves``). Seeds that share an anchor often share leaves
+(the reviews of a popular product), and the leaves are most of a batch.
 """
 from __future__ import annotations
 
@@ -83,12 +88,15 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
 
 
 def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us: torch.Tensor,
-           fanouts: list[int], strategy: str = "uniform", generator: torch.Generator | None = None) -> Subgraph:
+           fanouts: list[int], strategy: str = "uniform", generator: torch.Generator | None = None,
+           dedupe_leaves: bool = True) -> Subgraph:
     """Sample ``len(fanouts)`` hops of in-neighbours around ``seeds`` at their anchor times.
 
     With a ``generator`` the draws are random (training: new neighbours each
     epoch). Without one they are a hash of (node, anchor, hop, edge type), so
     a row scores the same whatever else shares its batch or chunk.
+    ``dedupe_leaves``: one node per (row, anchor) in the last hop (the
+    model's outputs are the same either way).
     """
     if strategy not in ("uniform", "recent"):
         raise ValueError(f"unknown sampler strategy {strategy!r}; use 'uniform' or 'recent'")
@@ -144,7 +152,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     for et, parts in visible.items():
         local, count = (torch.cat(x) for x in zip(*parts))
         counts[et] = torch.zeros(size[et[2]], dtype=torch.long).index_put_((local,), count)
-    return Subgraph(
+    sub = Subgraph(
         seed_type, seeds.numel(),
         {nt: torch.cat(v) for nt, v in node.items()},
         {nt: torch.cat(v) for nt, v in anchor.items()},
@@ -153,6 +161,36 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
         {et: v for et, v in edge_hops.items() if et in edges},
         counts,
     )
+    if dedupe_leaves and fanouts:
+        _merge_leaves(sub)
+    return sub
+
+
+def _merge_leaves(sub: Subgraph) -> None:
+    """Make the last hop's nodes unique per (row, anchor), in place; edges from merged leaves are redirected.
+
+    Leaves sit at the end of each node type's rows and receive no edge, so
+    merging them moves no other node and changes no message but its source.
+    """
+    for nt, ids in sub.node.items():
+        lo, hi = sub.node_hops[nt][-2], sub.node_hops[nt][-1]
+        if hi - lo < 2:
+            continue
+        times, t_inv = torch.unique(sub.anchor[nt][lo:hi], return_inverse=True)
+        uniq, inv = torch.unique(ids[lo:hi] * times.numel() + t_inv, return_inverse=True)
+        sub.node[nt] = torch.cat([ids[:lo], torch.div(uniq, times.numel(), rounding_mode="floor")])
+        sub.anchor[nt] = torch.cat([sub.anchor[nt][:lo], times[uniq % times.numel()]])
+        sub.node_hops[nt][-1] = lo + uniq.numel()
+        for et, edge_index in sub.edge_index.items():
+            if et[0] == nt:
+                src = edge_index[0]
+                leaf = src >= lo
+                sub.edge_index[et] = torch.stack([torch.where(leaf, lo + inv[(src - lo).clamp(min=0)], src),
+                                                  edge_index[1]])
+        if sub.visible is not None:
+            for et, count in sub.visible.items():
+                if et[2] == nt:
+                    sub.visible[et] = count[: lo + uniq.numel()]
 
 
 def _mix(node: torch.Tensor, anchor_us: torch.Tensor, stream: int) -> torch.Tensor:

@@ -173,3 +173,16 @@ def test_layer_trimming_holds_for_each_convolution(small_shop, one_thread_torch,
     model = RelationalGNN(g.node_specs(), g.edge_types, 16, 3, 1, conv).eval()
     with torch.no_grad():
         assert torch.allclose(model(b), model(b, trim=False), atol=1e-5)
+
+
+def test_merged_leaves_give_the_outputs_of_disjoint_trees(small_shop, one_thread_torch):
+    """One node per (row, anchor) in the last hop: fewer rows, the same scores."""
+    g, val = small_shop["graph"], small_shop["val"]
+    args = (g, g.type_of("customers"), val.node[:128], val.anchor[:128], [4, 4, 4], "recent")
+    merged, disjoint = load(g, sample(*args)), load(g, sample(*args, dedupe_leaves=False))
+    assert merged.num_nodes < disjoint.num_nodes and merged.num_edges == disjoint.num_edges
+    torch.manual_seed(0)
+    model = RelationalGNN(g.node_specs(), g.edge_types, 16, 3, 1).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(merged), model(disjoint), atol=1e-5)
+        assert torch.allclose(model(merged), model(merged, trim=False), atol=1e-5)

@@ -154,7 +154,22 @@ def test_random_graph_samples_obey_time_fanout_and_strategy(strategy, graph_seed
     seeds, anchors = random_seeds(graph, graph_seed, 150)
     fanouts = [4, 3, 2]
     batch = sample(graph, graph.type_of("A"), seeds, anchors, fanouts, strategy,
-                   torch.Generator().manual_seed(graph_seed))
+                   torch.Generator().manual_seed(graph_seed), dedupe_leaves=False)
+    merged = sample(graph, graph.type_of("A"), seeds, anchors, fanouts, strategy,
+                    torch.Generator().manual_seed(graph_seed))
+    # merged leaves: one per (row, anchor), every edge kept, each edge's source the same row at the same anchor
+    assert merged.num_edges == batch.num_edges
+    for nt, ids in merged.node.items():
+        lo = merged.node_hops[nt][-2]
+        pairs = list(zip(ids[lo:].tolist(), merged.anchor[nt][lo:].tolist()))
+        assert len(pairs) == len(set(pairs))
+    for et, e in merged.edge_index.items():
+        src_t, _, dst_t = et
+        got = sorted(zip(merged.node[src_t][e[0]].tolist(), merged.anchor[src_t][e[0]].tolist(),
+                         merged.node[dst_t][e[1]].tolist()))
+        want = batch.edge_index[et]
+        assert got == sorted(zip(batch.node[src_t][want[0]].tolist(), batch.anchor[src_t][want[0]].tolist(),
+                                 batch.node[dst_t][want[1]].tolist()))
     assert batch.num_seeds == 150
     assert torch.equal(batch.node[graph.type_of("A")][:150], seeds)
     assert batch.num_edges > 150  # the check below is not vacuous
@@ -235,7 +250,7 @@ def test_uniform_is_roughly_uniform():
     n, k = 20_000, 3
     for anchor, eligible in ((1000, list(range(11))), (70, [0, 1, 2, 3, 4, 5, 6, 10])):
         batch = sample(graph, graph.type_of("A"), torch.zeros(n, dtype=torch.long), torch.full((n,), anchor),
-                       [k], "uniform", torch.Generator().manual_seed(123))
+                       [k], "uniform", torch.Generator().manual_seed(123), dedupe_leaves=False)
         b = graph.type_of("B")
         ids = batch.node[b]
         assert ids.numel() == n * k
