@@ -3,16 +3,16 @@
 Rows ``(metric, value, ci_low, ci_high, baseline)``: ``value`` is the
 metric on the test rows, ``ci_low`` / ``ci_high`` the 95 % percentile
 interval of the same metric over ``RESAMPLES`` seeded bootstrap resamples,
-and ``baseline``
-the trivial predictor's value (``udfs.metrics.report``). A resample draws
-entities, not rows, with replacement (as many as there are) and keeps all
-rows of each drawn entity: a test window holds an entity at several anchors,
-and those rows are not independent, so resampling rows would make the
-interval too narrow. A resample is a
-vector of row counts, so one pass over the rows sorted by score computes
-the metric for a whole block of resamples at once: 500 resamples of
-32,000 rows take about a second on one loaded core, where calling
-scikit-learn per resample took about 15 ms each (7 s).
+and ``baseline`` the trivial predictor's value (``udfs.metrics.report``).
+
+A resample draws entities, not rows, with replacement (as many as there
+are) and keeps every row of a drawn entity: a test window holds an entity
+at several anchors, and those rows are not independent, so resampling rows
+would make the interval too narrow. A resample is a vector of row counts,
+so one pass over the rows sorted by score computes the metric for a whole
+block of resamples at once: 500 resamples of 32,000 rows take about two
+seconds on a loaded core, where calling scikit-learn per resample took
+about 15 ms each (7 s).
 
 Works for GNN and GBDT models alike; torch is imported only to score a GNN.
 """
