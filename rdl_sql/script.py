@@ -7,6 +7,7 @@ one of its keywords; all other text goes to DuckDB exactly as written.
 from __future__ import annotations
 
 import difflib
+import threading
 from dataclasses import dataclass
 
 from sqlglot.errors import TokenError
@@ -14,7 +15,15 @@ from sqlglot.tokens import TokenType
 
 from rdl_sql.dialect import RdlTokenizer
 
-_TOKENIZER = RdlTokenizer()
+_local = threading.local()
+
+
+def _tokenize(text: str):
+    """sqlglot's tokenizer keeps state between calls: one per thread (a server splits in many at once)."""
+    tokenizer = getattr(_local, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _local.tokenizer = RdlTokenizer()
+    return tokenizer.tokenize(text)
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ def _is_rdl(words: list[str]) -> bool:
 def split(script: str) -> list[Statement]:
     """Statements of ``script`` in order, without trailing semicolons; empty ones dropped."""
     try:
-        tokens = _TOKENIZER.tokenize(script)
+        tokens = _tokenize(script)
     except TokenError:
         text = script.strip().rstrip(";")
         return [Statement(text, 1, 1, False)] if text else []
@@ -67,7 +76,7 @@ def suggest(text: str) -> tuple[str, int, int] | None:
     """``(message, start, end)`` when ``text`` begins like an rdl-sql statement with one word misspelt
     (``CREATE MODLE``, ``SHOW MODEL``, ``EXPLIAN PREDICT``); None when it does not."""
     try:
-        tokens = [t for t in _TOKENIZER.tokenize(text)[:5]]
+        tokens = [t for t in _tokenize(text)[:5]]
     except TokenError:
         return None
     words = [t.text.upper() if t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER) else "" for t in tokens]

@@ -68,7 +68,8 @@ def test_alter_and_describe_graph_parse():
     ("PREDICT FOR EACH c.id", "PREDICT needs a target, e.g. PREDICT COUNT(orders.*, 0, 30, DAYS) = 0"),
     ("PREDICT COUNT(orders.*, 0, 30, DAYS) FOR EACH id",
      "FOR EACH needs a qualified key, e.g. FOR EACH customers.customer_id"),
-    ("ALTER GRAPH RENAME t", "expected ADD LINK, DROP LINK, SET TIME COLUMN or IGNORE COLUMN after ALTER GRAPH"),
+    ("ALTER GRAPH RENAME t",
+     "expected ADD LINK, DROP LINK, SET TIME COLUMN, IGNORE COLUMN or UNIGNORE COLUMN after ALTER GRAPH"),
 ])
 def test_parse_errors_have_exact_messages_and_positions(sql, message):
     with pytest.raises(ParseError) as err:
@@ -100,3 +101,24 @@ def test_script_split_respects_strings_and_comments_and_routes_statements():
                                        "ALTER GRAPH SET TIME COLUMN t(x)"]
     assert [s.is_rdl for s in stmts] == [False, False, True, True]
     assert [s.first_line for s in stmts] == [1, 2, 3, 4]
+
+
+def test_split_is_safe_from_many_threads():
+    """A server splits statements of many clients at once; sqlglot's tokenizer keeps state per instance."""
+    import threading
+    scripts = [f"SELECT {i} AS v{i}; SELECT 'x{i}' -- c\n; PREDICT COUNT(o.*, 0, {i + 1}, DAYS) FOR EACH c.id"
+               for i in range(40)]
+    expected = {s: [st.text for st in split(s)] for s in scripts}
+    bad = []
+
+    def work(s):
+        for _ in range(50):
+            if [st.text for st in split(s)] != expected[s]:
+                bad.append(s)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in scripts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bad == []
