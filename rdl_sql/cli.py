@@ -13,7 +13,7 @@ rdl-sql: relational deep learning inside DuckDB (PREDICT, CREATE MODEL ... as SQ
 
 Commands:
   rdl-sql [OPTIONS] [FILENAME [SQL]]   the SQL shell, with the DuckDB CLI's habits (options below)
-  rdl-sql demo [--dataset flights|shop] [--db PATH] [--force]
+  rdl-sql demo [--dataset flights|shop] [--db PATH] [--force] [--storage-compatibility v1.5.0]
                                        build an example database file, train and store models on it
   rdl-sql serve FILENAME [--port N]    serve a database over the PostgreSQL protocol (psql, psycopg, BI tools)
 `rdl-sql demo --help` and `rdl-sql serve --help` list their options.
@@ -35,6 +35,10 @@ def demo_parser() -> argparse.ArgumentParser:
                                                          "file is left alone and the demo stops)")
     p.add_argument("--customers", type=int, default=None, metavar="N",
                    help="shop only: how many customers to generate (default 2000)")
+    p.add_argument("--storage-compatibility", default=None, metavar="VERSION",
+                   help="write the file so that DuckDB VERSION and later open it, e.g. v1.5.0 for DuckDB 1.x "
+                        "readers (the duckdb-cli on PyPI, BI tools on a 1.x driver); default: DuckDB's newest "
+                        "format")
     return p
 
 
@@ -45,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv and argv[0] == "demo":
         args = demo_parser().parse_args(argv[1:])
-        return demo.run(args.dataset, args.db, force=args.force, customers=args.customers)
+        return demo.run(args.dataset, args.db, force=args.force, customers=args.customers,
+                        storage_compatibility=args.storage_compatibility)
     if argv and argv[0] == "serve":
         return server_cli.main(argv[1:])
     return shell.main(argv)

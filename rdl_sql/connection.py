@@ -359,9 +359,12 @@ class Connection:
     NotSupportedError = errors.NotSupportedError
 
     def __init__(self, database: str = ":memory:", read_only: bool = False, progress: bool | None = None,
-                 config: dict | None = None):
+                 config: dict | None = None, storage_compatibility: str | None = None):
+        config = dict(config or {})
+        if storage_compatibility is not None:  # the oldest DuckDB that must read a file this creates
+            config["storage_compatibility_version"] = storage_compatibility
         try:
-            self._con = duckdb.connect(database, read_only=read_only, config=config or {})
+            self._con = duckdb.connect(database, read_only=read_only, config=config)
         except duckdb.Error as e:
             raise errors.OperationalError(f"cannot open {database!r}: {e}") from e
         self.database, self.read_only = database, read_only
@@ -516,13 +519,18 @@ class Connection:
 
 
 def connect(database: str = ":memory:", read_only: bool = False, progress: bool | None = None,
-            config: dict | None = None) -> Connection:
+            config: dict | None = None, storage_compatibility: str | None = None) -> Connection:
     """Open ``database`` (a DuckDB file path or ``:memory:``) as a PEP 249 connection.
 
     ``progress``: show a training progress bar (default: when stderr is a
     terminal or inside a Jupyter notebook).
+    ``storage_compatibility``: the oldest DuckDB version that must open a file
+    this connection creates, e.g. ``"v1.5.0"`` so that DuckDB 1.x readers (the
+    ``duckdb-cli`` on PyPI, BI tools on a 1.x driver) open it. It decides the
+    format when the file is created (later connections keep that format);
+    default: DuckDB's own (the newest format, which DuckDB 1.x cannot read).
     """
-    return Connection(database, read_only, progress, config)
+    return Connection(database, read_only, progress, config, storage_compatibility)
 
 
 __all__ = ["connect", "Connection", "Cursor", "STRING", "BINARY", "NUMBER", "DATETIME", "ROWID", "Date", "Time",

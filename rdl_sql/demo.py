@@ -121,11 +121,12 @@ def _isatty(stream) -> bool:
 
 
 def run(dataset: str = "flights", db: str | None = None, force: bool = False, out=None, err=None,
-        customers: int | None = None) -> int:
+        customers: int | None = None, storage_compatibility: str | None = None) -> int:
     """Build ``dataset`` into ``db`` (default ``rdl_sql_demo_<dataset>.duckdb``) and run its examples.
 
     Returns the exit status: 0, or 1 when ``db`` exists and ``force`` is not set (the file is left as it
     was), 2 for an unknown dataset. ``out`` / ``err``: default stdout / stderr.
+    ``storage_compatibility`` (e.g. ``"v1.5.0"``): write the file so that DuckDB 1.x readers open it.
     """
     out, err = out or sys.stdout, err or sys.stderr
     if dataset not in DATASETS:
@@ -151,7 +152,12 @@ def run(dataset: str = "flights", db: str | None = None, force: bool = False, ou
     announce = not _isatty(out)
     started = time.perf_counter()
     done = 0
-    with rdl_sql.connect(path) as con:
+    try:
+        con = rdl_sql.connect(path, storage_compatibility=storage_compatibility)
+    except rdl_sql.Error as e:  # an unknown version: DuckDB's message lists the known ones
+        print(f"rdl-sql demo: {e}", file=err)
+        return 2
+    with con:
         t0 = time.perf_counter()
         if announce:
             print(f"[demo] building {path} ...", file=err, flush=True)

@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
     interactive = (not runs and not opts.no_stdin
                    and (opts.interactive if opts.interactive is not None else _isatty(stdin)))
     try:
-        con = rdl_sql.connect(opts.database, read_only=opts.read_only, progress=_isatty(err))
+        con = rdl_sql.connect(opts.database, read_only=opts.read_only, progress=_isatty(err),
+                              storage_compatibility=opts.storage_compatibility)
     except rdl_sql.Error as e:
         err.write(f"Error: {e}\n")
         return 1

@@ -11,7 +11,7 @@ import dataclasses
 from rdl_sql.shell.render import MODES
 
 MODE_FLAGS = {f"-{m}": m for m in MODES} | {"-column": "box", "-ascii": "list"}
-VALUE_FLAGS = {"-c", "-s", "-cmd", "-f", "-init", "-nullvalue", "-separator"}
+VALUE_FLAGS = {"-c", "-s", "-cmd", "-f", "-init", "-nullvalue", "-separator", "-storage-compatibility"}
 SWITCH_FLAGS = {"-readonly", "-no-stdin", "-bail", "-header", "-noheader", "-no-init", "-batch", "-interactive",
                 "-version", "-help", "-h"}
 
@@ -30,6 +30,9 @@ OPTIONS (run in the order given):
   -init FILENAME    run FILENAME first
   -no-stdin         exit after the options instead of reading stdin
   -readonly         open the database read-only: other processes can read it at the same time
+  -storage-compatibility VERSION
+                    create the file so that DuckDB VERSION and later open it (v1.5.0: DuckDB 1.x readers,
+                    the duckdb-cli on PyPI); only a new file is affected (default: DuckDB's newest format)
   -bail             stop at the first error (the default for scripts and -c)
   -header / -noheader  turn the header row of csv, list and tabs output on / off
   -nullvalue TEXT   show NULL as TEXT
@@ -50,6 +53,7 @@ class UsageError(Exception):
 class Options:
     database: str = ":memory:"
     read_only: bool = False
+    storage_compatibility: str | None = None  # DuckDB's storage_compatibility_version for a file it creates
     init: str | None = None
     no_stdin: bool = False
     interactive: bool | None = None   # None: when stdin is a terminal
@@ -78,6 +82,8 @@ def parse(argv: list[str]) -> Options:
             i += 1
             if flag == "-init":
                 opts.init = value
+            elif flag == "-storage-compatibility":
+                opts.storage_compatibility = value
             else:
                 opts.actions.append(("-c" if flag == "-s" else flag, value))
         elif flag in MODE_FLAGS or flag in ("-bail", "-header", "-noheader"):
