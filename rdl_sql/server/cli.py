@@ -5,6 +5,8 @@ import argparse
 import logging
 import sys
 
+from rdl_sql.server.server import ConfigError, Server
+
 STORAGE_HELP = ("write the file so that older DuckDB readers open it, e.g. v1.5.0 for the DuckDB 1.x CLI and "
                 "drivers (DuckDB's storage_compatibility_version; it matters when the server creates the file; "
                 "default: DuckDB's own, which 1.x readers cannot open)")
@@ -38,7 +40,6 @@ def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    from rdl_sql.server.server import ConfigError, Server
     config = {"storage_compatibility_version": args.storage_compatibility} if args.storage_compatibility else None
     try:
         server = Server(args.database, args.host, args.port, args.read_only, args.password_file, config=config,
