@@ -94,7 +94,7 @@ def check_constant(kind: str, value, what: str, position) -> None:
     ``kind``: number, string, time or boolean. DuckDB would otherwise fail
     mid-query on ``COUNT(...) = 'abc'`` with a conversion error.
     """
-    if value is None or kind == "string":
+    if value is None:
         return
     if kind == "number" and isinstance(value, str):
         raise PlanError(f"{what} is a number; compare it with a number, not the string {value!r}", position)
@@ -108,6 +108,8 @@ def check_constant(kind: str, value, what: str, position) -> None:
                             position) from None
     if kind == "boolean" and not isinstance(value, bool):
         raise PlanError(f"{what} is true or false; compare it with TRUE or FALSE, not {value!r}", position)
+    if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise PlanError(f"{what} is text; compare it with a string, e.g. '{value}'", position)
 
 
 def _value_kind(c) -> str:
@@ -192,6 +194,55 @@ def check_columns(pred: exp.Expression | None, tables: dict[str, TableInfo], def
         if tinfo is not None and tinfo.column(c.name) is None:
             raise PlanError(f"column `{c.name}` not found in table `{tinfo.name}`"
                             f"{did_you_mean(c.name, [x.name for x in tinfo.columns])}", Position.of(c))
+    _check_comparisons(pred, tables, default)
+
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _check_comparisons(pred: exp.Expression, tables: dict[str, TableInfo], default: TableInfo | None) -> None:
+    """``column <op> constant`` whose constant DuckDB could not convert to the column's type: a PlanError
+    at the constant, instead of a conversion error from the middle of the label query."""
+    for cmp in pred.find_all(*_COMPARISONS):
+        for column, const in ((cmp.this, cmp.expression), (cmp.expression, cmp.this)):
+            if not isinstance(column, exp.Column) or isinstance(column.this, exp.Star):
+                continue
+            value = _constant(const)
+            tinfo = tables.get(column.table) if column.table else default
+            c = tinfo.column(column.name) if tinfo is not None else None
+            if c is None or value is _NOT_CONSTANT:
+                continue
+            kind = _value_kind(c)
+            what = f"`{tinfo.name}.{c.name}`"
+            if kind == "number" and isinstance(value, str):
+                try:
+                    float(value)
+                except ValueError:
+                    raise PlanError(f"{what} is a number; compare it with a number, not the string {value!r}",
+                                    Position.of(const) or Position.of(column)) from None
+            elif kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                raise PlanError(f"{what} is text; compare it with a string, e.g. '{value}'",
+                                Position.of(const) or Position.of(column))
+            elif kind == "time" and isinstance(value, str):
+                check_constant("time", value, what, Position.of(const) or Position.of(column))
+
+
+_NOT_CONSTANT = object()
+
+
+def _constant(node: exp.Expression):
+    """A literal's Python value (str, int or float), ``_NOT_CONSTANT`` for anything else."""
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        try:
+            return float(node.this)
+        except ValueError:
+            return _NOT_CONSTANT
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        value = _constant(node.this)
+        return -value if isinstance(value, float) else _NOT_CONSTANT
+    return _NOT_CONSTANT
 
 
 def aggregate_task_type(target: Target, resolved: ResolvedAggregate) -> TaskType:

@@ -141,6 +141,10 @@ def test_training_that_diverges_is_an_error_not_null_predictions(con, monkeypatc
     (f"{CHURN} WHERE COUNT(orders.*, -9223372036854775807, 0, DAYS) > 0 {TINY}", "out of range"),
     (f"PREDICT customers.age > 'old' FOR EACH customers.customer_id {TINY}", "compare it with a number"),
     (f"PREDICT EXISTS(orders.*, 0, 30, DAYS) = 3 FOR EACH customers.customer_id {TINY}", "TRUE or FALSE"),
+    (f"PREDICT customers.country = 5 FOR EACH customers.customer_id {TINY}", "compare it with a string"),
+    (f"{CHURN} WHERE customers.age > 'x' {TINY}", "compare it with a number, not the string 'x'"),
+    (f"{CHURN} WHERE customers.signup_at > 'yesterday' {TINY}", "not a timestamp"),
+    ("PREDICT COUNT(orders.* WHERE orders.amount > 'x', 0, 30, DAYS) > 0 FOR EACH customers.customer_id", "'x'"),
 ])
 def test_constants_that_duckdb_would_refuse_mid_query_are_plan_errors(con, sql, words):
     # raw duckdb ConversionException / BinderException (Infinity as a column) before
