@@ -1,4 +1,6 @@
 """Recommendation end to end on the brands database: the graph model against both baselines, storage, leakage."""
+import json
+
 import duckdb
 import pytest
 
@@ -59,6 +61,14 @@ def test_stored_two_tower_scores_the_same_and_ignores_planted_future_rows(brands
                 "TIMESTAMP '2024-04-01 00:00:01' + INTERVAL (i) MINUTE FROM range(5000) t(i)")
     cur.execute(f"SELECT * FROM (PREDICT USING rec {as_of}) ORDER BY customer_id, rank")
     assert cur.fetchall() == first
+    # training AS OF the same time on the planted file learns the same model (labels, candidates, graph)
+    cur.execute(f"CREATE MODEL rec2 AS PREDICT {TARGET} {as_of} WITH (model = 'two_tower', {SMALL})")
+    row = cur.fetchall()[0]
+    cur.execute(f"SELECT * FROM (PREDICT USING rec2 {as_of}) ORDER BY customer_id, rank")
+    assert cur.fetchall() == first
+    cur.execute("SELECT metrics FROM rdl_models ORDER BY name")
+    m1, m2 = (json.loads(r[0]) for r in cur.fetchall())
+    assert m1["val_MAP@10"] == m2["val_MAP@10"] == row[3] and m1["test_rows"] == m2["test_rows"]
     # the stored baselines and EVALUATE MODEL work on the same file
     cur.execute(f"EVALUATE MODEL rec {as_of}")
     metrics = {r[1]: r for r in cur.fetchall()}
