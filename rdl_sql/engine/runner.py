@@ -177,7 +177,10 @@ class Engine:
         rows = [("name", stored.name), ("statement", stored.statement), ("task", stored.task),
                 ("model", stored.model)]
         if "candidate" in stored.metrics:  # chosen by model = 'auto'
-            suffix = f"_val_{TaskType(stored.task).metric}"
+            metric = TaskType(stored.task).metric
+            # a ranking model's metric carries its k (MAP@10)
+            metric = next((k[len("val_"):] for k in stored.metrics if k.startswith(f"val_{metric}@")), metric)
+            suffix = f"_val_{metric}"
             tried = [f"{k.removesuffix(suffix)} {v:.4f}" for k, v in stored.metrics.items()
                      if k.endswith(suffix) and isinstance(v, float)]
             rows.append(("chosen_by", f"auto: {stored.metrics['candidate']}, the best on validation{suffix} of "
