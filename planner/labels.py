@@ -26,6 +26,8 @@ ANCHORS = "__anchors"
 ANCHOR = "anchor_time"
 SPLIT = "split"
 LABEL = "label"
+#: aggregates with a value over an empty window (0, false), so every example of theirs has a label
+_DEFINED_OVER_NO_ROWS = ("COUNT", "EXISTS", "COUNT_DISTINCT", "SUM")
 _OPS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
 
@@ -145,13 +147,15 @@ class TaskPlan:
         t = col(time_name(self.entity), ENTITY)
         return exp.or_(t.is_(exp.null()), t.copy() <= anchor.copy())
 
-    def examples_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
+    def examples_sql(self, anchors: list[tuple[dt.datetime, str]], *, labels: bool = True) -> exp.Select:
         """Labelled rows ``(__node, <keys>, anchor_time, split, label)`` for the given anchors.
 
         Entities must exist at the anchor, pass the WHERE filter (past only)
         and the ASSUMING condition; rows whose label is undefined (an AVG over
         no rows, a NULL target column) are dropped. A column target has one
         anchor and a split drawn from a hash of the key (80/10/10).
+        ``labels=False`` (for counting rows) skips computing a label that is
+        defined over any window (COUNT, SUM, ...), so the label is 1 there.
         """
         if self.column is not None:
             return self._column_examples_sql()
@@ -165,8 +169,9 @@ class TaskPlan:
         p = self._predicate(self.query.assuming, anchor)
         if p is not None:  # ASSUMING shapes the training population; validation and test stay whole
             conds.append(exp.or_(col(SPLIT, ANCHORS).neq(lit("train")), p))
+        label = self._label(anchor) if labels or self.target.agg.func not in _DEFINED_OVER_NO_ROWS else lit(1.0)
         inner = (exp.select(self._node(), *self._key_columns(), anchor.copy(), col(SPLIT, ANCHORS),
-                            alias(self._label(anchor), LABEL))
+                            alias(label, LABEL))
                  .from_(self._entities())
                  .join(values, join_type="CROSS")
                  .where(exp.and_(*conds)))
@@ -174,7 +179,7 @@ class TaskPlan:
 
     def count_sql(self, anchors: list[tuple[dt.datetime, str]]) -> exp.Select:
         """``(anchor_time, n)``: how many rows ``examples_sql(anchors)`` gives at each anchor."""
-        rows = self.examples_sql(anchors).order_by(None)
+        rows = self.examples_sql(anchors, labels=False).order_by(None)
         return (exp.select(col(ANCHOR), exp.Count(this=exp.Star()))
                 .from_(exp.Subquery(this=rows, alias=exp.TableAlias(this=ident("__n"))))
                 .group_by(col(ANCHOR)))

@@ -35,13 +35,14 @@ from .sql import run
 
 
 def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQuery,
-                 *, training: bool = True) -> TaskPlan:
+                 *, training: bool = True, test: bool = True) -> TaskPlan:
     """Resolve names against ``schema``, check the time rules and choose each split's anchors.
 
     Choosing anchors reads the data: how many examples each candidate anchor
     gives (planner/anchors.py). ``training=False`` plans scoring with a
     stored model: test anchors only (for EVALUATE), and a short history is
-    no error.
+    no error; with ``test=False`` as well (scoring only) no anchor is chosen
+    and no example counted.
     """
     query = normalize(schema, query)  # names as the catalog spells them (DuckDB ignores case)
     entity = check_entity(schema, query)
@@ -86,6 +87,8 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
     def count(anchors: list[dt.datetime], split: str) -> dict[dt.datetime, int]:
         return dict(run(con, base.count_sql([(t, split) for t in anchors])))
 
+    if not training and not test:
+        return base
     population = f"of `{entity.name}` exists" + (" and passes the WHERE filter" if query.where is not None else "")
     # labels read the target table, so their windows end by its last row: after it the table may simply not
     # be filled in yet (Lahman's awards stop in 2017, its batting goes on to 2020), and labels there would

@@ -122,9 +122,12 @@ def in_notices(con, plan: TaskPlan) -> list[str]:
     return [f"FOR ... IN listed {listed:,} pairs, {scored:,} scored: " + "; ".join(parts)]
 
 
-def prepare_scoring(con, query: PredictQuery) -> Prepared:
-    """Plan ``query`` for scoring with a stored model: no labels, no training anchors."""
-    plan = compile_task(con, read_schema(con, as_of=query.as_of), query, training=False)
+def prepare_scoring(con, query: PredictQuery, *, test_anchors: bool = True) -> Prepared:
+    """Plan ``query`` for scoring with a stored model: no labels, no training anchors.
+
+    ``test_anchors=False`` (PREDICT USING) chooses no anchor at all, so scoring counts no examples.
+    """
+    plan = compile_task(con, read_schema(con, as_of=query.as_of), query, training=False, test=test_anchors)
     return Prepared(plan.schema, plan, pa.table({}), 0.0, notices=in_notices(con, plan))
 
 

@@ -110,7 +110,7 @@ class Engine:
         """Score ``query`` (the stored statement with the user's FOR / WHERE / AS OF) with a stored model."""
         if _ranking(query):
             return recommend.predict_using(self, con, stored, query)
-        prep = prepare_scoring(con, query)
+        prep = prepare_scoring(con, query, test_anchors=False)  # scoring only: no test anchors to count
         trained = self._load(con, prep, stored)
         note = f"scored with stored model `{stored.name}` ({trained.kind}, trained {stored.created_at:%Y-%m-%d %H:%M})"
         return self._scored(con, prep, trained, [note])

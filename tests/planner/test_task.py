@@ -17,7 +17,7 @@ from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
-from rdl_sql.planner.sql import arrow
+from rdl_sql.planner.sql import arrow, run
 from rdl_sql.planner.task import compile_task
 
 A = dt.datetime(2024, 1, 10)
@@ -279,6 +279,24 @@ def test_not_enough_history_leaves_training_empty(tiny):
     p = plan(tiny, agg("COUNT", end=60))
     assert p.train_anchors == ()
     assert "not enough history" in dict(p.empty_splits)["train"]
+
+
+@pytest.mark.parametrize("func, column", [("COUNT", None), ("AVG", "amount"), ("MAX", "amount"), ("SUM", "amount")])
+def test_count_sql_counts_exactly_the_example_rows(tiny, func, column):
+    # ASSUMING drops training rows, an AVG / MAX over no rows drops the row: the counts must agree
+    p = plan(tiny, agg(func, column), assuming=ref(1, ">", 0), extra=[agg("COUNT", None, 0, 20)])
+    anchors = [(A - 10 * DAY, "train"), (A, "train"), (B, "val"), (B + DAY, "test")]
+    rows = arrow(tiny, p.examples_sql(anchors)).column("anchor_time").to_pylist()
+    want = {t: rows.count(t) for t in set(rows)}
+    assert dict(run(tiny, p.count_sql(anchors))) == want
+    assert len(want) >= 3
+
+
+def test_scoring_only_plans_choose_no_anchor(tiny):
+    p = compile_task(tiny, read_schema(tiny), query(agg("COUNT")), training=False, test=False)
+    assert p.split_anchors() == [] and p.predict_anchor == dt.datetime(2024, 1, 25)
+    e = compile_task(tiny, read_schema(tiny), query(agg("COUNT")), training=False)
+    assert e.test_anchors == (dt.datetime(2024, 1, 15),) and e.train_anchors == e.val_anchors == ()
 
 
 # ---- planted future rows: labels and filters never read them ----------------------------
