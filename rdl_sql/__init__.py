@@ -1,7 +1,9 @@
 """rdl-sql: relational deep learning inside DuckDB.
 
 ``rdl_sql.connect(path)`` opens a DuckDB database as a PEP 249 connection
-that also understands ``PREDICT`` and the other rdl-sql statements.
+that also understands ``PREDICT`` and the other rdl-sql statements;
+``rdl_sql.register(duckdb_con)`` lets a plain DuckDB connection run them from
+SQL (``SELECT * FROM rdl('PREDICT USING churn')``).
 """
 from rdl_sql.connection import (
     BINARY,
@@ -20,7 +22,7 @@ from rdl_sql.connection import (
     TimestampFromTicks,
     connect,
 )
-from rdl_sql.engine.registry import install_udfs
+from rdl_sql.embed import register
 from rdl_sql.errors import (
     DatabaseError,
     DataError,
@@ -39,11 +41,6 @@ __version__ = "0.1.0"
 apilevel = "2.0"
 threadsafety = 1
 paramstyle = "qmark"
-
-
-def register(con) -> None:
-    """Install rdl-sql's scoring UDF (``rdl_score``) on a plain ``duckdb`` connection."""
-    install_udfs(con)
 
 
 __all__ = ["connect", "Connection", "Cursor", "register", "Error", "Warning", "InterfaceError", "DatabaseError",
