@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rdl_sql.planner.anchors import EVAL_MIN_ROWS
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.extract import reachable
 from rdl_sql.planner.labels import TaskPlan
@@ -24,6 +25,8 @@ from rdl_sql.planner.sql import arrow, run
 from rdl_sql.planner.task import compile_task
 
 SPLITS = ("train", "val", "test")
+#: fewer validation examples than this get a notice (AUROC's standard error passes ~0.04)
+THIN_VALIDATION = EVAL_MIN_ROWS // 4
 MAX_CLASSES = 100
 
 
@@ -86,6 +89,11 @@ def prepare(con, query: PredictQuery) -> Prepared:
     if not rows["test"]:
         prep.notices.append(f"no test examples: {why.get('test') or _where_examples(plan, 'test')}; "
                             f"test metrics skipped")
+    if rows["val"] < THIN_VALIDATION and plan.column is None:
+        n = len(plan.val_anchors)
+        prep.notices.append(f"validation holds only {rows['val']:,} examples ({n} anchor{'s' if n != 1 else ''} "
+                            f"from {plan.val_start}): the metric that early stopping and model choice use is "
+                            f"noisy; more history, an earlier val_start or a looser WHERE gives more")
     if plan.task_type is not TaskType.REGRESSION and len(pc.unique(prep.split("train").column("label"))) < 2:
         raise PlanError("every training label has the same value, so there is nothing to learn; "
                         "check the target's comparison or the time range")
