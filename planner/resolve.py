@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from .errors import PlanError, Position, did_you_mean, sql_name
 from .query import AggRef, Aggregate, PredictQuery, Target, TaskType
-from .schema import Link, Schema, TableInfo
+from .schema import NUMERIC_TYPES, TIME_TYPES, Link, Schema, TableInfo
 from .sql import ident, to_sql
 
 #: columns that example and prediction rows hold beside the entity's key (lower case: DuckDB ignores case)
@@ -113,16 +113,17 @@ def check_constant(kind: str, value, what: str, position) -> None:
 
 
 def _value_kind(c) -> str:
+    """What a constant compared with column ``c`` must be: number, string, time or boolean (``other``: any)."""
     base = c.dtype.split("(")[0].upper()
     if base == "BOOLEAN":
         return "boolean"
-    if c.stype in ("time", "timestamp") or base in ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"):
+    if base in TIME_TYPES:
         return "time"
-    if c.stype == "numerical" or base.startswith("DECIMAL"):
+    if base in NUMERIC_TYPES or base.startswith("DECIMAL"):
         return "number"
-    if base in ("VARCHAR",) or base.startswith("ENUM"):
+    if base == "VARCHAR" or base.startswith("ENUM"):
         return "string"
-    return "number" if c.stype == "id" and base.endswith("INT") else "string"
+    return "other"
 
 
 def resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, role: str) -> ResolvedAggregate:

@@ -154,7 +154,10 @@ def test_unknown_table_suggests_the_closest_name(tiny):
     with pytest.raises(PlanError, match="did you mean `orders`"):
         s.table("order")
     with pytest.raises(PlanError, match="did you mean `customers`"):
-        s.table("Customers")
+        s.table("custmers")
+    # names compare without case, as DuckDB compares them (issue 8)
+    assert s.table("Customers").name == "customers"
+    assert s.table("orders").column("Customer_ID").name == "customer_id"
 
 
 def test_fingerprint_changes_with_a_link_and_not_with_rows(tiny):
