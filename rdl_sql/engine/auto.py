@@ -11,7 +11,8 @@ the user wrote is not tried: the statement's own options always hold.
 
 GBDT goes first unless its feature query is estimated to take more than a
 quarter of the budget (it joins every past row of each child table to each
-example: the flights carrier task joins about 10^8 rows and took 15 minutes),
+example and computes every feature over them: the flights carrier task
+joins about 5 * 10^8 rows for 374 features),
 then the GNN goes first and GBDT only if its estimate fits what is left.
 
 ``time_budget`` (seconds) bounds the search. A candidate starts only while
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 
 from rdl_sql.planner.depth import link_distances
 from rdl_sql.planner.errors import PlanError
-from rdl_sql.planner.features import HOPS
+from rdl_sql.planner.features import HOPS, feature_names, feature_sql
 from rdl_sql.planner.options import Options
 from rdl_sql.udfs.metrics import better
 
@@ -46,9 +47,9 @@ from .result import describe_metrics
 GNN, GBDT, DEEPER, SHALLOWER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_shallower", "gnn_wider"
 _MAX_LAYERS = 8
 _MAX_FANOUT = 10_000
-#: rows a second the GBDT feature query joins, on the slow side: about 110,000 on the flights carrier task
-#: (10^8 rows in 930 s) and 750,000 on the shop (1.5 M in 2 s), on a loaded 2-core machine
-GBDT_ROWS_PER_SECOND = 100_000
+#: joined rows x feature columns the GBDT feature query computes a second, on the slow side: 6.9 M rows x 374
+#: features in 293 s on the flights plane task, 1.5 M x 67 in 7.6 s on the shop (2 cores, load 11-14)
+GBDT_CELLS_PER_SECOND = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,15 @@ def gbdt_rows(prep: Prepared) -> float:
     return prep.examples.num_rows * per_entity
 
 
+def gbdt_seconds(prep: Prepared) -> float:
+    """About how long GBDT's feature query takes: joined rows times feature columns, at ``GBDT_CELLS_PER_SECOND``."""
+    rows = gbdt_rows(prep)
+    if not rows:
+        return 0.0
+    features = len(feature_names(feature_sql(prep.plan, prep.plan.predict_sql())))  # builds the SQL, runs nothing
+    return rows * features / GBDT_CELLS_PER_SECOND
+
+
 def reach(options: Options, schema=None, entity: str | None = None) -> int:
     """How many links from the entity any candidate reads: the depth the data digest must cover."""
     return max(c.options.layers if c.kind == GNN else HOPS for c in candidates(options, schema, entity))
@@ -184,7 +194,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
                         f"for this target use 'gnn', 'gbdt' or 'auto'", prep.plan.query.options_position)
     cands = candidates(options, prep.schema, prep.plan.entity.name)
     if options.model == "auto":
-        gbdt_guess = gbdt_rows(prep) / GBDT_ROWS_PER_SECOND
+        gbdt_guess = gbdt_seconds(prep)
         if gbdt_guess > options.time_budget / 4:  # GBDT would eat the budget: the GNN goes first
             cands[0], cands[1] = cands[1], cands[0]
     if options.model != "auto":
@@ -208,7 +218,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         if c.kind == GBDT and i and spent + gbdt_guess > budget:
             notices.append(f"auto: {c.name} ({c.describe()}) not tried: its feature query joins about "
                            f"{gbdt_rows(prep):,.0f} rows, about {gbdt_guess:.0f} s, which would pass the time budget "
-                           f"of {budget:g} s ({spent:.1f} s spent)")
+                           f"of {budget:g} s ({spent:.1f} s spent); WITH (model = 'gbdt') trains it alone")
             continue
         if c.kind == GNN and per_node is not None:
             guess = per_node[2] * max(1, sampled_nodes(c.options))

@@ -166,7 +166,8 @@ def test_a_gnn_variant_whose_estimated_time_would_pass_the_budget_is_not_started
     assert out.metrics["candidate"] == "gnn_wider" and out.metrics["auto_seconds"] == 62.0
 
 
-def test_a_gbdt_whose_feature_query_would_eat_the_budget_goes_after_the_gnn_and_is_skipped(fake, tiny):
+def test_a_gbdt_whose_feature_query_would_eat_the_budget_goes_after_the_gnn_and_is_skipped(fake, tiny,
+                                                                                           monkeypatch):
     """tiny: 11 orders for 4 customers, each joined with its product: 5.5 joined rows per example."""
     from rdl_sql.planner.schema import read_schema
     schema = read_schema(tiny)
@@ -178,6 +179,7 @@ def test_a_gbdt_whose_feature_query_would_eat_the_budget_goes_after_the_gnn_and_
             entity=schema.tables["customers"]))
 
     assert auto.gbdt_rows(prep(1000)) == pytest.approx(5500)
+    monkeypatch.setattr(auto, "gbdt_seconds", lambda p: auto.gbdt_rows(p) / 100_000)  # 10 features a row
     auto.train(None, None, prep(1000), clock=fake["clock"])
     assert fake["calls"][0] == "gbdt"
     fake["calls"].clear()
@@ -186,6 +188,19 @@ def test_a_gbdt_whose_feature_query_would_eat_the_budget_goes_after_the_gnn_and_
     note = "auto: gbdt (LightGBM on SQL aggregates) not tried: its feature query joins about 55,000,000 rows, " \
            "about 550 s, which would pass the time budget of 120 s"
     assert any(n.startswith(note) for n in out.notices)
+
+
+def test_gbdt_seconds_are_joined_rows_times_feature_columns(shop):
+    from rdl_sql.bind import to_query
+    from rdl_sql.dialect import parse_statement
+    from rdl_sql.engine.gbdt import example_features
+    from rdl_sql.engine.prepare import prepare
+    text = f"{CHURN} WITH (model = 'auto', max_train_rows = 2000)"
+    duck = shop.duckdb_connection
+    prep = prepare(duck, to_query(parse_statement(text), text))
+    _, names = example_features(duck, prep)
+    assert auto.gbdt_seconds(prep) == pytest.approx(auto.gbdt_rows(prep) * len(names) / auto.GBDT_CELLS_PER_SECOND)
+    assert 0 < auto.gbdt_seconds(prep) < 30  # a small shop: GBDT goes first
 
 
 def test_the_first_candidate_always_trains_even_past_the_budget(fake):
