@@ -115,7 +115,11 @@ class Embedded:
         return "\n".join([said, *outcome.notices])
 
     def close(self) -> None:
-        self.session.close()
+        """Release the session's held models; when ``con`` is gone, its cursors are closed already."""
+        try:
+            self.session.close()
+        except duckdb.Error:  # the connection closed first: DuckDB dropped its functions with it
+            pass
         self._base.close()
 
 
@@ -145,6 +149,7 @@ def register(con: duckdb.DuckDBPyConnection, progress: bool | None = False) -> N
         raise errors.InterfaceError(f"rdl_sql.register: {e}") from None
     con.execute("CREATE OR REPLACE TEMP MACRO rdl(sql) AS TABLE FROM query(rdl_query(sql))")
     _registered[con] = state
+    weakref.finalize(con, state.close)  # the held models go when the connection does
 
 
 def _call(method):

@@ -1,6 +1,7 @@
 """``rdl_sql.register(con)``: a plain DuckDB connection runs rdl-sql from SQL alone, stored models included."""
 from __future__ import annotations
 
+import gc
 import shutil
 
 import duckdb
@@ -9,6 +10,7 @@ import pytest
 import rdl_sql
 from rdl_sql import embed
 from rdl_sql.datasets.shop import build_shop
+from rdl_sql.udfs import scoring
 
 FAST = "WITH (epochs = 1, channels = 16, fanouts = '4,4', max_train_rows = 1500)"
 CHURN = ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
@@ -117,3 +119,17 @@ def test_register_wants_a_duckdb_connection():
     with rdl_sql.connect(":memory:", progress=False) as c, pytest.raises(rdl_sql.InterfaceError,
                                                                           match="duckdb connection"):
         rdl_sql.register(c)
+
+
+def test_the_session_s_models_go_with_the_connection(stored, tmp_path):
+    path = tmp_path / "gone.duckdb"
+    shutil.copy(stored[0], path)
+    before = len(scoring._held)
+    c = duckdb.connect(str(path))
+    rdl_sql.register(c)
+    c.execute("SELECT count(*) FROM rdl('PREDICT USING churn')").fetchall()
+    assert len(scoring._held) == before + 1
+    c.close()
+    del c
+    gc.collect()
+    assert len(scoring._held) == before
