@@ -133,3 +133,12 @@ def test_the_session_s_models_go_with_the_connection(stored, tmp_path):
     del c
     gc.collect()
     assert len(scoring._held) == before
+
+
+def test_a_prediction_that_trains_runs_inside_the_function(con, stored):
+    quoted = CHURN.replace("'", "''")
+    rows = con.execute(f"SELECT customer_id, prediction, score FROM rdl('{quoted}') ORDER BY customer_id").fetchall()
+    assert len(rows) == len(stored[1]) and all(0 <= r[2] <= 1 for r in rows)
+    (said,) = con.execute(f"SELECT rdl_run('CREATE MODEL churn2 AS {quoted}')").fetchone()
+    assert said.startswith("1 row ") and "trained" in said
+    assert con.execute("SELECT name FROM rdl_models ORDER BY name").fetchall() == [("churn",), ("churn2",)]
