@@ -149,7 +149,10 @@ def gbdt_seconds(prep: Prepared) -> float:
     rows = gbdt_rows(prep)
     if not rows:
         return 0.0
-    features = len(feature_names(feature_sql(prep.plan, prep.plan.predict_sql())))  # builds the SQL, runs nothing
+    try:
+        features = len(feature_names(feature_sql(prep.plan, prep.plan.predict_sql())))  # builds the SQL only
+    except PlanError:  # a statement GBDT cannot take (a composite key): its candidate fails and says why
+        return 0.0
     return rows * features / GBDT_CELLS_PER_SECOND
 
 

@@ -314,3 +314,21 @@ def test_a_stored_gnn_variant_scores_as_it_did_when_it_won(shop, one_thread_torc
     shop.execute("CREATE MODEL v AS " + stmt)
     assert dict(shop.execute("DESCRIBE MODEL v").fetchall())["option layers"] == str(layers)
     assert shop.execute("PREDICT USING v").fetchall() == own
+
+
+def test_auto_on_a_composite_key_reports_that_gbdt_cannot_and_keeps_a_gnn(shop):
+    shop.execute("""
+        CREATE TABLE stock(shop INTEGER, sku INTEGER, grade VARCHAR, qty DOUBLE, PRIMARY KEY (shop, sku));
+        CREATE TABLE moves(move_id INTEGER PRIMARY KEY, shop INTEGER, sku INTEGER, n DOUBLE, moved_at TIMESTAMP,
+                           FOREIGN KEY (shop, sku) REFERENCES stock (shop, sku));
+        INSERT INTO stock SELECT i % 7, i, CASE WHEN i % 3 = 0 THEN 'a' ELSE 'b' END, i * 1.5 FROM range(200) t(i);
+        INSERT INTO moves SELECT i, (i % 200) % 7, i % 200, i, TIMESTAMP '2024-01-01' + INTERVAL (i) HOUR
+                          FROM range(600) t(i);
+        UPDATE stock SET grade = NULL WHERE sku % 10 = 0;
+    """)
+    cur = shop.cursor().execute("PREDICT stock.grade FOR EACH (stock.shop, stock.sku) WITH (model = 'auto', "
+                                "epochs = 1, channels = 8, fanouts = '4,4')")
+    assert len(cur.fetchall()) == 20
+    assert "auto: gbdt (LightGBM on SQL aggregates) failed: composite keys (shop, sku) work with model = 'gnn' " \
+           "only" in cur.notices
+    assert cur.metrics["model"] == "gnn"
