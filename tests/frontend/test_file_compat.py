@@ -128,3 +128,15 @@ def test_demo_takes_the_option_and_refuses_an_unknown_version(tmp_path):
     path = tmp_path / "demo.duckdb"
     assert demo.run("shop", str(path), out=out, err=err, storage_compatibility="v0.0") == 2
     assert "not a known DuckDB version" in err.getvalue() and not path.exists()
+
+
+@pytest.mark.slow
+def test_demo_with_the_option_writes_a_file_duckdb_1_5_opens(duckdb_cli, tmp_path):
+    path = tmp_path / "demo.duckdb"
+    out, err = io.StringIO(), io.StringIO()
+    assert demo.run("shop", str(path), out=out, err=err, customers=300, storage_compatibility="v1.5.0") == 0, \
+        err.getvalue()
+    code, got, stderr = cli_rows(duckdb_cli, path, "SELECT name FROM rdl_models ORDER BY name")
+    assert code == 0 and ["churn"] in got, stderr
+    code, got, stderr = cli_rows(duckdb_cli, path, "SELECT count(*) FROM customers")
+    assert (code, got) == (0, [["300"]]), stderr
