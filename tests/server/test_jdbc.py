@@ -8,6 +8,7 @@ download never fails CI.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -40,7 +41,7 @@ def maven_jar(group: str, artifact: str, version: str, prefix: str) -> Path:
         except subprocess.TimeoutExpired:
             pytest.skip(f"mvn dependency:get {group}:{artifact}:{version} timed out")
         if not local():
-            tail = (done.stdout + done.stderr).strip().splitlines()
+            tail = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr).strip().splitlines()
             pytest.skip(f"cannot fetch {group}:{artifact}:{version} from a Maven registry: "
                         + (tail[0][:200] if tail else f"exit {done.returncode}"))
     return local()[-1]
