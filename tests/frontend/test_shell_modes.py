@@ -162,7 +162,8 @@ def test_notices_leave_json_output_clean(run):
 
 def test_output_and_once_redirect_results(run, tmp_path):
     f, g, h = tmp_path / "all.txt", tmp_path / "once.txt", tmp_path / "piped.txt"
-    code, out, _ = run(":memory:", "-csv", "-c", f".output {f}\nSELECT 1 AS a;\nSELECT 2 AS b;\n.output\nSELECT 3 AS c;",
+    code, out, _ = run(":memory:", "-csv", "-c",
+                       f".output {f}\nSELECT 1 AS a;\nSELECT 2 AS b;\n.output\nSELECT 3 AS c;",
                        "-c", f".once {g}", "-c", "SELECT 4 AS d", "-c", "SELECT 5 AS e",
                        "-c", f".output '|cat > {h}'\nSELECT 6 AS f;\n.output stdout")
     assert code == 0

@@ -67,7 +67,8 @@ def test_tab_completes_keywords_tables_columns_models_and_dot_commands(db, tmp_p
         assert "│ 3            │" in command(child, "SELECT count(*) AS orders_count FROM orde\t;")     # table
         assert "│ ann  │" in command(child, "SELECT customers.na\t FROM customers ORDER BY 1;")   # column
         command(child, "DESCRIBE MODEL chu\t;")                                                     # model
-        assert (command(child, ".mo\t csv") + command(child, "SELECT 1 AS a, 2 AS b;")).endswith("a,b\n1,2")  # dot command
+        # a dot command
+        assert (command(child, ".mo\t csv") + command(child, "SELECT 1 AS a, 2 AS b;")).endswith("a,b\n1,2")
         command(child, "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EA\t custo\t.customer_id;")
         child.sendline(".quit")
         child.expect(pexpect.EOF)
