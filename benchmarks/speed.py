@@ -136,7 +136,10 @@ def task_statements(repo: Path, task: str) -> tuple[list[str], str]:
         u = s.upper()
         if u.startswith("EVALUATE PREDICT"):
             s, u = s[len("EVALUATE "):], u[len("EVALUATE "):]
-        if u.startswith("PREDICT"):
+        if u.startswith("CREATE") and " AS PREDICT " in u and predict is None:  # the examples store their model
+            cut = u.index(" AS PREDICT ") + len(" AS ")
+            s, u = s[cut:], u[cut:]
+        if u.startswith("PREDICT") and predict is None:
             predict = s
         elif predict is None:
             setup.append(s)
