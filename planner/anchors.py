@@ -287,7 +287,9 @@ def choose_splits(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start
         span = f"from val_start {val_start}" if val_start else f"before {splits.test_start}"
         empty.append(("val", f"no anchor {span} whose {windows.describe()} label window ends by "
                              f"{min(splits.test_start, end)} has an entity that {where}"))
-    if training and not splits.train:
+    if training and not (splits.train or splits.val or splits.test):
+        empty.append(("train", f"no anchor from {lo} to {end} has an entity that {where}"))
+    elif training and not splits.train:
         empty.append(("train", f"not enough history ({lo} to {end}) for a training window of {windows.describe()} "
                                f"before the validation start {splits.val_start} with an entity that {where}"))
     return dataclasses.replace(splits, empty=tuple(empty))

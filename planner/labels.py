@@ -159,10 +159,10 @@ class TaskPlan:
         """
         if self.column is not None:
             return self._column_examples_sql()
-        values = exp.values([exp.Tuple(expressions=[lit(t), lit(s)]) for t, s in anchors],
-                            alias=ANCHORS, columns=[ANCHOR, SPLIT])
+        tuples = [[lit(t), lit(s)] for t, s in anchors] or [[exp.cast(exp.null(), "TIMESTAMP"), lit("none")]]
+        values = exp.values([exp.Tuple(expressions=t) for t in tuples], alias=ANCHORS, columns=[ANCHOR, SPLIT])
         anchor = col(ANCHOR, ANCHORS)
-        conds = [self._exists_at(anchor)]
+        conds = [self._exists_at(anchor)] + ([] if anchors else [exp.false()])  # no anchors: no rows, same columns
         p = self._predicate(self.query.where, anchor)
         if p is not None:
             conds.append(p)

@@ -89,7 +89,7 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
 
     if not training and not test:
         return base
-    population = f"of `{entity.name}` exists" + (" and passes the WHERE filter" if query.where is not None else "")
+    population = f"exists in `{entity.name}`" + (" and passes the WHERE filter" if query.where is not None else "")
     # labels read the target table, so their windows end by its last row: after it the table may simply not
     # be filled in yet (Lahman's awards stop in 2017, its batting goes on to 2020), and labels there would
     # all say "nothing happened"; predictions are still made at "now"

@@ -73,6 +73,11 @@ def prepare(con, query: PredictQuery) -> Prepared:
     """Plan ``query`` against the database and compute its labelled examples."""
     schema = read_schema(con, as_of=query.as_of)  # column types as of the statement's AS OF
     plan = compile_task(con, schema, query)
+    for split, name in (("train", "training"), ("val", "validation")):  # known before any label is computed
+        why = dict(plan.empty_splits).get(split)
+        if why:
+            raise PlanError(f"no {name} examples: {why}; relax the filter, use a shorter window or move "
+                            f"val_start / test_start")
     t0 = time.perf_counter()
     examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows,
                                  plan.options.seed)

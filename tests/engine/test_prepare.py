@@ -116,6 +116,13 @@ def test_empty_validation_or_training_is_an_error_that_says_why(tiny):
         prepare(tiny, query("PREDICT COUNT(orders.*, 0, 60, DAYS) FOR EACH customers.customer_id"))
 
 
+def test_a_filter_no_entity_passes_is_an_error_before_any_label_query(tiny):
+    text = TINY_COUNT + " WHERE COUNT(orders.*, -5, 0, DAYS) > 3"
+    with pytest.raises(PlanError, match="no training examples: no anchor from 2023-10-01 00:00:00 to 2024-01-25 "
+                                        "00:00:00 has an entity that exists in `customers` and passes the WHERE"):
+        prepare(tiny, query(text))
+
+
 def test_predict_with_an_empty_test_split_trains_and_tells(tiny, tmp_path):
     path = tmp_path / "tiny.duckdb"
     tiny.execute(f"ATTACH '{path}' AS f")

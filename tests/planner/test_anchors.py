@@ -102,7 +102,7 @@ def test_walk_forward_steps_from_the_start_while_the_window_fits():
 def splits(count, lo=D(2020, 1, 1), end=D(2024, 1, 1), val_start=None, test_start=None, cap=0, windows=DAYS10,
            training=True):
     return choose_splits(windows, lo, end, val_start, test_start, cap, count, training=training,
-                         where="of `t` exists")
+                         where="exists in `t`")
 
 
 def test_default_evaluation_splits_take_recent_anchors_until_they_hold_enough_examples():
@@ -163,7 +163,9 @@ def test_empty_splits_are_named_with_the_reason():
     assert s.val and s.train
     nothing = splits(every(0))
     assert {k for k, _ in nothing.empty} == {"train", "val", "test"}
-    assert "not enough history" in dict(nothing.empty)["train"]
+    assert "no anchor from 2020-01-01 00:00:00 to 2024-01-01 00:00:00 has an entity" in dict(nothing.empty)["train"]
+    short = splits(every(5), lo=D(2023, 12, 10))  # 2 anchors of history (12-12, 12-22): test and validation
+    assert short.test and short.val and "not enough history" in dict(short.empty)["train"]
 
 
 def test_scoring_plans_choose_test_anchors_only():
