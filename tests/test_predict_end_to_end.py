@@ -22,9 +22,10 @@ def shop(tmp_path_factory):
 
 def test_readme_example_returns_one_scored_row_per_active_customer(shop):
     with rdl_sql.connect(shop, progress=False) as con:
-        con.execute(CHURN + FAST)
+        cur = con.execute(CHURN + FAST)
         assert [d[0] for d in con.description] == ["customer_id", "anchor_time", "prediction", "score"]
         rows = con.fetchall()
+        threshold = cur.metrics["threshold"]  # chosen on validation (issue 12), no longer a fixed 0.5
         active = con.execute("""
             SELECT customer_id FROM customers c WHERE EXISTS (
               SELECT 1 FROM orders o WHERE o.customer_id = c.customer_id
@@ -32,7 +33,8 @@ def test_readme_example_returns_one_scored_row_per_active_customer(shop):
             ORDER BY 1""").fetchall()
     assert [r[0] for r in rows] == [a[0] for a in active]
     assert len({r[1] for r in rows}) == 1
-    assert all(0.0 <= r[3] <= 1.0 and r[2] == (r[3] >= 0.5) for r in rows)
+    assert 0.0 < threshold < 1.0
+    assert all(0.0 <= r[3] <= 1.0 and r[2] == (r[3] >= threshold) for r in rows)
 
 
 def test_regression_target_returns_values(shop):
