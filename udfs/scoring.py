@@ -91,9 +91,13 @@ def register(con, suffix: str = "") -> str:
     return suffix
 
 
+#: task types scored row by row through a UDF (a ranking is a top-k over all items, computed in torch)
+ROW_SCORED = tuple(t for t in TaskType if t is not TaskType.RANKING)
+
+
 def unregister(con, suffix: str = "") -> None:
     """Remove the scoring UDFs that ``register`` installed on ``con`` (no error for those it did not)."""
-    for task_type in TaskType:
+    for task_type in ROW_SCORED:
         try:
             con.remove_function(task_type.score_function + suffix)
         except Exception:  # not registered on this connection
@@ -102,7 +106,7 @@ def unregister(con, suffix: str = "") -> None:
 
 def _create(con, suffix: str) -> None:
     unregister(con, suffix)  # registering again on the same connection replaces the functions
-    for task_type in TaskType:
+    for task_type in ROW_SCORED:
         con.create_function(task_type.score_function + suffix, _udf(task_type), ["VARCHAR", "BIGINT", "BIGINT"],
                             struct_type(task_type), type="arrow")
 
