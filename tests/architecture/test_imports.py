@@ -215,3 +215,10 @@ def test_parsing_explain_and_describe_never_load_torch_or_lightgbm():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_two_test_modules_share_a_name():
+    """pytest imports test modules by basename (no packages under tests/): a second one of a name fails
+    collection of the whole suite."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
