@@ -6,7 +6,7 @@ import re
 import pytest
 
 import rdl_sql
-from rdl_sql import cli
+from rdl_sql import cli, demo
 
 
 def test_an_existing_file_is_never_overwritten(tmp_path, monkeypatch, capsys):
@@ -66,4 +66,17 @@ def test_demo_writes_a_file_keeps_its_model_and_says_what_next(tmp_path, monkeyp
         assert rows and all(p == (s >= threshold) for p, s in rows)
         share = sum(p for p, _ in rows) / len(rows)
         assert 0.1 < share < 0.7       # the shop's churn rate is about 0.4; a fixed 0.5 gave none at all
+        # the printed next command runs as printed (a demo step must not leave the stored model unusable)
+        shown_sql = re.search(r'-c "(SELECT .*?)"\n', out).group(1)
+        assert con.execute(shown_sql).fetchall()
     assert cli.main(["demo", "--dataset", "shop"]) == 1                  # and it is not overwritten again
+
+
+def test_demo_examples_leave_the_graph_as_they_found_it():
+    """The demo runs its examples in one file after storing models: a column an example hides must be a
+    feature again when it ends, or the stored models refuse the graph (the flights demo's next command did)."""
+    for name in sorted(set(sum((files for _, files in demo.DATASETS.values()), []))):
+        text = (demo.EXAMPLES / name).read_text()
+        hidden = re.findall(r"^ALTER GRAPH IGNORE COLUMN (.+?);", text, re.M)
+        shown = re.findall(r"^ALTER GRAPH UNIGNORE COLUMN (.+?);", text, re.M)
+        assert sorted(hidden) == sorted(shown), name
