@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .load import load_tables
+
 __all__ = ["build_brands"]
 
 P_FAVOURITE = 0.85
@@ -42,6 +44,15 @@ SHELF_DAYS = 21
 MIN_DAYS_PER_ORDER = 3.0
 MAX_DAYS_PER_ORDER = 10.0
 REGIONS = ("north", "south", "east", "west")
+
+
+_DDL = {
+    "customers": "CREATE TABLE customers (customer_id BIGINT PRIMARY KEY, signup_at TIMESTAMP, region VARCHAR)",
+    "products": "CREATE TABLE products (product_id BIGINT PRIMARY KEY, brand VARCHAR, price DOUBLE, "
+                "released_at TIMESTAMP)",
+    "orders": "CREATE TABLE orders (order_id BIGINT PRIMARY KEY, customer_id BIGINT REFERENCES customers, "
+              "product_id BIGINT REFERENCES products, ordered_at TIMESTAMP)",
+}
 
 
 def build_brands(con, *, customers: int = 1500, brands: int = 12, days: int = 150,
@@ -104,13 +115,4 @@ def build_brands(con, *, customers: int = 1500, brands: int = 12, days: int = 15
                               "customer_id": np.asarray(o_cust, np.int64)[o_order],
                               "product_id": np.asarray(o_prod, np.int64)[o_order],
                               "ordered_at": ts(np.asarray(o_time)[o_order])})
-    con.execute("CREATE TABLE customers (customer_id BIGINT PRIMARY KEY, signup_at TIMESTAMP, region VARCHAR)")
-    con.execute("CREATE TABLE products (product_id BIGINT PRIMARY KEY, brand VARCHAR, price DOUBLE, "
-                "released_at TIMESTAMP)")
-    con.execute("CREATE TABLE orders (order_id BIGINT PRIMARY KEY, customer_id BIGINT REFERENCES customers, "
-                "product_id BIGINT REFERENCES products, ordered_at TIMESTAMP)")
-    for name, df in (("customers", customers_df), ("products", products_df), ("orders", orders_df)):
-        con.register("__df", df)
-        con.execute(f"INSERT INTO {name} SELECT * FROM __df")
-        con.unregister("__df")
-    return {"customers": customers, "products": n_products, "orders": len(orders_df)}
+    return load_tables(con, _DDL, {"customers": customers_df, "products": products_df, "orders": orders_df})

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .load import load_tables
+
 __all__ = ["build_seasonal"]
 
 SKILLS = ("beginner", "intermediate", "expert")
@@ -119,14 +121,4 @@ def build_seasonal(con, *, customers: int = 2000, resorts: int = 40, seasons: in
                                "resort_id": t_res[order].astype(np.int64) + 1,
                                "started_at": ts(t_us[order]), "nights": nights[order], "spend": spend[order]}),
     }
-    counts = {}
-    for name, frame in frames.items():  # parents first
-        con.execute(_DDL[name])
-        view = "__rdl_seasonal_" + name
-        con.register(view, frame)
-        try:
-            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
-        finally:
-            con.unregister(view)
-        counts[name] = len(frame)
-    return counts
+    return load_tables(con, _DDL, frames)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .load import load_tables
+
 __all__ = ["build_shop", "BRANDS", "BAD_BRANDS", "COUNTRIES", "CATEGORIES"]
 
 BRANDS = (
@@ -221,14 +223,4 @@ def build_shop(
         }),
     }
 
-    counts: dict[str, int] = {}
-    for name in ("customers", "products", "orders", "reviews"):   # parents first
-        con.execute(_DDL[name])
-        view = f"__rdl_shop_{name}"
-        con.register(view, frames[name])
-        try:
-            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
-        finally:
-            con.unregister(view)
-        counts[name] = len(frames[name])
-    return counts
+    return load_tables(con, _DDL, frames)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .load import load_tables
+
 __all__ = ["build_three_hop", "ORACLE_SQL", "ORACLE_FEATURES", "OWN_COUNT_FEATURES"]
 
 REGIONS = ("north", "south", "east", "west")
@@ -152,18 +154,5 @@ def build_three_hop(con, *, customers: int = 2000, products: int = 200, days: in
                                  "product_id": r_prod[r_sort].astype(np.int64) + 1,
                                  "rating": rating[r_sort], "reviewed_at": ts(r_us[r_sort])}),
     }
-    return _insert(con, frames, "__rdl_three_hop_")
+    return load_tables(con, _DDL, frames)
 
-
-def _insert(con, frames: dict[str, pd.DataFrame], prefix: str) -> dict[str, int]:
-    counts = {}
-    for name, frame in frames.items():  # parents first
-        con.execute(_DDL[name])
-        view = prefix + name
-        con.register(view, frame)
-        try:
-            con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
-        finally:
-            con.unregister(view)
-        counts[name] = len(frame)
-    return counts
