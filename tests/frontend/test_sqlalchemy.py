@@ -7,25 +7,10 @@ import duckdb
 import pytest
 
 import rdl_sql
-from rdl_sql.datasets.shop import build_shop
 
 sa = pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (pip install rdl-sql[test])")
 pd = pytest.importorskip("pandas")
 
-FAST = "WITH (epochs = 1, channels = 16, fanouts = '4,4', max_train_rows = 1500)"
-CHURN = ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
-         "WHERE COUNT(orders.*, -90, 0, DAYS) > 0 " + FAST)
-
-
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    """A shop file with the stored model `churn`, and PREDICT USING churn's rows through rdl_sql."""
-    path = tmp_path_factory.mktemp("sqla") / "shop.duckdb"
-    with rdl_sql.connect(str(path), progress=False) as con:
-        build_shop(con.duckdb_connection, customers=300, products=40, days=300, seed=2)
-        con.execute("CREATE MODEL churn AS " + CHURN)
-        rows = con.execute("SELECT * FROM (PREDICT USING churn) ORDER BY customer_id").fetchall()
-    return path, rows
 
 
 @pytest.fixture
