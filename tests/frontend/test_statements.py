@@ -4,27 +4,17 @@ import shutil
 import pytest
 
 import rdl_sql
-from rdl_sql.datasets.shop import build_shop
 
 FAST = "WITH (epochs = 1, channels = 16, fanouts = '4,4', max_train_rows = 1500)"
 CHURN = ("PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
          "WHERE COUNT(orders.*, -90, 0, DAYS) > 0 " + FAST)
 
 
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory):
-    """A shop database file holding one stored model, `churn`."""
-    path = tmp_path_factory.mktemp("stmts") / "shop.duckdb"
-    with rdl_sql.connect(str(path), progress=False) as con:
-        build_shop(con.duckdb_connection, customers=300, products=40, days=300, seed=2)
-        con.execute("CREATE MODEL churn AS " + CHURN)
-    return path
-
-
 @pytest.fixture
 def con(stored, tmp_path):
+    """A copy of the shared shop file holding `churn`, stored by CHURN (``stored``, tests/frontend/conftest.py)."""
     path = tmp_path / "copy.duckdb"
-    shutil.copy(stored, path)
+    shutil.copy(stored[0], path)
     c = rdl_sql.connect(str(path), progress=False)
     yield c
     c.close()
@@ -63,7 +53,7 @@ def test_predict_using_scores_without_training_and_matches_across_connections(co
     a = con.execute("PREDICT USING churn").fetchall()
     assert a and all(0 <= r[3] <= 1 for r in a)
     assert con._default.notices[0].startswith("scored with stored model `churn`")
-    with rdl_sql.connect(str(stored), progress=False, read_only=True) as other:
+    with rdl_sql.connect(str(stored[0]), progress=False, read_only=True) as other:
         assert other.execute("PREDICT USING churn").fetchall() == a
 
 
