@@ -262,6 +262,7 @@ class Run:
     task_type: str = ""
     row_features: list = field(default_factory=list)
     importances: list = field(default_factory=list)
+    curve: list = field(default_factory=list)  # GNN: (training loss, validation metric) per epoch
 
 
 def trivial(prep: training.Prepared) -> tuple[float, float]:
@@ -327,6 +328,7 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
             -g.trained.history[i][f"val_{name}"] if prep.plan.task_type == "regression"
             else g.trained.history[i][f"val_{name}"]))
         r.info["gnn"] = f"{g.metrics['epochs']} epochs (best {best + 1}), graph {g.metrics['graph_seconds']:.1f} s"
+        r.curve = [(h["loss"], h[f"val_{name}"]) for h in g.trained.history]
     return r
 
 
@@ -429,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{m} {r.test[m]:.4f} (val {r.val[m]:.4f}, {r.seconds[m]:.1f} s"
                         + (f", {r.info[m]}" if m in r.info else "") + ")" for m in models if m in r.test)
                         + f"  [{time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+                    if r.curve:
+                        print("  gnn epochs (loss / val): " + ", ".join(f"{lo:.4f}/{v:.4f}" for lo, v in r.curve),
+                              file=sys.stderr, flush=True)
                 results[task.name] = runs
             copy.unlink()
     finally:

@@ -59,9 +59,32 @@ def feature_expr(c, tbl_alias: str | None = None) -> exp.Expression:
     return alias(exp.cast(col(c.name, tbl_alias), "DOUBLE"), c.name)
 
 
-def nodes_sql(tinfo: TableInfo, as_of: dt.datetime | None) -> exp.Select:
-    """Node id, time (microseconds) and features of the rows of ``tinfo`` visible at ``as_of``, by node id."""
-    return node_select(tinfo, as_of, [feature_expr(c) for c in tinfo.features],
+#: a table of at most this many rows with a one-column key gets its key as a category (``key_feature``)
+KEY_FEATURE_MAX_ROWS = 1_000
+
+
+def key_feature(tinfo: TableInfo) -> str | None:
+    """The key column a GNN learns one embedding per value of, or None.
+
+    A small table's rows are each seen in many training examples (200
+    products under 20,000 orders): an embedding per row lets the model learn
+    what no column says about it (this product makes customers leave), as
+    LightGBM does from any column unique per row (a product's price). A
+    large table's rows are seen too rarely to learn one from, and a
+    composite key has no one value to embed.
+    """
+    if len(tinfo.primary_key) != 1 or tinfo.rows > KEY_FEATURE_MAX_ROWS:
+        return None
+    return tinfo.primary_key[0]
+
+
+def nodes_sql(tinfo: TableInfo, as_of: dt.datetime | None, key: str | None = None) -> exp.Select:
+    """Node id, time (microseconds) and features of the rows of ``tinfo`` visible at ``as_of``, by node id.
+
+    ``key``: also the key column of that name, as VARCHAR (``key_feature``).
+    """
+    extra = [alias(exp.cast(col(key), "VARCHAR"), key)] if key is not None else []
+    return node_select(tinfo, as_of, [*(feature_expr(c) for c in tinfo.features), *extra],
                        time_us=True).order_by(col(node_name(tinfo)))
 
 
@@ -86,15 +109,21 @@ def _node_ids(tinfo: TableInfo, as_of: dt.datetime | None, columns: tuple[str, .
 
 
 def extract(con: duckdb.DuckDBPyConnection, schema: Schema, tables: list[str],
-            as_of: dt.datetime | None, links: list[Link] | None = None) -> ExtractedGraph:
-    """Run the extraction queries for ``tables`` and the links among them (or exactly ``links``)."""
+            as_of: dt.datetime | None, links: list[Link] | None = None,
+            keys: dict[str, str] | None = None) -> ExtractedGraph:
+    """Run the extraction queries for ``tables`` and the links among them (or exactly ``links``).
+
+    ``keys``: table -> key column to extract as well (``key_feature``, or a stored model's choice).
+    """
     names = set(tables)
+    keys = keys or {}
     if links is None:
         links = [lk for lk in schema.links if lk.child in names and lk.parent in names]
-    nodes = {t: arrow(con, nodes_sql(schema.tables[t], as_of)) for t in tables}
+    nodes = {t: arrow(con, nodes_sql(schema.tables[t], as_of, keys.get(t))) for t in tables}
     edges = {lk: arrow(con, edges_sql(schema, lk, as_of)) for lk in links}
     return ExtractedGraph(nodes, edges, {t: schema.tables[t] for t in tables}, as_of)
 
 
-__all__ = ["ExtractedGraph", "extract", "reachable", "nodes_sql", "edges_sql", "NODE", "TIME_US", "SRC", "DST",
+__all__ = ["ExtractedGraph", "extract", "key_feature", "KEY_FEATURE_MAX_ROWS",
+            "reachable", "nodes_sql", "edges_sql", "NODE", "TIME_US", "SRC", "DST",
            "time_name"]

@@ -65,6 +65,21 @@ def default_windows(plan: TaskPlan) -> tuple[Window, ...]:
     return tuple((n, unit) for n in sizes)
 
 
+#: a unit's length in seconds, for windows that must be a fixed span (a month as 1/12 of a Gregorian year)
+UNIT_SECONDS = {"SECONDS": 1.0, "MINUTES": 60.0, "HOURS": 3_600.0, "DAYS": DAY_SECONDS, "WEEKS": 7 * DAY_SECONDS,
+                "MONTHS": 365.2425 * DAY_SECONDS / 12, "YEARS": 365.2425 * DAY_SECONDS}
+
+
+def window_microseconds(windows: tuple[Window, ...]) -> tuple[int, ...]:
+    """Each window as a fixed number of microseconds (the GNN's sampler counts rows within them).
+
+    Calendar units are averaged (a month is 30.44 days): the sampler counts
+    neighbours per anchor in bulk, with one subtraction, where SQL's
+    ``anchor - INTERVAL 1 MONTH`` would need the calendar per row.
+    """
+    return tuple(int(round(n * UNIT_SECONDS[unit] * 1e6)) for n, unit in windows)
+
+
 def feature_sql(plan: TaskPlan, rows: exp.Expression, windows: tuple[Window, ...] | None = None) -> exp.Select:
     """``rows``' columns plus one column per feature (names from ``feature_names``).
 

@@ -31,6 +31,10 @@ class ColumnSpec:
     #: timestamp columns other than the row's time: encoded relative to the anchor, and
     #: hidden (as missing) when later than it, so a row visible now cannot reveal a future date
     timestamps: list[str] = field(default_factory=list)
+    #: the table's own key, encoded as one more category after ``categorical`` (``extract.key_feature``:
+    #: small tables only); None for tables without one and for models stored before it existed
+    key: str | None = None
+    key_vocab: list[str] = field(default_factory=list)
 
     @property
     def num_dim(self) -> int:
@@ -38,12 +42,22 @@ class ColumnSpec:
 
     @property
     def cat_sizes(self) -> list[int]:
-        return [len(v) + 1 for v in self.vocabs]  # code 0: NULL or unseen
+        keys = [len(self.key_vocab) + 1] if self.key is not None else []
+        return [len(v) + 1 for v in self.vocabs] + keys  # code 0: NULL or unseen
 
 
-def fit_spec(tbl: pa.Table, tinfo) -> ColumnSpec:
-    """Normalisation statistics and vocabularies of one table's extracted rows."""
+def fit_spec(tbl: pa.Table, tinfo, key: str | None = None) -> ColumnSpec:
+    """Normalisation statistics and vocabularies of one table's extracted rows.
+
+    ``tbl`` holds the rows the statistics may be fitted on: the graph builder
+    passes only those the training examples can see. ``key``: the key column
+    extracted with the rows (``extract.key_feature``), given a vocabulary of
+    its own: every value seen, sorted.
+    """
     spec = ColumnSpec()
+    if key is not None and key in tbl.column_names:
+        values = pc.unique(pc.drop_null(pc.cast(tbl.column(key), pa.string()))).to_pylist()
+        spec.key, spec.key_vocab = key, sorted(values)[:MAX_VOCAB]
     for c in tinfo.features:
         arr = tbl.column(c.name)
         if c.stype == "timestamp":
@@ -77,12 +91,20 @@ def encode_features(tbl: pa.Table, spec: ColumnSpec) -> tuple[torch.Tensor, torc
     cats = []
     for name, vocab in zip(spec.categorical, spec.vocabs):
         if name in tbl.column_names:
-            idx = pc.index_in(tbl.column(name), value_set=pa.array(vocab, pa.string()))
-            cats.append(pc.fill_null(pc.add(idx, 1), 0).to_numpy(zero_copy_only=False).astype(np.int64))
+            cats.append(_codes(tbl.column(name), vocab))
         else:
             cats.append(np.zeros(n, np.int64))
+    if spec.key is not None:
+        cats.append(_codes(tbl.column(spec.key) if spec.key in tbl.column_names else pa.nulls(n, pa.string()),
+                           spec.key_vocab))
     x_cat = torch.from_numpy(np.stack(cats, 1)) if cats else torch.zeros(n, 0, dtype=torch.long)
     return x_num, x_cat
+
+
+def _codes(arr, vocab: list[str]) -> np.ndarray:
+    """1 + the position of each value in ``vocab``; 0 for NULL and for values not in it."""
+    idx = pc.index_in(pc.cast(arr, pa.string()), value_set=pa.array(vocab, pa.string()))
+    return pc.fill_null(pc.add(idx, 1), 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def encode_timestamps(tbl: pa.Table, spec: ColumnSpec) -> torch.Tensor:

@@ -21,17 +21,27 @@ US_PER_DAY = 86_400 * 1_000_000
 class TableEncoder(nn.Module):
     """``(x_num [n, F], x_cat [n, C], x_ts [n, T], anchor_us [n]) -> [n, channels]`` for one node type."""
 
-    def __init__(self, spec: ColumnSpec, channels: int):
+    #: in training, the share of rows whose key is hidden (read as an unseen key)
+    KEY_DROPOUT = 0.5
+
+    def __init__(self, spec: ColumnSpec, channels: int, deep: bool = False):
         super().__init__()
-        self.num = nn.Linear(spec.num_dim, channels) if spec.num_dim else None
+        self.has_key = spec.key is not None
+        self.num = None
+        if spec.num_dim:
+            # ``deep`` (format 4): numbers through a small MLP, so a threshold (age over 60) can be learnt
+            # before the row's encoding is summed and passed on
+            self.num = (nn.Sequential(nn.Linear(spec.num_dim, channels), nn.ReLU(), nn.Linear(channels, channels))
+                        if deep else nn.Linear(spec.num_dim, channels))
         self.cats = nn.ModuleList(nn.Embedding(size, channels) for size in spec.cat_sizes)
         self.ts = nn.Linear(2 * len(spec.timestamps), channels) if spec.timestamps else None
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def reset_parameters(self) -> None:
-        for lin in (self.num, self.ts):
-            if lin is not None:
-                lin.reset_parameters()
+        for module in (self.num, self.ts):
+            for lin in module.modules() if module is not None else ():
+                if isinstance(lin, nn.Linear):
+                    lin.reset_parameters()
         for emb in self.cats:
             emb.reset_parameters()
         nn.init.zeros_(self.bias)
@@ -41,6 +51,12 @@ class TableEncoder(nn.Module):
         out = self.bias.expand(max(x_num.shape[0], x_cat.shape[0]), -1)
         if self.num is not None:
             out = out + self.num(x_num)
+        if self.has_key and self.training:
+            # a per-row embedding learns fast and alone would soon explain every training label; hidden
+            # for half the rows, the model must also score from the columns, and the unseen code learns
+            # what a row added after training should get
+            hide = torch.rand(x_cat.shape[0]) < self.KEY_DROPOUT
+            x_cat = torch.cat([x_cat[:, :-1], torch.where(hide, 0, x_cat[:, -1]).unsqueeze(1)], 1)
         for i, emb in enumerate(self.cats):
             out = out + emb(x_cat[:, i])
         if self.ts is not None:
@@ -76,3 +92,30 @@ class RelativeTimeEncoder(nn.Module):
         feats = torch.cat([torch.log1p(days).unsqueeze(1) / 5, static.float().unsqueeze(1),
                            torch.sin(ang), torch.cos(ang)], 1)
         return self.lin(feats)
+
+
+class CalendarEncoder(nn.Module):
+    """An anchor time -> [n, channels]: where it falls in the day, the week and the year (sines and cosines).
+
+    Relative times say how long ago each row happened, never when "now" is:
+    whether a ski customer books in the next month depends on whether the
+    anchor is in November or in May, and a carrier's delays tomorrow on
+    whether tomorrow is a Friday. The periodic terms carry over to anchors
+    of years the model never saw.
+    """
+
+    PERIODS_DAYS = (1.0, 7.0, 365.2425)
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.lin = nn.Linear(2 * len(self.PERIODS_DAYS), channels)
+        self.register_buffer("freq", torch.tensor([2 * math.pi / p for p in self.PERIODS_DAYS],
+                                                  dtype=torch.float64))
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+
+    def forward(self, anchor_us: torch.Tensor) -> torch.Tensor:
+        # float64: microseconds since 1970 lose the time of day in float32
+        ang = (anchor_us.double() / US_PER_DAY).unsqueeze(1) * self.freq
+        return self.lin(torch.cat([torch.sin(ang), torch.cos(ang)], 1).float())

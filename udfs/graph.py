@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
@@ -90,8 +91,16 @@ def _csr(src: torch.Tensor, dst: torch.Tensor, src_rank: torch.Tensor, num_dst: 
     return CSR(rowptr, src[order].contiguous(), key.contiguous())
 
 
-def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None = None) -> TemporalGraph:
-    """Tensors for sampling and encoding; ``specs`` reuses a stored model's encodings."""
+def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None = None,
+                fit_until_us: int | None = None, keys: dict[str, str] | None = None) -> TemporalGraph:
+    """Tensors for sampling and encoding; ``specs`` reuses a stored model's encodings.
+
+    Encodings fitted here (no ``specs``) read only the rows dated at or
+    before ``fit_until_us`` (the last training anchor) and the undated ones:
+    a category that first appears later, or a later shift in a column's
+    values, must not shape the inputs of a model that is validated on it.
+    ``keys``: the key column extracted per table (``extract.key_feature``).
+    """
     tables = list(extracted.nodes)
     node_types = {f"n{i}": t for i, t in enumerate(tables)}
     specs = dict(specs) if specs else {}
@@ -106,7 +115,11 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
     for nt, t in node_types.items():
         tbl = extracted.nodes[t]
         if t not in specs:
-            specs[t] = fit_spec(tbl, extracted.tables[t])
+            seen = tbl
+            if fit_until_us is not None:
+                t_us = raw_times[t]
+                seen = tbl.filter(pa.array((t_us == STATIC_TIME) | (t_us <= fit_until_us)))
+            specs[t] = fit_spec(seen, extracted.tables[t], (keys or {}).get(t))
         x_num, x_cat = encode_features(tbl, specs[t])
         tm = torch.from_numpy(raw_times[t])
         rank = torch.where(tm == STATIC_TIME, 0, torch.searchsorted(times, tm) + 1)

@@ -19,7 +19,9 @@ and hands the model plain dicts keyed by node and edge type, as PyG's
   ``sum(counts[: h + 1])`` are everything up to hop ``h``; the model uses
   this to compute only the nodes a layer still needs;
 - ``num_visible_dict[et] [n_dst]``: how many source rows of edge type ``et``
-  each destination row has at its anchor in all, sampled or not.
+  each destination row has at its anchor in all, sampled or not;
+- ``num_recent_dict[et] [n_dst, W]``: how many of them lie within each of
+  the sampler's windows before the anchor.
 """
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ class Batch:
     num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None
     #: [n_dst] int64 sources visible at the anchor per destination row; None: not known
     num_visible_dict: dict[EdgeType, torch.Tensor] | None = None
+    #: [n_dst, W] int64 of those within each window before the anchor; None or {}: no windows
+    num_recent_dict: dict[EdgeType, torch.Tensor] | None = None
 
     @property
     def node_types(self) -> list[NodeType]:
@@ -78,7 +82,8 @@ def load(graph: TemporalGraph, sub: Subgraph) -> Batch:
         nodes = {nt: _per_hop(v) for nt, v in sub.node_hops.items()}
         edges = {et: _per_hop(v) for et, v in sub.edge_hops.items()}
     return Batch(sub.seed_type, sub.num_seeds, dict(sub.node), x_num, x_cat, x_ts, time, dict(sub.anchor),
-                 dict(sub.edge_index), nodes, edges, dict(sub.visible) if sub.visible is not None else None)
+                 dict(sub.edge_index), nodes, edges, dict(sub.visible) if sub.visible is not None else None,
+                 dict(sub.recent) if sub.recent is not None else None)
 
 
 def _per_hop(cumulative: list[int]) -> list[int]:

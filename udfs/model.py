@@ -15,7 +15,8 @@ Three modules meet over ``x_dict`` / ``edge_index_dict``, as in RelBench's
   newest; ``conv = 'sage'`` is a plain mean-aggregating ``SAGEConv`` (the
   models stored before format 3);
 
-then an MLP head on the seeds. The model is built from metadata only (the
+then an MLP head on the seeds, which also reads where the seed's anchor
+falls in the day, the week and the year (``CalendarEncoder``). The model is built from metadata only (the
 column encoding of each node type, the edge types, sizes), so it can be
 built before any graph is read, and a stored model is rebuilt from its
 stored metadata.
@@ -36,17 +37,17 @@ from torch_geometric.nn.module_dict import ModuleDict
 from torch_geometric.utils import scatter
 
 from .columns import ColumnSpec
-from .encoders import RelativeTimeEncoder, TableEncoder
-from .graph import EdgeType, NodeType
+from .encoders import US_PER_DAY, CalendarEncoder, RelativeTimeEncoder, TableEncoder
+from .graph import STATIC_TIME, EdgeType, NodeType
 from .loader import Batch
 
 
 class HeteroEncoder(nn.Module):
     """``(x_num_dict, x_cat_dict, x_ts_dict, anchor_dict) -> x_dict``: one ``TableEncoder`` per node type."""
 
-    def __init__(self, specs: dict[NodeType, ColumnSpec], channels: int):
+    def __init__(self, specs: dict[NodeType, ColumnSpec], channels: int, deep: bool = False):
         super().__init__()
-        self.encoders = nn.ModuleDict({nt: TableEncoder(spec, channels) for nt, spec in specs.items()})
+        self.encoders = nn.ModuleDict({nt: TableEncoder(spec, channels, deep) for nt, spec in specs.items()})
 
     def reset_parameters(self) -> None:
         for enc in self.encoders.values():
@@ -64,33 +65,49 @@ CONVS = ("relational", "sage")
 
 
 class RelationalConv(nn.Module):
-    """``((x_src [n_src, C], x_dst [n_dst, C]), edge_index [2, e], newest [n_dst], visible [n_dst]) -> [n_dst, C]``.
+    """``((x_src, x_dst), edge_index [2, e], newest [n_dst], visible [n_dst], recent [n_dst, W]) -> [n_dst, C]``.
 
     One edge type's update of its destination rows from their sampled
     source rows: ``lin_root(x_dst) + lin_aggr([mean, mean * log(1 + n), newest])
-    + lin_count([log(1 + n), log(1 + visible)])``, where ``n`` is the number
+    + lin_count([log(1 + n), log(1 + visible), log(1 + recent)])``, where ``n`` is the number
     of sampled sources, ``newest`` the source with the latest time (``newest``
     holds, per destination, the position of that edge in ``edge_index``, -1
     for a destination without edges) and ``visible`` the number of sources
     visible at the anchor in all (the sampler's count, not capped by the
-    fan-out). A mean
+    fan-out); ``recent`` how many of those fall within each of ``windows``
+    spans before the anchor (the sampler's ``windows_us``); with ``recency``,
+    ``age`` the days from the newest source row to the anchor (-1: none, or
+    undated). A mean
     alone cannot tell one order from sixteen, nor single out the latest
     purchase, which is often the one that matters; the scaled mean is the
-    sum, kept on a log scale so sixteen neighbours do not swamp one.
+    sum, kept on a log scale so sixteen neighbours do not swamp one. The
+    windowed counts are the rate at which rows arrive (three orders last
+    month, thirty last year), which the newest sixteen rows cannot show for
+    a busy row nor a count over all time for an old one; the age of the
+    newest row ("days since the last order") is one number here rather
+    than one direction among the newest row's 128 channels.
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, windows: int = 0, recency: bool = False):
         super().__init__()
+        self.windows, self.recency = windows, recency
         self.lin_aggr = nn.Linear(3 * channels, channels)
         self.lin_root = nn.Linear(channels, channels, bias=False)
-        self.lin_count = nn.Linear(2, channels, bias=False)
+        n_count = 2 + windows + 2 * recency
+        # counts and ages matter by thresholds (no order in 30 days), not linearly: format 4 reads them
+        # through a small MLP
+        self.lin_count = (nn.Sequential(nn.Linear(n_count, channels), nn.ReLU(), nn.Linear(channels, channels))
+                          if recency else nn.Linear(n_count, channels, bias=False))
 
     def reset_parameters(self) -> None:
-        for lin in (self.lin_aggr, self.lin_root, self.lin_count):
-            lin.reset_parameters()
+        for module in (self.lin_aggr, self.lin_root, self.lin_count):
+            for lin in module.modules():
+                if isinstance(lin, nn.Linear):
+                    lin.reset_parameters()
 
     def forward(self, x: tuple[torch.Tensor, torch.Tensor], edge_index: torch.Tensor, newest: torch.Tensor,
-                visible: torch.Tensor | None = None) -> torch.Tensor:
+                visible: torch.Tensor | None = None, recent: torch.Tensor | None = None,
+                age: torch.Tensor | None = None) -> torch.Tensor:
         x_src, x_dst = x
         n_dst = x_dst.shape[0]
         src, dst = edge_index[0], edge_index[1]
@@ -101,8 +118,19 @@ class RelationalConv(nn.Module):
         new = x_src.index_select(0, src.index_select(0, newest.clamp(min=0))) * has.unsqueeze(1).to(x_dst.dtype)
         log_n = torch.log1p(n)
         log_visible = torch.log1p(visible.float()).unsqueeze(1) if visible is not None else log_n
+        counts = [log_n, log_visible]
+        if self.windows:
+            # without the sampler's windowed counts (never the case for a model trained with them),
+            # nothing is known to be recent
+            counts.append(torch.log1p(recent.float()) if recent is not None
+                          else x_dst.new_zeros(n_dst, self.windows))
+        if self.recency:
+            # how long before the anchor the newest source row is (log days), and whether it is dated
+            known = (age >= 0) if age is not None else torch.zeros(n_dst, dtype=torch.bool)
+            days = age.clamp(min=0) if age is not None else x_dst.new_zeros(n_dst)
+            counts += [(torch.log1p(days) / 5 * known).unsqueeze(1), known.to(x_dst.dtype).unsqueeze(1)]
         return (self.lin_root(x_dst) + self.lin_aggr(torch.cat([mean, mean * log_n, new], 1))
-                + self.lin_count(torch.cat([log_n, log_visible], 1)))
+                + self.lin_count(torch.cat(counts, 1)))
 
 
 def newest_edge(edge_index: torch.Tensor, src_time: torch.Tensor, n_dst: int) -> torch.Tensor:
@@ -118,6 +146,16 @@ def newest_edge(edge_index: torch.Tensor, src_time: torch.Tensor, n_dst: int) ->
     return torch.where(first == e, -1, first)
 
 
+def newest_age(edge_index: torch.Tensor, newest: torch.Tensor, src_time: torch.Tensor,
+               anchor: torch.Tensor) -> torch.Tensor:
+    """``[n_dst]`` days from each destination's newest source row to its anchor; -1 without a dated one."""
+    if edge_index.shape[1] == 0:
+        return torch.full(newest.shape, -1.0)
+    t = src_time.index_select(0, edge_index[0].index_select(0, newest.clamp(min=0)))
+    days = (anchor - t).double() / US_PER_DAY
+    return torch.where((newest >= 0) & (t != STATIC_TIME), days.clamp(min=0), -1.0).float()
+
+
 class HeteroGraphSAGE(nn.Module):
     """``(x_dict, edge_index_dict[, per-hop counts][, time_dict, num_visible_dict]) -> x_dict``: message passing.
 
@@ -129,11 +167,11 @@ class HeteroGraphSAGE(nn.Module):
     the output dict holds only the seeds' hop (hop 0) of each type.
     ``RelationalConv`` reads the rows' times (``time_dict``, to find each
     row's newest neighbour) and, if given, the sampler's visible-neighbour
-    counts (``num_visible_dict[et] [n_dst]``).
+    counts (``num_visible_dict[et] [n_dst]``, ``num_recent_dict[et] [n_dst, windows]``).
     """
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], channels: int, layers: int,
-                 conv: str = "relational"):
+                 conv: str = "relational", windows: int = 0, recency: bool = False):
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"unknown convolution {conv!r}; use one of {', '.join(CONVS)}")
@@ -141,7 +179,9 @@ class HeteroGraphSAGE(nn.Module):
         self.edge_types = [tuple(et) for et in edge_types]
 
         def make() -> nn.Module:
-            return RelationalConv(channels) if conv == "relational" else SAGEConv(channels, channels, aggr="mean")
+            if conv == "relational":
+                return RelationalConv(channels, windows, recency)
+            return SAGEConv(channels, channels, aggr="mean")
 
         # torch-geometric's ModuleDict takes edge-type tuples as keys (stored as '<src___rel___dst>', as in HeteroConv)
         self.convs = nn.ModuleList(ModuleDict({et: make() for et in self.edge_types}) for _ in range(layers))
@@ -157,16 +197,21 @@ class HeteroGraphSAGE(nn.Module):
                 num_sampled_nodes_dict: dict[NodeType, list[int]] | None = None,
                 num_sampled_edges_dict: dict[EdgeType, list[int]] | None = None,
                 time_dict: dict[NodeType, torch.Tensor] | None = None,
-                num_visible_dict: dict[EdgeType, torch.Tensor] | None = None) -> dict[NodeType, torch.Tensor]:
+                num_visible_dict: dict[EdgeType, torch.Tensor] | None = None,
+                num_recent_dict: dict[EdgeType, torch.Tensor] | None = None,
+                anchor_dict: dict[NodeType, torch.Tensor] | None = None) -> dict[NodeType, torch.Tensor]:
         trim = num_sampled_nodes_dict is not None and num_sampled_edges_dict is not None
         layers = len(self.convs)
         newest: dict[EdgeType, torch.Tensor] = {}
+        age: dict[EdgeType, torch.Tensor] = {}
         if self.conv == "relational":  # the same in every layer: computed once per batch
             for et, edge_index in edge_index_dict.items():
                 src, _, dst = et
                 src_time = time_dict[src] if time_dict is not None else torch.zeros(x_dict[src].shape[0],
                                                                                     dtype=torch.long)
                 newest[et] = newest_edge(edge_index, src_time, x_dict[dst].shape[0])
+                if time_dict is not None and anchor_dict is not None:
+                    age[et] = newest_age(edge_index, newest[et], src_time, anchor_dict[dst])
         for i, (convs, norms) in enumerate(zip(self.convs, self.norms)):
             # after layer i only nodes within (layers - 1 - i) hops of a seed are read again, and
             # they only need messages from one hop further out: compute nothing else
@@ -188,7 +233,11 @@ class HeteroGraphSAGE(nn.Module):
                     visible = num_visible_dict.get(et) if num_visible_dict is not None else None
                     if visible is not None:
                         visible = visible[: x_dst.shape[0]]
-                    y = convs[et]((x_src, x_dst), edge_index, newest[et][: x_dst.shape[0]], visible)
+                    recent = num_recent_dict.get(et) if num_recent_dict else None
+                    if recent is not None:
+                        recent = recent[: x_dst.shape[0]]
+                    a = age[et][: x_dst.shape[0]] if et in age else None
+                    y = convs[et]((x_src, x_dst), edge_index, newest[et][: x_dst.shape[0]], visible, recent, a)
                 out[dst] = out[dst] + y if dst in out else y
             if trim:
                 x_dict = {nt: x[: _upto(num_sampled_nodes_dict[nt], depth)] for nt, x in x_dict.items()}
@@ -207,15 +256,23 @@ class RelationalGNN(nn.Module):
     ``specs``: the column encoding of each node type (its keys are the node
     types, in order); ``edge_types``: ``(src, rel, dst)`` triples. Together
     they are ``TemporalGraph.node_specs()`` and ``TemporalGraph.metadata()[1]``.
+    ``windows``: how many windowed neighbour counts each ``RelationalConv``
+    reads (the sampler's ``windows_us``); ``calendar``: whether the head reads
+    the anchor's place in the day, week and year and each ``RelationalConv``
+    the age of the newest neighbour (models stored before format 4 have
+    neither).
     """
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
-                 layers: int = 2, out_dim: int = 1, conv: str = "relational"):
+                 layers: int = 2, out_dim: int = 1, conv: str = "relational", windows: int = 0,
+                 calendar: bool = False):
         super().__init__()
         self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
-        self.encoder = HeteroEncoder(specs, channels)
+        self.windows, self.calendar = windows, calendar
+        self.encoder = HeteroEncoder(specs, channels, deep=calendar)
         self.temporal = RelativeTimeEncoder(channels)
-        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv)
+        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv, windows, recency=calendar)
+        self.when = CalendarEncoder(channels) if calendar else None
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
 
     @property
@@ -226,6 +283,8 @@ class RelationalGNN(nn.Module):
         self.encoder.reset_parameters()
         self.temporal.reset_parameters()
         self.gnn.reset_parameters()
+        if self.when is not None:
+            self.when.reset_parameters()
         for module in self.head:
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
@@ -235,8 +294,12 @@ class RelationalGNN(nn.Module):
         x_dict = self.embed(batch)
         hops = (batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict) if trim else (None, None)
         x_dict = self.gnn(x_dict, batch.edge_index_dict, *hops, time_dict=batch.time_dict,
-                          num_visible_dict=batch.num_visible_dict)
-        return self.head(x_dict[batch.seed_type][: batch.num_seeds])
+                          num_visible_dict=batch.num_visible_dict, num_recent_dict=batch.num_recent_dict,
+                          anchor_dict=batch.anchor_dict)
+        seeds = x_dict[batch.seed_type][: batch.num_seeds]
+        if self.when is not None:
+            seeds = seeds + self.when(batch.anchor_dict[batch.seed_type][: batch.num_seeds])
+        return self.head(seeds)
 
     def embed(self, batch: Batch) -> dict[NodeType, torch.Tensor]:
         """Input embeddings ``x_dict[t] [n_t, channels]``: the rows' columns plus their time before the anchor."""

@@ -8,7 +8,9 @@ database at scoring time with the stored encodings, so a stored model scores
 today's data, and ``loads`` only checks that the graph has the stored node
 and edge types.
 
-Formats: 3 stores the model's convolution (``conv``: ``RelationalConv`` or
+Formats: 4 stores the windows the sampler counts neighbours in
+(``windows_us``) and whether the head reads the anchor's calendar
+(``calendar``); a format 3 model has neither. 3 stores the model's convolution (``conv``: ``RelationalConv`` or
 ``SAGEConv``); 2 is the layout of ``model.RelationalGNN`` (``encoder``,
 ``temporal``, ``gnn``, ``head``) with ``SAGEConv``, read as ``conv = 'sage'``;
 1 (one ``HeteroConv`` per layer) is still read, its weights renamed to the
@@ -29,8 +31,8 @@ from .graph import TemporalGraph
 from .model import RelationalGNN
 from .train import TrainedModel
 
-FORMAT = 3
-READABLE = (1, 2, 3)
+FORMAT = 4
+READABLE = (1, 2, 3, 4)
 
 
 def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = None,
@@ -50,6 +52,7 @@ def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = No
         "node_types": dict(graph.node_types),
         "edge_types": [list(et) for et in edge_types],
         "channels": model.channels, "layers": model.layers, "out_dim": model.out_dim, "conv": model.conv,
+        "windows_us": list(trained.windows_us), "calendar": model.calendar,
         "task_type": TaskType(trained.task_type).value, "seed_type": trained.seed_type,
         "fanouts": list(trained.fanouts), "strategy": trained.strategy, "seed": trained.seed,
         "target_mean": trained.target_mean, "target_std": trained.target_std,
@@ -74,7 +77,8 @@ def build_model(state: dict) -> RelationalGNN:
     """The stored model, rebuilt from its stored metadata and weights (no graph needed)."""
     specs = {nt: ColumnSpec(**state["specs"][t]) for nt, t in state["node_types"].items()}
     model = RelationalGNN(specs, [tuple(et) for et in state["edge_types"]], state["channels"], state["layers"],
-                          state["out_dim"], state.get("conv", "sage"))  # formats 1 and 2: SAGEConv
+                          state["out_dim"], state.get("conv", "sage"),  # formats 1 and 2: SAGEConv
+                          windows=len(state.get("windows_us", ())), calendar=state.get("calendar", False))
     model.load_state_dict(state["weights"])
     model.eval()
     return model
@@ -87,7 +91,8 @@ def loads(state: dict, graph: TemporalGraph) -> TrainedModel:
     return TrainedModel(build_model(state), TaskType(state["task_type"]), state["seed_type"], state["fanouts"],
                         state["strategy"], state["seed"], state["target_mean"], state["target_std"],
                         dict(state["metrics"]), classes=list(state["classes"]),
-                        threshold=float(state.get("threshold", 0.5)))  # models stored before thresholds: 0.5
+                        threshold=float(state.get("threshold", 0.5)),  # models stored before thresholds: 0.5
+                        windows_us=tuple(int(w) for w in state.get("windows_us", ())))
 
 
 def _upgrade_v1(state: dict) -> dict:

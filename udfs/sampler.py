@@ -44,6 +44,9 @@ class Subgraph:
     #: only the sampled ones; 0 for nodes of the last hop, which were never expanded, and for the edge
     #: type a node was reached by, whose only source is its parent in the tree)
     visible: dict[tuple[str, str, str], torch.Tensor] | None = None
+    #: edge type -> [n_dst, W] how many of those source rows lie within each of the ``windows_us`` before
+    #: the anchor (``(anchor - w, anchor]``); empty dict when no windows were asked for
+    recent: dict[tuple[str, str, str], torch.Tensor] | None = None
 
     def nodes_upto(self, node_type: str, hop: int) -> int:
         if self.node_hops is None:
@@ -89,14 +92,17 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
 
 def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us: torch.Tensor,
            fanouts: list[int], strategy: str = "uniform", generator: torch.Generator | None = None,
-           dedupe_leaves: bool = True) -> Subgraph:
+           dedupe_leaves: bool = True, windows_us: tuple[int, ...] = ()) -> Subgraph:
     """Sample ``len(fanouts)`` hops of in-neighbours around ``seeds`` at their anchor times.
 
     With a ``generator`` the draws are random (training: new neighbours each
     epoch). Without one they are a hash of (node, anchor, hop, edge type), so
     a row scores the same whatever else shares its batch or chunk.
     ``dedupe_leaves``: one node per (row, anchor) in the last hop (the
-    model's outputs are the same either way).
+    model's outputs are the same either way). ``windows_us``: also count,
+    per expanded node and edge type, the source rows within each window
+    before the node's anchor (``Subgraph.recent``): a fan-out of 16 shows the
+    newest 16 orders, not whether there were 3 or 300 in the last month.
     """
     if strategy not in ("uniform", "recent"):
         raise ValueError(f"unknown sampler strategy {strategy!r}; use 'uniform' or 'recent'")
@@ -119,6 +125,8 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     edge_hops: dict[tuple[str, str, str], list[int]] = {et: [] for et in graph.csr}
     edge_count = {et: 0 for et in graph.csr}
     visible: dict[tuple[str, str, str], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    recent: dict[tuple[str, str, str], list[torch.Tensor]] = {}
+    windows = torch.tensor(list(windows_us), dtype=torch.long)
     for hop, k in enumerate(fanouts):
         nxt: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         for ei, (et, csr) in enumerate(graph.csr.items()):
@@ -134,6 +142,11 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             salt = None if generator is not None or strategy == "recent" else _mix(glob, t, hop * 1009 + ei)
             pos, valid = pick(start, stop - start, k, strategy, generator, salt)
             visible.setdefault(et, []).append((local, stop - start))
+            if windows.numel():
+                # rows at or before (anchor - w) end the prefix that is out of the window
+                w_rank = graph.anchor_rank((t.unsqueeze(1) - windows).clamp(min=-2 ** 62))
+                w_start = torch.searchsorted(csr.key, glob.unsqueeze(1) * graph.stride + w_rank, right=True)
+                recent.setdefault(et, []).append(stop.unsqueeze(1) - torch.maximum(w_start, start.unsqueeze(1)))
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
             new_local = size[src_t] + torch.arange(picked.numel())
@@ -148,10 +161,13 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             node_hops[nt].append(size[nt])
         for et in graph.csr:
             edge_hops[et].append(edge_count[et])
-    counts = {}
+    counts, in_window = {}, {}
     for et, parts in visible.items():
         local, count = (torch.cat(x) for x in zip(*parts))
         counts[et] = torch.zeros(size[et[2]], dtype=torch.long).index_put_((local,), count)
+        if et in recent:
+            in_window[et] = torch.zeros(size[et[2]], windows.numel(), dtype=torch.long).index_put_(
+                (local,), torch.cat(recent[et]))
     sub = Subgraph(
         seed_type, seeds.numel(),
         {nt: torch.cat(v) for nt, v in node.items()},
@@ -160,6 +176,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
         {nt: v for nt, v in node_hops.items() if nt in node},
         {et: v for et, v in edge_hops.items() if et in edges},
         counts,
+        in_window,
     )
     if dedupe_leaves and fanouts:
         _merge_leaves(sub)
@@ -191,6 +208,10 @@ def _merge_leaves(sub: Subgraph) -> None:
             for et, count in sub.visible.items():
                 if et[2] == nt:
                     sub.visible[et] = count[: lo + uniq.numel()]
+        if sub.recent:
+            for et, count in sub.recent.items():
+                if et[2] == nt:
+                    sub.recent[et] = count[: lo + uniq.numel()]
 
 
 def _mix(node: torch.Tensor, anchor_us: torch.Tensor, stream: int) -> torch.Tensor:

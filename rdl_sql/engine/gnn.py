@@ -10,8 +10,13 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from rdl_sql.planner.errors import PlanError
-from rdl_sql.planner.extract import extract
+from rdl_sql.planner.extract import extract, key_feature
+from rdl_sql.planner.features import default_windows, window_microseconds
+from rdl_sql.planner.labels import ANCHOR
 from rdl_sql.udfs.graph import TemporalGraph, build_graph
 from rdl_sql.udfs.persist import dumps, loads, specs_of
 from rdl_sql.udfs.train import Examples, TrainedModel, fit
@@ -32,13 +37,28 @@ def load_graph(con, prep: Prepared, specs=None, fingerprint: dict | None = None)
 
     With a stored model's ``fingerprint``: exactly its tables and links, in
     its order, so tables or links added since do not change the graph it reads.
+    Without stored ``specs``, the encodings are fitted on the rows the
+    training examples can see (dated at or before the last training anchor).
     """
+    if specs is not None:
+        keys = {t: s.key for t, s in specs.items() if s.key is not None}
+    else:
+        keys = {t: k for t in prep.graph_tables if (k := key_feature(prep.schema.tables[t])) is not None}
     if fingerprint is None:
-        extracted = extract(con, prep.schema, prep.graph_tables, prep.plan.as_of)
+        extracted = extract(con, prep.schema, prep.graph_tables, prep.plan.as_of, keys=keys)
     else:
         extracted = extract(con, prep.schema, list(fingerprint["tables"]), prep.plan.as_of,
-                            prep.schema.links_named(fingerprint["links"]))
-    return build_graph(extracted, specs)
+                            prep.schema.links_named(fingerprint["links"]), keys=keys)
+    return build_graph(extracted, specs, None if specs is not None else last_train_anchor_us(prep), keys)
+
+
+def last_train_anchor_us(prep: Prepared) -> int | None:
+    """The latest anchor of the training examples, in microseconds since the epoch (None: no examples)."""
+    anchors = prep.split("train").column(ANCHOR)
+    if len(anchors) == 0:
+        return None
+    latest = pc.max(pc.cast(pc.cast(anchors, pa.timestamp("us")), pa.int64())).as_py()
+    return None if latest is None else int(latest)
 
 
 def train(con, prep: Prepared, progress: bool, cancel: threading.Event | None = None) -> GnnResult:
@@ -48,7 +68,8 @@ def train(con, prep: Prepared, progress: bool, cancel: threading.Event | None = 
     graph_seconds = time.perf_counter() - t0
     ex = {s: Examples.from_arrow(prep.split(s)) for s in SPLITS}
     trained = fit(graph, graph.type_of(prep.plan.entity.name), ex["train"], ex["val"], ex["test"],
-                  prep.plan.task_type, prep.plan.options, progress=progress, classes=prep.classes, cancel=cancel)
+                  prep.plan.task_type, prep.plan.options, progress=progress, classes=prep.classes, cancel=cancel,
+                  windows_us=window_microseconds(default_windows(prep.plan)))
     metrics = dict(trained.metrics, label_seconds=round(prep.seconds, 3), graph_seconds=round(graph_seconds, 3))
     return GnnResult(trained, graph, metrics)
 
