@@ -21,6 +21,9 @@ very same labelled examples and splits: the planner's, from
   LightGBM on the entity row, its parents' rows, windowed aggregates of its
   children and of their parents.
 * ``gnn``: ``rdl_sql.engine.gnn.train``, what a plain PREDICT trains.
+* ``auto``: ``rdl_sql.engine.auto.train``, what ``WITH (model = 'auto')``
+  trains (GBDT and GNN variants within its default time budget, the best on
+  validation kept); the first-seed column names the winner.
 * ``own`` / ``oracle`` (only tasks on a generated database that knows its
   planted signal): LightGBM on hand-made SQL features of each example row,
   read as of its anchor: ``own`` the entity's own counts and recency only,
@@ -72,8 +75,8 @@ from rdl_sql.datasets.lahman import build_lahman
 from rdl_sql.datasets.seasonal import build_seasonal
 from rdl_sql.datasets.shop import build_shop
 from rdl_sql.dialect import parse_statement
+from rdl_sql.engine import auto, gnn
 from rdl_sql.engine import gbdt as tabular
-from rdl_sql.engine import gnn
 from rdl_sql.engine import prepare as training
 from rdl_sql.planner.features import feature_sql
 from rdl_sql.planner.labels import ANCHOR
@@ -84,9 +87,9 @@ from rdl_sql.udfs.gbdt import fit_gbdt
 from rdl_sql.udfs.metrics import metric
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = ("trivial", "row", "gbdt", "gnn", "own", "oracle")
+MODELS = ("trivial", "row", "gbdt", "gnn", "auto", "own", "oracle")
 TITLES = {"trivial": "trivial", "row": "GBDT, entity row", "gbdt": "GBDT + aggregates", "gnn": "GNN",
-          "own": "GBDT, own counts", "oracle": "GBDT, oracle features"}
+          "auto": "auto", "own": "GBDT, own counts", "oracle": "GBDT, oracle features"}
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,12 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
             else g.trained.history[i][f"val_{name}"]))
         r.info["gnn"] = f"{g.metrics['epochs']} epochs (best {best + 1}), graph {g.metrics['graph_seconds']:.1f} s"
         r.curve = [(h["loss"], h[f"val_{name}"]) for h in g.trained.history]
+    if "auto" in models:
+        t0 = time.perf_counter()
+        a = auto.train(None, con, auto.with_options(prep, prep.plan.options.replace(model="auto")))
+        r.seconds["auto"] = time.perf_counter() - t0
+        r.test["auto"], r.val["auto"] = a.metrics.get(f"test_{name}", math.nan), a.metrics[f"val_{name}"]
+        r.info["auto"] = f"picked {a.metrics.get('candidate', a.kind)}"
     return r
 
 

@@ -50,6 +50,10 @@ class CSR:
     rowptr: torch.Tensor  # [N_dst + 1]
     col: torch.Tensor     # [E] source node ids
     key: torch.Tensor     # [E] dst * stride + rank(src), ascending
+    #: [E + 1, F_src] float64 running sums of the sources' standardised numbers in CSR order (row 0 zeros),
+    #: so the mean over any time range of a row's neighbours is one subtraction (``sampler.sample``);
+    #: None for a link read from child to parent, where each row has one neighbour
+    src_sums: torch.Tensor | None = None
 
 
 @dataclass
@@ -91,6 +95,17 @@ def _csr(src: torch.Tensor, dst: torch.Tensor, src_rank: torch.Tensor, num_dst: 
     return CSR(rowptr, src[order].contiguous(), key.contiguous())
 
 
+def running_sums(x_num: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """``[E + 1, F]``: cumulative sums of the standardised values (NULL as 0, the mean) of ``col``'s rows.
+
+    ``x_num`` interleaves each value with its missing flag; only the values
+    are summed. float64, so a difference of two sums over 300k rows keeps
+    its digits.
+    """
+    values = x_num[:, 0::2].double().index_select(0, col)
+    return torch.cat([values.new_zeros(1, values.shape[1]), values.cumsum(0)])
+
+
 def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None = None,
                 fit_until_us: int | None = None, keys: dict[str, str] | None = None) -> TemporalGraph:
     """Tensors for sampling and encoding; ``specs`` reuses a stored model's encodings.
@@ -130,8 +145,9 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
         child, parent = graph.type_of(link.child), graph.type_of(link.parent)
         src = torch.from_numpy(tbl.column(SRC).to_numpy().astype(np.int64))
         dst = torch.from_numpy(tbl.column(DST).to_numpy().astype(np.int64))
-        graph.csr[(child, f"r{i}", parent)] = _csr(src, dst, nodes[child].rank, nodes[parent].num_nodes,
-                                                   graph.stride)
+        to_parent = _csr(src, dst, nodes[child].rank, nodes[parent].num_nodes, graph.stride)
+        to_parent.src_sums = running_sums(nodes[child].x_num, to_parent.col)
+        graph.csr[(child, f"r{i}", parent)] = to_parent
         graph.csr[(parent, f"r{i}_rev", child)] = _csr(dst, src, nodes[parent].rank, nodes[child].num_nodes,
                                                        graph.stride)
     return graph

@@ -21,7 +21,9 @@ and hands the model plain dicts keyed by node and edge type, as PyG's
 - ``num_visible_dict[et] [n_dst]``: how many source rows of edge type ``et``
   each destination row has at its anchor in all, sampled or not;
 - ``num_recent_dict[et] [n_dst, W]``: how many of them lie within each of
-  the sampler's windows before the anchor.
+  the sampler's windows before the anchor;
+- ``window_mean_dict[et] [n_dst, (W + 1) * F_src]``: the mean of the source
+  rows' numbers over each window and over all the visible past.
 """
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ class Batch:
     num_visible_dict: dict[EdgeType, torch.Tensor] | None = None
     #: [n_dst, W] int64 of those within each window before the anchor; None or {}: no windows
     num_recent_dict: dict[EdgeType, torch.Tensor] | None = None
+    #: [n_dst, (W + 1) * F_src] float32 windowed means of the sources' numbers; None or {}: not sampled
+    window_mean_dict: dict[EdgeType, torch.Tensor] | None = None
 
     @property
     def node_types(self) -> list[NodeType]:
@@ -83,7 +87,8 @@ def load(graph: TemporalGraph, sub: Subgraph) -> Batch:
         edges = {et: _per_hop(v) for et, v in sub.edge_hops.items()}
     return Batch(sub.seed_type, sub.num_seeds, dict(sub.node), x_num, x_cat, x_ts, time, dict(sub.anchor),
                  dict(sub.edge_index), nodes, edges, dict(sub.visible) if sub.visible is not None else None,
-                 dict(sub.recent) if sub.recent is not None else None)
+                 dict(sub.recent) if sub.recent is not None else None,
+                 dict(sub.means) if sub.means is not None else None)
 
 
 def _per_hop(cumulative: list[int]) -> list[int]:

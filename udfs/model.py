@@ -77,7 +77,9 @@ class RelationalConv(nn.Module):
     fan-out); ``recent`` how many of those fall within each of ``windows``
     spans before the anchor (the sampler's ``windows_us``); with ``recency``,
     ``age`` the days from the newest source row to the anchor (-1: none, or
-    undated). A mean
+    undated); with ``summary``, ``means`` the mean of every number of all
+    the source rows in each window and in all the visible past (the
+    sampler's running sums: every row, not the sampled sixteen). A mean
     alone cannot tell one order from sixteen, nor single out the latest
     purchase, which is often the one that matters; the scaled mean is the
     sum, kept on a log scale so sixteen neighbours do not swamp one. The
@@ -85,15 +87,17 @@ class RelationalConv(nn.Module):
     month, thirty last year), which the newest sixteen rows cannot show for
     a busy row nor a count over all time for an old one; the age of the
     newest row ("days since the last order") is one number here rather
-    than one direction among the newest row's 128 channels.
+    than one direction among the newest row's 128 channels. The windowed
+    means are what a carrier's 500 flights of yesterday say that its newest
+    16 cannot (their mean delay).
     """
 
-    def __init__(self, channels: int, windows: int = 0, recency: bool = False):
+    def __init__(self, channels: int, windows: int = 0, recency: bool = False, summary: int = 0):
         super().__init__()
-        self.windows, self.recency = windows, recency
+        self.windows, self.recency, self.summary = windows, recency, summary
         self.lin_aggr = nn.Linear(3 * channels, channels)
         self.lin_root = nn.Linear(channels, channels, bias=False)
-        n_count = 2 + windows + 2 * recency
+        n_count = 2 + windows + 2 * recency + summary
         # counts and ages matter by thresholds (no order in 30 days), not linearly: format 4 reads them
         # through a small MLP
         self.lin_count = (nn.Sequential(nn.Linear(n_count, channels), nn.ReLU(), nn.Linear(channels, channels))
@@ -107,7 +111,7 @@ class RelationalConv(nn.Module):
 
     def forward(self, x: tuple[torch.Tensor, torch.Tensor], edge_index: torch.Tensor, newest: torch.Tensor,
                 visible: torch.Tensor | None = None, recent: torch.Tensor | None = None,
-                age: torch.Tensor | None = None) -> torch.Tensor:
+                age: torch.Tensor | None = None, means: torch.Tensor | None = None) -> torch.Tensor:
         x_src, x_dst = x
         n_dst = x_dst.shape[0]
         src, dst = edge_index[0], edge_index[1]
@@ -129,6 +133,8 @@ class RelationalConv(nn.Module):
             known = (age >= 0) if age is not None else torch.zeros(n_dst, dtype=torch.bool)
             days = age.clamp(min=0) if age is not None else x_dst.new_zeros(n_dst)
             counts += [(torch.log1p(days) / 5 * known).unsqueeze(1), known.to(x_dst.dtype).unsqueeze(1)]
+        if self.summary:
+            counts.append(means.clamp(-10, 10) if means is not None else x_dst.new_zeros(n_dst, self.summary))
         return (self.lin_root(x_dst) + self.lin_aggr(torch.cat([mean, mean * log_n, new], 1))
                 + self.lin_count(torch.cat(counts, 1)))
 
@@ -171,20 +177,23 @@ class HeteroGraphSAGE(nn.Module):
     """
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], channels: int, layers: int,
-                 conv: str = "relational", windows: int = 0, recency: bool = False):
+                 conv: str = "relational", windows: int = 0, recency: bool = False,
+                 summaries: dict[EdgeType, int] | None = None):
         super().__init__()
         if conv not in CONVS:
             raise ValueError(f"unknown convolution {conv!r}; use one of {', '.join(CONVS)}")
         self.conv = conv
         self.edge_types = [tuple(et) for et in edge_types]
 
-        def make() -> nn.Module:
+        summaries = summaries or {}
+
+        def make(et: EdgeType) -> nn.Module:
             if conv == "relational":
-                return RelationalConv(channels, windows, recency)
+                return RelationalConv(channels, windows, recency, summaries.get(et, 0))
             return SAGEConv(channels, channels, aggr="mean")
 
         # torch-geometric's ModuleDict takes edge-type tuples as keys (stored as '<src___rel___dst>', as in HeteroConv)
-        self.convs = nn.ModuleList(ModuleDict({et: make() for et in self.edge_types}) for _ in range(layers))
+        self.convs = nn.ModuleList(ModuleDict({et: make(et) for et in self.edge_types}) for _ in range(layers))
         self.norms = nn.ModuleList(nn.ModuleDict({nt: nn.LayerNorm(channels) for nt in node_types})
                                    for _ in range(layers))
 
@@ -199,7 +208,8 @@ class HeteroGraphSAGE(nn.Module):
                 time_dict: dict[NodeType, torch.Tensor] | None = None,
                 num_visible_dict: dict[EdgeType, torch.Tensor] | None = None,
                 num_recent_dict: dict[EdgeType, torch.Tensor] | None = None,
-                anchor_dict: dict[NodeType, torch.Tensor] | None = None) -> dict[NodeType, torch.Tensor]:
+                anchor_dict: dict[NodeType, torch.Tensor] | None = None,
+                window_mean_dict: dict[EdgeType, torch.Tensor] | None = None) -> dict[NodeType, torch.Tensor]:
         trim = num_sampled_nodes_dict is not None and num_sampled_edges_dict is not None
         layers = len(self.convs)
         newest: dict[EdgeType, torch.Tensor] = {}
@@ -237,7 +247,11 @@ class HeteroGraphSAGE(nn.Module):
                     if recent is not None:
                         recent = recent[: x_dst.shape[0]]
                     a = age[et][: x_dst.shape[0]] if et in age else None
-                    y = convs[et]((x_src, x_dst), edge_index, newest[et][: x_dst.shape[0]], visible, recent, a)
+                    means = window_mean_dict.get(et) if window_mean_dict else None
+                    if means is not None:
+                        means = means[: x_dst.shape[0]]
+                    y = convs[et]((x_src, x_dst), edge_index, newest[et][: x_dst.shape[0]], visible, recent, a,
+                                  means)
                 out[dst] = out[dst] + y if dst in out else y
             if trim:
                 x_dict = {nt: x[: _upto(num_sampled_nodes_dict[nt], depth)] for nt, x in x_dict.items()}
@@ -271,7 +285,11 @@ class RelationalGNN(nn.Module):
         self.windows, self.calendar = windows, calendar
         self.encoder = HeteroEncoder(specs, channels, deep=calendar)
         self.temporal = RelativeTimeEncoder(channels)
-        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv, windows, recency=calendar)
+        # format 4: windowed means of the numbers of a row's children (each parent has one child's worth)
+        summaries = {tuple(et): (windows + 1) * len(specs[et[0]].numerical) for et in edge_types
+                     if calendar and windows and not et[1].endswith("_rev")}
+        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv, windows, recency=calendar,
+                                   summaries=summaries)
         self.when = CalendarEncoder(channels) if calendar else None
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
 
@@ -295,7 +313,7 @@ class RelationalGNN(nn.Module):
         hops = (batch.num_sampled_nodes_dict, batch.num_sampled_edges_dict) if trim else (None, None)
         x_dict = self.gnn(x_dict, batch.edge_index_dict, *hops, time_dict=batch.time_dict,
                           num_visible_dict=batch.num_visible_dict, num_recent_dict=batch.num_recent_dict,
-                          anchor_dict=batch.anchor_dict)
+                          anchor_dict=batch.anchor_dict, window_mean_dict=batch.window_mean_dict)
         seeds = x_dict[batch.seed_type][: batch.num_seeds]
         if self.when is not None:
             seeds = seeds + self.when(batch.anchor_dict[batch.seed_type][: batch.num_seeds])

@@ -47,6 +47,9 @@ class Subgraph:
     #: edge type -> [n_dst, W] how many of those source rows lie within each of the ``windows_us`` before
     #: the anchor (``(anchor - w, anchor]``); empty dict when no windows were asked for
     recent: dict[tuple[str, str, str], torch.Tensor] | None = None
+    #: edge type -> [n_dst, (W + 1) * F_src] the mean of the source rows' standardised numbers over each
+    #: window and over all the visible past (window-major), for edge types with ``CSR.src_sums``
+    means: dict[tuple[str, str, str], torch.Tensor] | None = None
 
     def nodes_upto(self, node_type: str, hop: int) -> int:
         if self.node_hops is None:
@@ -126,6 +129,7 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     edge_count = {et: 0 for et in graph.csr}
     visible: dict[tuple[str, str, str], list[tuple[torch.Tensor, torch.Tensor]]] = {}
     recent: dict[tuple[str, str, str], list[torch.Tensor]] = {}
+    means: dict[tuple[str, str, str], list[torch.Tensor]] = {}
     windows = torch.tensor(list(windows_us), dtype=torch.long)
     for hop, k in enumerate(fanouts):
         nxt: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
@@ -146,7 +150,11 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
                 # rows at or before (anchor - w) end the prefix that is out of the window
                 w_rank = graph.anchor_rank((t.unsqueeze(1) - windows).clamp(min=-2 ** 62))
                 w_start = torch.searchsorted(csr.key, glob.unsqueeze(1) * graph.stride + w_rank, right=True)
-                recent.setdefault(et, []).append(stop.unsqueeze(1) - torch.maximum(w_start, start.unsqueeze(1)))
+                w_start = torch.maximum(w_start, start.unsqueeze(1))
+                recent.setdefault(et, []).append(stop.unsqueeze(1) - w_start)
+                if csr.src_sums is not None and csr.src_sums.shape[1]:
+                    means.setdefault(et, []).append(_range_means(csr.src_sums, torch.cat(
+                        [w_start, start.unsqueeze(1)], 1), stop))
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
             new_local = size[src_t] + torch.arange(picked.numel())
@@ -161,13 +169,16 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             node_hops[nt].append(size[nt])
         for et in graph.csr:
             edge_hops[et].append(edge_count[et])
-    counts, in_window = {}, {}
+    counts, in_window, window_means = {}, {}, {}
     for et, parts in visible.items():
         local, count = (torch.cat(x) for x in zip(*parts))
         counts[et] = torch.zeros(size[et[2]], dtype=torch.long).index_put_((local,), count)
         if et in recent:
             in_window[et] = torch.zeros(size[et[2]], windows.numel(), dtype=torch.long).index_put_(
                 (local,), torch.cat(recent[et]))
+        if et in means:
+            m = torch.cat(means[et])
+            window_means[et] = m.new_zeros(size[et[2]], m.shape[1]).index_put_((local,), m)
     sub = Subgraph(
         seed_type, seeds.numel(),
         {nt: torch.cat(v) for nt, v in node.items()},
@@ -177,10 +188,19 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
         {et: v for et, v in edge_hops.items() if et in edges},
         counts,
         in_window,
+        window_means,
     )
     if dedupe_leaves and fanouts:
         _merge_leaves(sub)
     return sub
+
+
+def _range_means(sums: torch.Tensor, starts: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
+    """``[n, R * F]`` float32: the mean of the summed rows in ``[starts[:, r], stop)`` for each range ``r``."""
+    n, r = starts.shape
+    total = sums.index_select(0, stop).unsqueeze(1) - sums.index_select(0, starts.reshape(-1)).view(n, r, -1)
+    count = (stop.unsqueeze(1) - starts).clamp(min=1).unsqueeze(2)
+    return (total / count).float().reshape(n, -1)
 
 
 def _merge_leaves(sub: Subgraph) -> None:
@@ -208,10 +228,10 @@ def _merge_leaves(sub: Subgraph) -> None:
             for et, count in sub.visible.items():
                 if et[2] == nt:
                     sub.visible[et] = count[: lo + uniq.numel()]
-        if sub.recent:
-            for et, count in sub.recent.items():
+        for per_dst in (sub.recent, sub.means):
+            for et, value in (per_dst or {}).items():
                 if et[2] == nt:
-                    sub.recent[et] = count[: lo + uniq.numel()]
+                    per_dst[et] = value[: lo + uniq.numel()]
 
 
 def _mix(node: torch.Tensor, anchor_us: torch.Tensor, stream: int) -> torch.Tensor:
