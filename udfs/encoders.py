@@ -109,13 +109,17 @@ class CalendarEncoder(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.lin = nn.Linear(2 * len(self.PERIODS_DAYS), channels)
-        self.register_buffer("freq", torch.tensor([2 * math.pi / p for p in self.PERIODS_DAYS],
-                                                  dtype=torch.float64))
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
 
-    def forward(self, anchor_us: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def features(cls, anchor_us: torch.Tensor) -> torch.Tensor:
+        """``[n, 6]``: the sines of the day, week and year phases, then their cosines."""
         # float64: microseconds since 1970 lose the time of day in float32
-        ang = (anchor_us.double() / US_PER_DAY).unsqueeze(1) * self.freq
-        return self.lin(torch.cat([torch.sin(ang), torch.cos(ang)], 1).float())
+        freq = torch.tensor([2 * math.pi / p for p in cls.PERIODS_DAYS], dtype=torch.float64)
+        ang = (anchor_us.double() / US_PER_DAY).unsqueeze(1) * freq
+        return torch.cat([torch.sin(ang), torch.cos(ang)], 1).float()
+
+    def forward(self, anchor_us: torch.Tensor) -> torch.Tensor:
+        return self.lin(self.features(anchor_us))

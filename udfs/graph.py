@@ -135,6 +135,10 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
                 t_us = raw_times[t]
                 seen = tbl.filter(pa.array((t_us == STATIC_TIME) | (t_us <= fit_until_us)))
             specs[t] = fit_spec(seen, extracted.tables[t], (keys or {}).get(t))
+        elif specs[t].key is not None and specs[t].key not in tbl.column_names:
+            # every row would read as an unseen key: scores would change without a word
+            raise ValueError(f"the encoding of table {t} reads its key column {specs[t].key}, "
+                             f"which was not extracted (extract(..., keys=...))")
         x_num, x_cat = encode_features(tbl, specs[t])
         tm = torch.from_numpy(raw_times[t])
         rank = torch.where(tm == STATIC_TIME, 0, torch.searchsorted(times, tm) + 1)

@@ -13,7 +13,8 @@ import torch
 from sqlglot import exp
 
 from rdl_sql.datasets.shop import build_shop
-from rdl_sql.planner.extract import extract, reachable
+from rdl_sql.planner.extract import extract, key_feature, reachable
+from rdl_sql.planner.features import default_windows, window_microseconds
 from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
@@ -46,9 +47,13 @@ def small_shop():
         s = read_schema(con)
         p = compile_task(con, s, CHURN)
         ex = arrow(con, p.examples_sql(p.split_anchors()))
-        g = build_graph(extract(con, s, reachable(s, "customers", 2), None))
+        tables = reachable(s, "customers", 2)
+        keys = {t: k for t in tables if (k := key_feature(s.tables[t])) is not None}
         train, val = split(ex, "train"), split(ex, "val")
-        tm = new_model(g, g.type_of("customers"), "binary", SMALL)
+        # as the engine builds it (engine.gnn.load_graph): products (30 rows) keyed, encodings fitted on
+        # what the training examples see, the task's windows counted
+        g = build_graph(extract(con, s, tables, None, keys=keys), fit_until_us=int(train.anchor.max()), keys=keys)
+        tm = new_model(g, g.type_of("customers"), "binary", SMALL, windows_us=window_microseconds(default_windows(p)))
         target, loss_fn = objective(tm, train.label)
         opt = torch.optim.Adam(tm.model.parameters(), lr=SMALL.lr)
         gen = torch.Generator().manual_seed(0)

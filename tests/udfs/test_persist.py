@@ -24,9 +24,12 @@ def test_round_trip_gives_identical_predictions(small_shop, one_thread_torch):
     assert (back.task_type, back.seed_type, back.fanouts, back.strategy) == \
         (tm.task_type, tm.seed_type, tm.fanouts, tm.strategy)
     assert np.array_equal(back.predict(g, val), tm.predict(g, val))
-    # the scoring path: the graph rebuilt from the database with the stored encodings
+    # the scoring path: the graph rebuilt from the database with the stored encodings (and the key
+    # columns they read, as engine.gnn.load_graph extracts them)
     con, s = small_shop["con"], small_shop["schema"]
-    rebuilt = build_graph(extract(con, s, reachable(s, "customers", 2), None), specs)
+    keys = {t: spec.key for t, spec in specs.items() if spec.key is not None}
+    assert keys["products"] == "product_id"  # every table of at most 1,000 rows with a one-column key
+    rebuilt = build_graph(extract(con, s, reachable(s, "customers", 2), None, keys=keys), specs)
     assert np.array_equal(loads(state, rebuilt).predict(rebuilt, val), tm.predict(g, val))
 
 
@@ -54,7 +57,8 @@ def test_a_graph_with_other_tables_is_refused(small_shop):
     g, tm = small_shop["graph"], small_shop["model"]
     con, s = small_shop["con"], small_shop["schema"]
     _, state = specs_of(dumps(tm, g))
-    smaller = build_graph(extract(con, s, reachable(s, "customers", 1), None), g.specs)
+    keys = {t: spec.key for t, spec in g.specs.items() if spec.key is not None}
+    smaller = build_graph(extract(con, s, reachable(s, "customers", 1), None, keys=keys), g.specs)
     assert list(smaller.node_types.values()) != list(g.node_types.values())
     with pytest.raises(ValueError, match="tables or links differ"):
         loads(state, smaller)
