@@ -198,9 +198,9 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
 def _range_means(sums: torch.Tensor, starts: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
     """``[n, R * F]`` float32: the mean of the summed rows in ``[starts[:, r], stop)`` for each range ``r``."""
     n, r = starts.shape
-    total = sums.index_select(0, stop).unsqueeze(1) - sums.index_select(0, starts.reshape(-1)).view(n, r, -1)
+    total = sums.index_select(0, stop).unsqueeze(1) - sums.index_select(0, starts.reshape(-1)).view(n, r, sums.shape[1])
     count = (stop.unsqueeze(1) - starts).clamp(min=1).unsqueeze(2)
-    return (total / count).float().reshape(n, -1)
+    return (total / count).float().reshape(n, r * sums.shape[1])
 
 
 def _merge_leaves(sub: Subgraph) -> None:

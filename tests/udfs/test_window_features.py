@@ -163,3 +163,18 @@ def test_format_4_parts_are_absent_from_a_format_3_model(small_shop):
     assert (old.windows, old.calendar, old.when) == (0, False, None)
     assert new.calendar and new.windows == 4 and new.when is not None
     assert not any(k.startswith("when.") for k in old.state_dict())
+
+
+def test_windows_with_an_empty_hop_and_a_row_without_neighbours(events):
+    """Three hops from users: the third expands no user (each was reached from its own event), and a
+    user without events has zero counts and means (this crashed the sampler once: a reshape of 0 rows)."""
+    events.execute("INSERT INTO users VALUES (9, ?)", [START])
+    s = read_schema(events)
+    graph = build_graph(extract(events, s, ["users", "events"], None))
+    users = graph.type_of("users")
+    sub = sample(graph, users, torch.tensor([5, 0]), torch.full((2,), _us(ANCHOR)), [4, 4, 4], "recent",
+                 windows_us=window_microseconds(WINDOWS))
+    et = next(et for et in sub.means if et[2] == users)
+    assert sub.means[et].shape == (sub.node[users].numel(), (len(WINDOWS) + 1) * len(graph.specs["events"].numerical))
+    assert sub.recent[et][0].tolist() == [0, 0] and not sub.means[et][0].any()
+    assert sub.recent[et][1].sum() > 0
