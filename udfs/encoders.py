@@ -95,31 +95,42 @@ class RelativeTimeEncoder(nn.Module):
 
 
 class CalendarEncoder(nn.Module):
-    """An anchor time -> [n, channels]: where it falls in the day, the week and the year (sines and cosines).
+    """An anchor time -> [n, channels]: where it falls in each of ``periods`` (days), as sines and cosines.
 
     Relative times say how long ago each row happened, never when "now" is:
     whether a ski customer books in the next month depends on whether the
     anchor is in November or in May, and a carrier's delays tomorrow on
-    whether tomorrow is a Friday. The periodic terms carry over to anchors
-    of years the model never saw.
+    whether tomorrow is a Friday. A period is only worth reading once the
+    training anchors have covered it whole (``periods_seen``): trained on
+    January to October, the model would meet December's phase of the year
+    for the first time in the test window, with weights that never saw it.
     """
 
     PERIODS_DAYS = (1.0, 7.0, 365.2425)
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, periods: tuple[float, ...] = PERIODS_DAYS):
         super().__init__()
-        self.lin = nn.Linear(2 * len(self.PERIODS_DAYS), channels)
+        self.periods = tuple(periods)
+        self.lin = nn.Linear(2 * len(self.periods), channels)
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
 
     @classmethod
-    def features(cls, anchor_us: torch.Tensor) -> torch.Tensor:
-        """``[n, 6]``: the sines of the day, week and year phases, then their cosines."""
+    def periods_seen(cls, anchors_us: torch.Tensor) -> tuple[float, ...]:
+        """The periods whose every phase lies between the first and the last of ``anchors_us``."""
+        if anchors_us.numel() == 0:
+            return ()
+        span_days = float(anchors_us.max() - anchors_us.min()) / US_PER_DAY
+        return tuple(p for p in cls.PERIODS_DAYS if span_days >= p)
+
+    @classmethod
+    def features(cls, anchor_us: torch.Tensor, periods: tuple[float, ...] = PERIODS_DAYS) -> torch.Tensor:
+        """``[n, 2P]``: the sine of each period's phase, then the cosines."""
         # float64: microseconds since 1970 lose the time of day in float32
-        freq = torch.tensor([2 * math.pi / p for p in cls.PERIODS_DAYS], dtype=torch.float64)
+        freq = torch.tensor([2 * math.pi / p for p in periods], dtype=torch.float64)
         ang = (anchor_us.double() / US_PER_DAY).unsqueeze(1) * freq
         return torch.cat([torch.sin(ang), torch.cos(ang)], 1).float()
 
     def forward(self, anchor_us: torch.Tensor) -> torch.Tensor:
-        return self.lin(self.features(anchor_us))
+        return self.lin(self.features(anchor_us, self.periods))

@@ -271,26 +271,28 @@ class RelationalGNN(nn.Module):
     types, in order); ``edge_types``: ``(src, rel, dst)`` triples. Together
     they are ``TemporalGraph.node_specs()`` and ``TemporalGraph.metadata()[1]``.
     ``windows``: how many windowed neighbour counts each ``RelationalConv``
-    reads (the sampler's ``windows_us``); ``calendar``: whether the head reads
-    the anchor's place in the day, week and year and each ``RelationalConv``
-    the age of the newest neighbour (models stored before format 4 have
-    neither).
+    reads (the sampler's ``windows_us``); ``calendar``: the periods (days) of
+    the anchor's calendar the head reads (``CalendarEncoder``; empty: none),
+    or None for a model of format 3 or older, which also lacks the rest of
+    format 4 (ages of the newest neighbours, windowed means, MLP encoders).
     """
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
                  layers: int = 2, out_dim: int = 1, conv: str = "relational", windows: int = 0,
-                 calendar: bool = False):
+                 calendar: tuple[float, ...] | None = None):
         super().__init__()
         self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
-        self.windows, self.calendar = windows, calendar
-        self.encoder = HeteroEncoder(specs, channels, deep=calendar)
+        self.windows = windows
+        self.calendar = tuple(calendar) if calendar is not None else None
+        fmt4 = calendar is not None
+        self.encoder = HeteroEncoder(specs, channels, deep=fmt4)
         self.temporal = RelativeTimeEncoder(channels)
         # format 4: windowed means of the numbers of a row's children (each parent has one child's worth)
         summaries = {tuple(et): (windows + 1) * len(specs[et[0]].numerical) for et in edge_types
-                     if calendar and windows and not et[1].endswith("_rev")}
-        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv, windows, recency=calendar,
+                     if fmt4 and windows and not et[1].endswith("_rev")}
+        self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv, windows, recency=fmt4,
                                    summaries=summaries)
-        self.when = CalendarEncoder(channels) if calendar else None
+        self.when = CalendarEncoder(channels, self.calendar) if self.calendar else None
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
 
     @property

@@ -9,8 +9,8 @@ today's data, and ``loads`` only checks that the graph has the stored node
 and edge types.
 
 Formats: 4 stores the windows the sampler counts neighbours in
-(``windows_us``) and whether the head reads the anchor's calendar
-(``calendar``); a format 3 model has neither. 3 stores the model's convolution (``conv``: ``RelationalConv`` or
+(``windows_us``) and the periods of the anchor's calendar the head reads
+(``calendar``, days); a format 3 model has neither. 3 stores the model's convolution (``conv``: ``RelationalConv`` or
 ``SAGEConv``); 2 is the layout of ``model.RelationalGNN`` (``encoder``,
 ``temporal``, ``gnn``, ``head``) with ``SAGEConv``, read as ``conv = 'sage'``;
 1 (one ``HeteroConv`` per layer) is still read, its weights renamed to the
@@ -52,7 +52,8 @@ def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = No
         "node_types": dict(graph.node_types),
         "edge_types": [list(et) for et in edge_types],
         "channels": model.channels, "layers": model.layers, "out_dim": model.out_dim, "conv": model.conv,
-        "windows_us": list(trained.windows_us), "calendar": model.calendar,
+        "windows_us": list(trained.windows_us),
+        "calendar": list(model.calendar) if model.calendar is not None else None,
         "task_type": TaskType(trained.task_type).value, "seed_type": trained.seed_type,
         "fanouts": list(trained.fanouts), "strategy": trained.strategy, "seed": trained.seed,
         "target_mean": trained.target_mean, "target_std": trained.target_std,
@@ -78,7 +79,7 @@ def build_model(state: dict) -> RelationalGNN:
     specs = {nt: ColumnSpec(**state["specs"][t]) for nt, t in state["node_types"].items()}
     model = RelationalGNN(specs, [tuple(et) for et in state["edge_types"]], state["channels"], state["layers"],
                           state["out_dim"], state.get("conv", "sage"),  # formats 1 and 2: SAGEConv
-                          windows=len(state.get("windows_us", ())), calendar=state.get("calendar", False))
+                          windows=len(state.get("windows_us", ())), calendar=_calendar(state))
     model.load_state_dict(state["weights"])
     model.eval()
     return model
@@ -93,6 +94,12 @@ def loads(state: dict, graph: TemporalGraph) -> TrainedModel:
                         dict(state["metrics"]), classes=list(state["classes"]),
                         threshold=float(state.get("threshold", 0.5)),  # models stored before thresholds: 0.5
                         windows_us=tuple(int(w) for w in state.get("windows_us", ())))
+
+
+def _calendar(state: dict) -> tuple[float, ...] | None:
+    """The stored calendar periods; None (no format 4 parts) for a model stored before format 4."""
+    periods = state.get("calendar")
+    return None if state["format"] < 4 or periods is None else tuple(float(p) for p in periods)
 
 
 def _upgrade_v1(state: dict) -> dict:

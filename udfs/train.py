@@ -31,6 +31,7 @@ from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import TaskType
 
+from .encoders import CalendarEncoder
 from .graph import TemporalGraph
 from .loader import Batch, load
 from .metrics import better, metric
@@ -206,12 +207,14 @@ class WeightAverage:
 
 
 def new_model(graph: TemporalGraph, seed_type: str, task_type: TaskType | str, options: Options,
-              classes: list | None = None, windows_us: tuple[int, ...] = ()) -> TrainedModel:
+              classes: list | None = None, windows_us: tuple[int, ...] = (),
+              calendar: tuple[float, ...] = CalendarEncoder.PERIODS_DAYS) -> TrainedModel:
     """A freshly initialised model (seeded by ``options.seed``) for ``graph``'s node and edge types.
 
     ``windows_us``: the spans before the anchor in which ``RelationalConv``
     counts neighbours (the engine passes the task's windows); ``conv =
-    'sage'`` reads no counts.
+    'sage'`` reads no counts. ``calendar``: the periods of the anchor's
+    calendar the head reads (``fit`` passes those its training anchors cover).
     """
     task_type = TaskType(task_type)
     classes = list(classes or [])
@@ -219,7 +222,7 @@ def new_model(graph: TemporalGraph, seed_type: str, task_type: TaskType | str, o
     torch.manual_seed(options.seed)
     out_dim = len(classes) if task_type == TaskType.MULTICLASS else 1
     model = RelationalGNN(graph.node_specs(), graph.edge_types, options.channels, options.layers, out_dim,
-                          options.conv, windows=len(windows_us), calendar=True)
+                          options.conv, windows=len(windows_us), calendar=tuple(calendar))
     return TrainedModel(model, task_type, seed_type, list(options.hop_fanouts), options.sampler, options.seed,
                         classes=classes, threads=options.threads, windows_us=windows_us)
 
@@ -287,7 +290,8 @@ def fit(graph: TemporalGraph, seed_type: str, train: Examples, val: Examples, te
 
 def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Options, progress, classes,
          cancel, windows_us) -> TrainedModel:
-    tm = new_model(graph, seed_type, task_type, options, classes, windows_us)
+    tm = new_model(graph, seed_type, task_type, options, classes, windows_us,
+                   CalendarEncoder.periods_seen(train.anchor))
     model = tm.model
     y, loss_fn = objective(tm, train.label)
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)

@@ -123,6 +123,15 @@ def test_calendar_terms_repeat_with_the_year_week_and_day():
     assert not all(math.isclose(next_day[0, i].item(), base[0, i].item(), abs_tol=1e-3) for i in (1, 4))
 
 
+def test_a_calendar_period_is_read_only_once_the_training_anchors_cover_it():
+    start = _us(dt.datetime(2013, 1, 1))
+    ten_months = torch.tensor([start, start + 300 * DAY_US])
+    assert CalendarEncoder.periods_seen(ten_months) == (1.0, 7.0)  # December would be new in the test window
+    assert CalendarEncoder.periods_seen(torch.tensor([start, start + 3 * 365 * DAY_US])) == CalendarEncoder.PERIODS_DAYS
+    assert CalendarEncoder.periods_seen(torch.tensor([start, start])) == ()
+    assert CalendarEncoder.periods_seen(torch.tensor([], dtype=torch.long)) == ()
+
+
 def test_key_feature_only_for_small_tables_with_a_one_column_key():
     small = TableInfo("p", (), ("id",), None, KEY_FEATURE_MAX_ROWS)
     assert key_feature(small) == "id"
@@ -160,8 +169,8 @@ def test_format_4_parts_are_absent_from_a_format_3_model(small_shop):
     g = small_shop["graph"]
     old = RelationalGNN(g.node_specs(), g.edge_types, 8, 2)
     new = small_shop["model"].model
-    assert (old.windows, old.calendar, old.when) == (0, False, None)
-    assert new.calendar and new.windows == 4 and new.when is not None
+    assert (old.windows, old.calendar, old.when) == (0, None, None)
+    assert new.calendar == CalendarEncoder.PERIODS_DAYS and new.windows == 4 and new.when is not None
     assert not any(k.startswith("when.") for k in old.state_dict())
 
 
