@@ -55,7 +55,8 @@ def events():
 
 def _draw(con, fit_until_us: int | None = None):
     s = read_schema(con)
-    graph = build_graph(extract(con, s, ["users", "events"], None), fit_until_us=fit_until_us)
+    keys = {"events": "id"}  # a key embedding: its vocabulary too is fitted on what training may see
+    graph = build_graph(extract(con, s, ["users", "events"], None, keys=keys), fit_until_us=fit_until_us, keys=keys)
     users = graph.type_of("users")
     sub = sample(graph, users, torch.arange(5), torch.full((5,), _us(ANCHOR)), [4], "recent",
                  windows_us=window_microseconds(WINDOWS))
@@ -90,6 +91,8 @@ def test_planted_future_rows_change_no_count_mean_or_encoding(events):
     again, after, _ = _draw(events, fit_until_us=_us(ANCHOR))
     assert again.specs == graph.specs  # means, deviations, vocabularies: fitted on rows up to the anchor
     assert "late" not in again.specs["events"].vocabs[0] and "future" not in again.specs["events"].vocabs[0]
+    keys_seen = again.specs["events"].key_vocab
+    assert keys_seen and "1000" not in keys_seen and "2000" not in keys_seen
     for field in ("visible", "recent", "means"):
         b, a = getattr(before, field), getattr(after, field)
         assert {k: v.tolist() for k, v in b.items()} == {k: v.tolist() for k, v in a.items()}, field
