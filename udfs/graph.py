@@ -50,10 +50,6 @@ class CSR:
     rowptr: torch.Tensor  # [N_dst + 1]
     col: torch.Tensor     # [E] source node ids
     key: torch.Tensor     # [E] dst * stride + rank(src), ascending
-    #: [E + 1, F_src] float64 running sums of the sources' standardised numbers in CSR order (row 0 zeros),
-    #: so the mean over any time range of a row's neighbours is one subtraction (``sampler.sample``);
-    #: None for a link read from child to parent, where each row has one neighbour
-    src_sums: torch.Tensor | None = None
 
 
 @dataclass
@@ -63,6 +59,7 @@ class TemporalGraph:
     csr: dict[tuple[str, str, str], CSR]
     times: torch.Tensor                   # sorted distinct times of all dated rows
     specs: dict[str, ColumnSpec]          # table -> feature encoding
+    _sums: dict = field(default_factory=dict, repr=False, compare=False)  # src_sums, built on first use
 
     @property
     def stride(self) -> int:
@@ -70,6 +67,22 @@ class TemporalGraph:
 
     def type_of(self, table: str) -> str:
         return next(k for k, v in self.node_types.items() if v == table)
+
+    def src_sums(self, et: EdgeType) -> torch.Tensor | None:
+        """``[E + 1, F_src]`` running sums of the sources' numbers in ``et``'s CSR order (``running_sums``).
+
+        So the mean over any time range of a row's neighbours is one
+        subtraction (``sampler.sample``'s windowed means). Built on first use
+        and kept: a model that reads no windows costs no memory for them.
+        None for a link read from parent to child (``_rev``: each child has
+        one parent) and for sources without numbers.
+        """
+        if et[1].endswith("_rev"):
+            return None
+        if et not in self._sums:
+            x_num = self.nodes[et[0]].x_num
+            self._sums[et] = running_sums(x_num, self.csr[et].col) if x_num.shape[1] else None
+        return self._sums[et]
 
     def anchor_rank(self, anchor_us: torch.Tensor) -> torch.Tensor:
         """Rank that a node's rank must not exceed to be visible at ``anchor_us``."""
@@ -149,9 +162,8 @@ def build_graph(extracted: ExtractedGraph, specs: dict[str, ColumnSpec] | None =
         child, parent = graph.type_of(link.child), graph.type_of(link.parent)
         src = torch.from_numpy(tbl.column(SRC).to_numpy().astype(np.int64))
         dst = torch.from_numpy(tbl.column(DST).to_numpy().astype(np.int64))
-        to_parent = _csr(src, dst, nodes[child].rank, nodes[parent].num_nodes, graph.stride)
-        to_parent.src_sums = running_sums(nodes[child].x_num, to_parent.col)
-        graph.csr[(child, f"r{i}", parent)] = to_parent
+        graph.csr[(child, f"r{i}", parent)] = _csr(src, dst, nodes[child].rank, nodes[parent].num_nodes,
+                                                   graph.stride)
         graph.csr[(parent, f"r{i}_rev", child)] = _csr(dst, src, nodes[parent].rank, nodes[child].num_nodes,
                                                        graph.stride)
     return graph

@@ -48,7 +48,7 @@ class Subgraph:
     #: the anchor (``(anchor - w, anchor]``); empty dict when no windows were asked for
     recent: dict[tuple[str, str, str], torch.Tensor] | None = None
     #: edge type -> [n_dst, (W + 1) * F_src] the mean of the source rows' standardised numbers over each
-    #: window and over all the visible past (window-major), for edge types with ``CSR.src_sums``
+    #: window and over all the visible past (window-major), for edge types with ``TemporalGraph.src_sums``
     means: dict[tuple[str, str, str], torch.Tensor] | None = None
 
     def nodes_upto(self, node_type: str, hop: int) -> int:
@@ -152,9 +152,10 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
                 w_start = torch.searchsorted(csr.key, glob.unsqueeze(1) * graph.stride + w_rank, right=True)
                 w_start = torch.maximum(w_start, start.unsqueeze(1))
                 recent.setdefault(et, []).append(stop.unsqueeze(1) - w_start)
-                if csr.src_sums is not None and csr.src_sums.shape[1]:
-                    means.setdefault(et, []).append(_range_means(csr.src_sums, torch.cat(
-                        [w_start, start.unsqueeze(1)], 1), stop))
+                sums = graph.src_sums(et)
+                if sums is not None:
+                    means.setdefault(et, []).append(_range_means(sums, torch.cat([w_start, start.unsqueeze(1)], 1),
+                                                                 stop))
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
             new_local = size[src_t] + torch.arange(picked.numel())
