@@ -190,7 +190,8 @@ class WeightAverage:
     def update(self) -> None:
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
         self.steps += 1
-        torch._foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 - decay)
+        for a, p in zip(self.avg, self.params):
+            a.lerp_(p.detach(), 1.0 - decay)
 
     @torch.no_grad()
     def swap_in(self) -> None:
