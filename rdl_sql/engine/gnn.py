@@ -10,13 +10,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.extract import extract, key_feature
 from rdl_sql.planner.features import default_windows, window_microseconds
-from rdl_sql.planner.labels import ANCHOR
 from rdl_sql.udfs.graph import TemporalGraph, build_graph
 from rdl_sql.udfs.persist import dumps, loads, specs_of
 from rdl_sql.udfs.train import Examples, TrainedModel, fit
@@ -32,13 +28,14 @@ class GnnResult:
     metrics: dict
 
 
-def load_graph(con, prep: Prepared, specs=None, fingerprint: dict | None = None) -> TemporalGraph:
+def load_graph(con, prep: Prepared, specs=None, fingerprint: dict | None = None,
+               fit_until_us: int | None = None) -> TemporalGraph:
     """The temporal graph around the entity table, cut at the plan's AS OF.
 
     With a stored model's ``fingerprint``: exactly its tables and links, in
     its order, so tables or links added since do not change the graph it reads.
-    Without stored ``specs``, the encodings are fitted on the rows the
-    training examples can see (dated at or before the last training anchor).
+    Without stored ``specs``, the encodings are fitted on the rows dated at or
+    before ``fit_until_us`` (the last training anchor: what training may see).
     """
     if specs is not None:
         keys = {t: s.key for t, s in specs.items() if s.key is not None}
@@ -49,24 +46,16 @@ def load_graph(con, prep: Prepared, specs=None, fingerprint: dict | None = None)
     else:
         extracted = extract(con, prep.schema, list(fingerprint["tables"]), prep.plan.as_of,
                             prep.schema.links_named(fingerprint["links"]), keys=keys)
-    return build_graph(extracted, specs, None if specs is not None else last_train_anchor_us(prep), keys)
-
-
-def last_train_anchor_us(prep: Prepared) -> int | None:
-    """The latest anchor of the training examples, in microseconds since the epoch (None: no examples)."""
-    anchors = prep.split("train").column(ANCHOR)
-    if len(anchors) == 0:
-        return None
-    latest = pc.max(pc.cast(pc.cast(anchors, pa.timestamp("us")), pa.int64())).as_py()
-    return None if latest is None else int(latest)
+    return build_graph(extracted, specs, fit_until_us if specs is None else None, keys)
 
 
 def train(con, prep: Prepared, progress: bool, cancel: threading.Event | None = None) -> GnnResult:
     """Train the GNN on ``prep``'s examples; metrics include the time spent on labels and the graph."""
-    t0 = time.perf_counter()
-    graph = load_graph(con, prep)
-    graph_seconds = time.perf_counter() - t0
     ex = {s: Examples.from_arrow(prep.split(s)) for s in SPLITS}
+    t0 = time.perf_counter()
+    train_anchors = ex["train"].anchor
+    graph = load_graph(con, prep, fit_until_us=int(train_anchors.max()) if len(train_anchors) else None)
+    graph_seconds = time.perf_counter() - t0
     trained = fit(graph, graph.type_of(prep.plan.entity.name), ex["train"], ex["val"], ex["test"],
                   prep.plan.task_type, prep.plan.options, progress=progress, classes=prep.classes, cancel=cancel,
                   windows_us=window_microseconds(default_windows(prep.plan)))
