@@ -180,6 +180,7 @@ class HeteroGraphSAGE(nn.Module):
                  conv: str = "relational", windows: int = 0, recency: bool = False,
                  summaries: dict[EdgeType, int] | None = None):
         super().__init__()
+        self.recency = recency
         if conv not in CONVS:
             raise ValueError(f"unknown convolution {conv!r}; use one of {', '.join(CONVS)}")
         self.conv = conv
@@ -220,7 +221,7 @@ class HeteroGraphSAGE(nn.Module):
                 src_time = time_dict[src] if time_dict is not None else torch.zeros(x_dict[src].shape[0],
                                                                                     dtype=torch.long)
                 newest[et] = newest_edge(edge_index, src_time, x_dict[dst].shape[0])
-                if time_dict is not None and anchor_dict is not None:
+                if self.recency and time_dict is not None and anchor_dict is not None:
                     age[et] = newest_age(edge_index, newest[et], src_time, anchor_dict[dst])
         for i, (convs, norms) in enumerate(zip(self.convs, self.norms)):
             # after layer i only nodes within (layers - 1 - i) hops of a seed are read again, and
@@ -240,23 +241,21 @@ class HeteroGraphSAGE(nn.Module):
                 if self.conv == "sage":
                     y = convs[et]((x_src, x_dst), edge_index)
                 else:
-                    visible = num_visible_dict.get(et) if num_visible_dict is not None else None
-                    if visible is not None:
-                        visible = visible[: x_dst.shape[0]]
-                    recent = num_recent_dict.get(et) if num_recent_dict else None
-                    if recent is not None:
-                        recent = recent[: x_dst.shape[0]]
-                    a = age[et][: x_dst.shape[0]] if et in age else None
-                    means = window_mean_dict.get(et) if window_mean_dict else None
-                    if means is not None:
-                        means = means[: x_dst.shape[0]]
-                    y = convs[et]((x_src, x_dst), edge_index, newest[et][: x_dst.shape[0]], visible, recent, a,
-                                  means)
+                    n_dst = x_dst.shape[0]
+                    y = convs[et]((x_src, x_dst), edge_index, newest[et][:n_dst],
+                                  *(_rows(per_dst, et, n_dst)
+                                    for per_dst in (num_visible_dict, num_recent_dict, age, window_mean_dict)))
                 out[dst] = out[dst] + y if dst in out else y
             if trim:
                 x_dict = {nt: x[: _upto(num_sampled_nodes_dict[nt], depth)] for nt, x in x_dict.items()}
             x_dict = {nt: norms[nt](x + torch.relu(out[nt])) if nt in out else x for nt, x in x_dict.items()}
         return x_dict
+
+
+def _rows(per_dst: dict | None, et: EdgeType, n: int) -> torch.Tensor | None:
+    """The first ``n`` rows of ``per_dst[et]`` (the destinations a trimmed layer still computes), or None."""
+    value = per_dst.get(et) if per_dst else None
+    return value[:n] if value is not None else None
 
 
 def _upto(per_hop: list[int], hop: int) -> int:
