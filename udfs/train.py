@@ -301,8 +301,6 @@ def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Optio
     name = task_type.metric
     started = time.perf_counter()
     bar = None
-    if progress:
-        bar = tqdm(total=options.epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
 
     def check_cancel():
         if cancel is not None and cancel.is_set():
@@ -310,6 +308,8 @@ def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Optio
 
     average = WeightAverage(model, steps_per_epoch=-(-len(train) // options.batch_size))
     try:
+        if progress:  # made inside the try: an interrupt right after it appears still clears its line
+            bar = tqdm(total=options.epochs, desc="training", unit="epoch", file=sys.stderr, leave=False)
         for epoch in range(options.epochs):
             total, t0 = 0.0, time.perf_counter()
             for idx in batches(len(train), options.batch_size, gen):

@@ -30,6 +30,7 @@ Decisions:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import shlex
 import subprocess
@@ -165,6 +166,7 @@ class Shell:
         numbering = [0] if numbering is None else numbering
         for stmt in split(chunk):
             t0, c0 = time.perf_counter(), os.times()
+            interrupted = False
             try:
                 numbering[0] += 1
                 self.cur.execute(dataclasses.replace(stmt, index=numbering[0],
@@ -173,12 +175,7 @@ class Shell:
             except rdl_sql.Error as e:
                 return self.error(str(e))
             except KeyboardInterrupt:
-                self.cur.close()       # a fresh cursor: the interrupted one may hold a half-made result
-                self.cur = self.con.cursor()
-                self.out.flush()
-                if _isatty(self.err):  # end the progress bar's line
-                    self.err.write("\n")
-                return self.error("Interrupted", prefix=False)
+                interrupted = True
             except BrokenPipeError:
                 raise
             except Exception as e:  # noqa: BLE001 - a bug, not a SQL mistake: still one readable line
@@ -188,12 +185,26 @@ class Shell:
                                   "(set RDL_SQL_DEBUG=1 to see the Python traceback)")
             finally:
                 self.on_change()
+            if interrupted:
+                return self._interrupted()
             if self.timer:
                 c1 = os.times()
                 self.err.write(f"Run Time (s): real {time.perf_counter() - t0:.3f} user {c1.user - c0.user:.6f} "
                                f"sys {c1.system - c0.system:.6f}\n")
                 self.err.flush()
         return True
+
+    def _interrupted(self) -> bool:
+        """Report a Ctrl-C, once the interrupted statement's frames are gone: a progress bar that the
+        interrupt caught half-made is cleared when it is collected, and must clear its line before the
+        message, not over the next prompt."""
+        gc.collect()
+        self.cur.close()       # a fresh cursor: the interrupted one may hold a half-made result
+        self.cur = self.con.cursor()
+        self.out.flush()
+        if _isatty(self.err):  # end the progress bar's line
+            self.err.write("\n")
+        return self.error("Interrupted", prefix=False)
 
     def show(self, stmt: Statement | None = None) -> None:
         """Print the current result of the cursor in the output mode, then its notices."""

@@ -239,6 +239,35 @@ def test_ctrl_c_aborts_training_and_ctrl_d_exits(tmp_path):
     assert child.exitstatus == 0
 
 
+def test_an_interrupt_is_reported_after_a_half_made_progress_bar_clears_its_line():
+    """The CI failure of stop 14: Ctrl-C landed while the training bar was being made, so nothing closed it,
+    and it cleared its line when collected, over the next prompt. The message must come after the clearing."""
+    import rdl_sql as api
+    err = io.StringIO()
+
+    class HalfMadeBar:           # what an interrupted tqdm constructor leaves: only a finaliser
+        def __del__(self):
+            err.write("<cleared>")
+
+    class Interrupting:
+        def execute(self, stmt):
+            bar = HalfMadeBar()  # noqa: F841 - held by this frame, which the traceback keeps alive
+            raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    con = api.connect(":memory:")
+    try:
+        sh = shell.Shell(con, out=io.StringIO(), err=err)
+        sh.cur = Interrupting()
+        assert sh.run_sql("SELECT 1;") is False
+        assert err.getvalue() == "<cleared>Interrupted\n"
+        assert sh.run_sql("SELECT 1;") is True     # a fresh cursor took the interrupted one's place
+    finally:
+        con.close()
+
+
 # ---- rendering ---------------------------------------------------------------------------------------
 
 def test_box_cuts_long_results_to_first_and_last_rows_with_a_footer():
