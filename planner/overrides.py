@@ -17,7 +17,7 @@ from .sql import ident, lit, run, table
 
 OVERRIDES_TABLE = "rdl_graph"
 
-KINDS = ("link", "drop_link", "time", "ignore")
+KINDS = ("link", "drop_link", "time", "ignore", "keep")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,11 @@ def ignore_column(con, tbl: str, column: str) -> None:
 def ignored_columns(con, tbl: str) -> set[str]:
     """The columns of ``tbl`` that ``IGNORE COLUMN`` hides."""
     return {c for ov in load(con) if ov.kind == "ignore" and ov.table == tbl for c in ov.columns}
+
+
+def keep_column(con, tbl: str, column: str) -> None:
+    """Use ``tbl(column)`` as a feature although ``hindsight`` takes it for a running last time."""
+    record(con, Override("keep", tbl, (column,), None, None))
 
 
 def unignore_column(con, tbl: str, column: str) -> None:

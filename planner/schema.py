@@ -8,12 +8,12 @@ be described with ``ALTER GRAPH``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 from sqlglot import exp
 
-from . import overrides
+from . import hindsight, overrides
 from .errors import PlanError, did_you_mean
 from .sql import alias, arrow, col, lit, run, table
 
@@ -63,6 +63,8 @@ class TableInfo:
     #: ``primary_key`` is a declared PRIMARY KEY (unique, never NULL), not a UNIQUE constraint that
     #: admits several NULL keys: ordering by it alone is a total order (``nodes.node_order``)
     key_is_primary: bool = False
+    #: its timestamp columns that ``hindsight`` found to be running last times (ignored), and why
+    hindsight: tuple[hindsight.Hindsight, ...] = ()
 
     def column(self, name: str) -> Column | None:
         """The column called ``name``, compared without case as DuckDB compares names; None if absent."""
@@ -232,6 +234,7 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
     notes: list[str] = []
     time_override: dict[str, str | None] = {}
     ignored: dict[str, set[str]] = {}
+    kept: dict[str, set[str]] = {}
     for ov in overrides.load(con):
         if ov.table not in names:
             notes.append(f"override on missing table `{ov.table}` skipped")
@@ -245,6 +248,8 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
             time_override[ov.table] = ov.columns[0] if ov.columns else None
         elif ov.kind == "ignore":
             ignored.setdefault(ov.table, set()).update(ov.columns)
+        elif ov.kind == "keep":
+            kept.setdefault(ov.table, set()).update(ov.columns)
 
     key_cols: dict[str, set[str]] = {n: set(pks.get(n, ())) for n in names}
     for lk in links:
@@ -293,4 +298,22 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
         if lk.parent not in tables or lk.child not in tables:
             notes.append(f"link {lk.name} names a missing table; skipped")
     links = [lk for lk in links if lk.parent in tables and lk.child in tables]
+    if with_counts:
+        tables = _without_hindsight(con, tables, links, kept, as_of)
     return Schema(tables, tuple(links), tuple(notes))
+
+
+def _without_hindsight(con, tables: dict[str, TableInfo], links: list[Link], kept: dict[str, set[str]],
+                       as_of: dt.datetime | None) -> dict[str, TableInfo]:
+    """``tables`` with each running "last time" column (``hindsight``) ignored and explained."""
+    candidates = {t.name: [c.name for c in t.columns if c.stype == "timestamp" and c.name not in kept.get(t.name, ())]
+                  for t in tables.values()}
+    found = hindsight.hindsight_columns(con, {t: cs for t, cs in candidates.items() if cs}, links,
+                                        {t.name: t.time_column for t in tables.values()}, as_of)
+    out = dict(tables)
+    for h in found:
+        t = out[h.table]
+        out[h.table] = replace(t, columns=tuple(replace(c, stype="ignored") if c.name == h.column else c
+                                                for c in t.columns),
+                               hindsight=t.hindsight + (h,))
+    return out

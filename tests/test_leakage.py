@@ -143,3 +143,32 @@ def test_gbdt_timestamp_at_the_anchor_is_known(tiny):
     p = _cancel_plan(tiny)
     tiny.execute("UPDATE customers SET cancelled_at = TIMESTAMP '2024-01-10' WHERE customer_id = 1")  # exactly A
     assert _entity_features(tiny, p)[1] == 0.0
+
+
+# ---- a running last time (planner.hindsight) ---------------------------------------------------------
+PLANT_LAST_ORDER = """
+    ALTER TABLE customers ADD COLUMN last_order_at TIMESTAMP;
+    UPDATE customers SET last_order_at = (SELECT max(ordered_at) FROM orders o
+                                          WHERE o.customer_id = customers.customer_id);
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [GBDT, FAST_GNN], ids=["gbdt", "gnn"])
+def test_a_running_last_time_changes_no_prediction(shop_file, tmp_path, options):
+    """A snapshot's `last_order_at` is set for every customer with orders; hidden after the anchor, it would
+    mark exactly the customers who order again. Planted, it must be left out: the same predictions."""
+    path = str(tmp_path / "h.duckdb")
+    shutil.copy(shop_file, path)
+    with duckdb.connect(path) as con:
+        overrides.set_time_column(con, "customers", "signup_at")
+    before = _prediction_rows(path, CHURN + options)
+    with duckdb.connect(path) as con:
+        con.execute(PLANT_LAST_ORDER)
+        # it would matter: in the snapshot it lies after the anchor for the customers who order again
+        assert con.execute("SELECT count(*) FROM customers WHERE last_order_at > TIMESTAMP '2023-09-01'").fetchone()[0]
+    with rdl_sql.connect(path, progress=False) as con:
+        cur = con.execute(CHURN + options)
+        after, notices = cur.fetchall(), cur.notices
+    assert before and after == before
+    assert any("customers.last_order_at` is not a feature" in n for n in notices)

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from rdl_sql.planner.anchors import EVAL_MIN_ROWS
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.extract import reachable
+from rdl_sql.planner.features import tables_read
 from rdl_sql.planner.labels import TaskPlan
 from rdl_sql.planner.query import PredictQuery, TaskType
 from rdl_sql.planner.schema import Schema, read_schema
@@ -102,9 +103,15 @@ def prepare(con, query: PredictQuery) -> Prepared:
     if plan.task_type is not TaskType.REGRESSION and len(pc.unique(prep.split("train").column("label"))) < 2:
         raise PlanError("every training label has the same value, so there is nothing to learn; "
                         "check the target's comparison or the time range")
-    prep.notices += in_notices(con, plan)
+    prep.notices += in_notices(con, plan) + hindsight_notices(prep)
     prep.seconds = time.perf_counter() - t0
     return prep
+
+
+def hindsight_notices(prep: Prepared) -> list[str]:
+    """Why a timestamp column of a table the model may read is not one of its features (``hindsight``)."""
+    read = set(prep.graph_tables) | set(tables_read(prep.schema, prep.plan.entity.name))  # GNN's, GBDT's
+    return [h.note for t in prep.schema.tables.values() if t.name in read for h in t.hindsight]
 
 
 def _where_examples(plan: TaskPlan, split: str) -> str:

@@ -40,13 +40,18 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
         msg = f"time column of {tname}: {col or 'none (static table)'}"
     elif action == "UNIGNORE":
         hidden = overrides.ignored_columns(duck, tname)
+        flagged: set[str] = set()
+        if set(cols) - hidden:  # not ignored by IGNORE COLUMN: perhaps taken for a running last time
+            flagged = {h.column for h in read_schema(duck).tables[tname].hindsight}
         for c, cnode in zip(cols, node.args.get("columns") or []):
-            if c not in hidden:
+            if c not in hidden | flagged:
                 raise PlanError(f"column `{c}` of `{tname}` is not ignored, so there is nothing to undo"
-                                + (f"; ignored there: {', '.join(sorted(hidden))}" if hidden else ""),
-                                Position.of(cnode))
+                                + (f"; ignored there: {', '.join(sorted(hidden | flagged))}"
+                                   if hidden | flagged else ""), Position.of(cnode))
         for c in cols:
             overrides.unignore_column(duck, tname, c)
+            if c in flagged:
+                overrides.keep_column(duck, tname, c)
         msg = f"{tname}: {', '.join(cols)} used again"
     else:
         for c in cols:
@@ -84,5 +89,5 @@ def describe_graph(engine: Engine, duck, node: DescribeGraph, stmt: Statement) -
                                 + (" [override]" if lk.declared == "override" else ""))
             for key, val in zip(rows, (t.name, c.name, c.dtype, c.stype, "; ".join(role), t.rows)):
                 rows[key].append(val)
-    notes = list(schema.notes) + [n for t in schema.tables.values() for n in t.notes]
+    notes = list(schema.notes) + [n for t in schema.tables.values() for n in (*t.notes, *(h.note for h in t.hindsight))]
     return Result(table=pa.table(rows), notices=notes)

@@ -1,0 +1,76 @@
+"""Running "last time" columns (``planner.hindsight``): flagged, explained, ignored, and kept on request."""
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+import rdl_sql
+from rdl_sql.datasets.shop import build_shop
+from rdl_sql.planner import overrides
+from rdl_sql.planner.hindsight import MIN_CHILDREN, flagged
+from rdl_sql.planner.schema import read_schema
+
+MAX_ORDER = "(SELECT max(ordered_at) FROM orders o WHERE o.customer_id = customers.customer_id)"
+MIN_ORDER = "(SELECT min(ordered_at) FROM orders o WHERE o.customer_id = customers.customer_id)"
+
+
+@pytest.fixture(scope="module")
+def shop_file(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("hindsight") / "shop.duckdb")
+    con = duckdb.connect(path)
+    build_shop(con, customers=200, products=30, days=200, seed=1)
+    for name, value in (
+        ("last_order_at", MAX_ORDER),                              # a running last time: a leak
+        ("last_seen", f"{MAX_ORDER} - INTERVAL 3 DAY"),            # one that trails its last row a little
+        ("first_order_at", MIN_ORDER),                             # set once, at the first order
+        # set once, for a fifth of the customers: NULL until it happens, so hiding it is honest
+        ("closed_at", f"CASE WHEN customer_id % 5 = 0 THEN {MAX_ORDER} END"),
+    ):
+        con.execute(f"ALTER TABLE customers ADD COLUMN {name} TIMESTAMP")
+        con.execute(f"UPDATE customers SET {name} = {value}")
+    overrides.set_time_column(con, "customers", "signup_at")
+    con.close()
+    return path
+
+
+@pytest.fixture
+def shop(shop_file):
+    con = duckdb.connect(shop_file, read_only=True)
+    yield con
+    con.close()
+
+
+def test_running_last_times_are_ignored_and_set_once_dates_kept(shop):
+    customers = read_schema(shop).tables["customers"]
+    stypes = {c.name: c.stype for c in customers.columns}
+    assert stypes["last_order_at"] == "ignored" and stypes["last_seen"] == "ignored"
+    assert stypes["first_order_at"] == "timestamp" and stypes["closed_at"] == "timestamp"
+    (h, *_), names = customers.hindsight, {h.column for h in customers.hindsight}
+    assert names == {"last_order_at", "last_seen"}
+    assert h.child == "orders" and h.follows == h.rows > 20
+    assert "ALTER GRAPH UNIGNORE COLUMN customers(last_order_at)" in h.note
+    assert read_schema(shop, with_counts=False).tables["customers"].column("last_order_at").stype == "timestamp"
+
+
+def test_the_rule_needs_enough_rows_set_and_following():
+    assert flagged(100, 95, 90)
+    assert not flagged(19, 19, 19)        # too few rows with MIN_CHILDREN children to tell
+    assert not flagged(100, 50, 50)       # mostly NULL: a date that has not happened yet for most
+    assert not flagged(100, 100, 80)      # rows dated after it for a fifth: not the last time
+    assert MIN_CHILDREN == 3              # with two, a first-order date has one child after it too
+
+
+def test_unignore_keeps_a_flagged_column_and_says_why_it_was_ignored(shop_file, tmp_path):
+    import shutil
+    path = str(tmp_path / "k.duckdb")
+    shutil.copy(shop_file, path)
+    with rdl_sql.connect(path, progress=False) as con:
+        cur = con.cursor()
+        cur.execute("DESCRIBE GRAPH")
+        assert any("customers.last_order_at` is not a feature" in n for n in cur.notices)
+        cur.execute("ALTER GRAPH UNIGNORE COLUMN customers(last_order_at)")
+        schema = read_schema(con.duckdb_connection)
+        assert schema.tables["customers"].column("last_order_at").stype == "timestamp"
+        assert schema.tables["customers"].column("last_seen").stype == "ignored"
+        with pytest.raises(rdl_sql.Error, match="not ignored, so there is nothing to undo"):
+            cur.execute("ALTER GRAPH UNIGNORE COLUMN customers(first_order_at)")
