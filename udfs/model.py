@@ -119,7 +119,10 @@ class RelationalConv(nn.Module):
         n = torch.bincount(dst, minlength=n_dst).unsqueeze(1).to(x_dst.dtype)
         mean = total / n.clamp(min=1)
         has = newest >= 0
-        new = x_src.index_select(0, src.index_select(0, newest.clamp(min=0))) * has.unsqueeze(1).to(x_dst.dtype)
+        if src.numel():
+            new = x_src.index_select(0, src.index_select(0, newest.clamp(min=0))) * has.unsqueeze(1).to(x_dst.dtype)
+        else:
+            new = x_src.new_zeros(n_dst, x_src.shape[1])
         log_n = torch.log1p(n)
         log_visible = torch.log1p(visible.float()).unsqueeze(1) if visible is not None else log_n
         counts = [log_n, log_visible]
@@ -236,8 +239,9 @@ class HeteroGraphSAGE(nn.Module):
                     x_src = x_src[: _upto(num_sampled_nodes_dict[src], depth + 1)]
                     x_dst = x_dst[: _upto(num_sampled_nodes_dict[dst], depth)]
                     edge_index = edge_index[:, :m]
-                if edge_index.shape[1] == 0:
+                if x_dst.shape[0] == 0:
                     continue
+                # a destination without neighbours still gets its root, bias and count terms, batch or not
                 if self.conv == "sage":
                     y = convs[et]((x_src, x_dst), edge_index)
                 else:

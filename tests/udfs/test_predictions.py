@@ -5,11 +5,14 @@ import dataclasses
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from rdl_sql.planner.query import TaskType
 from rdl_sql.udfs import scoring
 from rdl_sql.udfs.persist import dumps, loads, specs_of
 from rdl_sql.udfs.predictions import choose_threshold, shape
+from rdl_sql.udfs.sampler import sample
+from rdl_sql.udfs.train import Examples
 
 
 def test_the_threshold_predicts_true_as_often_as_validation_was_true():
@@ -65,3 +68,15 @@ def test_gbdt_chooses_stores_and_uses_its_threshold():
     assert m.metrics["threshold"] == m.threshold
     assert abs(share - float(np.mean(val.column("label").to_numpy()))) < 0.01
     assert GbdtModel.loads(m.dumps()).threshold == m.threshold
+
+
+def test_a_score_does_not_depend_on_the_rows_scored_beside_it(small_shop):
+    """Before: a batch where no seed had a neighbour of some type skipped that type's convolution, bias and
+    root term included, so a customer scored alone (FOR ... IN one key) got another score than in FOR EACH."""
+    g, tm, val = small_shop["graph"], small_shop["model"], small_shop["val"]
+    # as of 1970 no customer has an order: every edge type into the seeds is empty when they are alone
+    lonely = Examples(torch.tensor([0, 1]), torch.tensor([0, 0]))
+    sub = sample(g, tm.seed_type, lonely.node, lonely.anchor, tm.fanouts, tm.strategy)
+    assert all(ei.shape[1] == 0 for ei in sub.edge_index.values())
+    together = tm.predict(g, Examples(torch.cat([lonely.node, val.node]), torch.cat([lonely.anchor, val.anchor])))
+    np.testing.assert_allclose(tm.predict(g, lonely), together[:2], rtol=1e-5, atol=1e-6)
