@@ -197,5 +197,6 @@ def _timestamp(key: str, value, pos: Position | None) -> dt.datetime:
     if out.tzinfo is not None:
         out = out.astimezone(dt.timezone.utc).replace(tzinfo=None)
     if not dt.datetime(1, 1, 2) <= out <= dt.datetime(9999, 12, 30):
-        raise PlanError(f"option {key} = {value!r} is outside the years 1 to 9999", pos)
+        raise PlanError(f"option {key} = {value!r} is outside the range rdl-sql can shift by a window "
+                        f"('0001-01-02' to '9999-12-30')", pos)
     return out

@@ -40,7 +40,7 @@ def test_values_are_converted_once_and_remembered_as_given():
     ("fanouts", "a,b", "option `fanouts` is a list of whole numbers"),
     ("sampler", "random", "option `sampler` must be one of 'uniform', 'recent'"),
     ("test_start", "soon", "option test_start = 'soon' is not a timestamp"),
-    ("val_start", "0001-01-01", "outside the years 1 to 9999"),
+    ("val_start", "0001-01-01", "outside the range rdl-sql can shift by a window"),
     ("epoch", 3, "unknown option `epoch`; did you mean `epochs`?"),
 ])
 def test_bad_values_are_refused_with_the_bound(key, value, message):
