@@ -177,13 +177,18 @@ class HeteroGraphSAGE(nn.Module):
     ``RelationalConv`` reads the rows' times (``time_dict``, to find each
     row's newest neighbour) and, if given, the sampler's visible-neighbour
     counts (``num_visible_dict[et] [n_dst]``, ``num_recent_dict[et] [n_dst, windows]``).
+    Every edge type's convolution runs for every destination, with or without
+    edges (``every_type``): skipping a type that has no edge in the batch made a
+    row's score depend on the rows scored beside it; False rebuilds a model
+    stored before format 5, which was trained that way.
     """
 
     def __init__(self, node_types: list[NodeType], edge_types: list[EdgeType], channels: int, layers: int,
                  conv: str = "relational", windows: int = 0, recency: bool = False,
-                 summaries: dict[EdgeType, int] | None = None):
+                 summaries: dict[EdgeType, int] | None = None, every_type: bool = True):
         super().__init__()
         self.recency = recency
+        self.every_type = every_type
         if conv not in CONVS:
             raise ValueError(f"unknown convolution {conv!r}; use one of {', '.join(CONVS)}")
         self.conv = conv
@@ -239,9 +244,10 @@ class HeteroGraphSAGE(nn.Module):
                     x_src = x_src[: _upto(num_sampled_nodes_dict[src], depth + 1)]
                     x_dst = x_dst[: _upto(num_sampled_nodes_dict[dst], depth)]
                     edge_index = edge_index[:, :m]
-                if x_dst.shape[0] == 0:
+                # a destination without neighbours of a type still gets its root, bias and count terms,
+                # whatever else is in the batch (models stored before format 5 skipped a type without edges)
+                if x_dst.shape[0] == 0 or (not self.every_type and edge_index.shape[1] == 0):
                     continue
-                # a destination without neighbours still gets its root, bias and count terms, batch or not
                 if self.conv == "sage":
                     y = convs[et]((x_src, x_dst), edge_index)
                 else:
@@ -282,7 +288,7 @@ class RelationalGNN(nn.Module):
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
                  layers: int = 2, out_dim: int = 1, conv: str = "relational", windows: int = 0,
-                 calendar: tuple[float, ...] | None = None):
+                 calendar: tuple[float, ...] | None = None, every_type: bool = True):
         super().__init__()
         self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
         self.windows = windows
@@ -294,7 +300,7 @@ class RelationalGNN(nn.Module):
         summaries = {tuple(et): (windows + 1) * len(specs[et[0]].numerical) for et in edge_types
                      if fmt4 and windows and not et[1].endswith("_rev")}
         self.gnn = HeteroGraphSAGE(list(specs), edge_types, channels, layers, conv, windows, recency=fmt4,
-                                   summaries=summaries)
+                                   summaries=summaries, every_type=every_type)
         self.when = CalendarEncoder(channels, self.calendar) if self.calendar else None
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
 

@@ -45,7 +45,10 @@ from .ranking_metrics import hits, ranking_metrics
 from .sampler import sample
 from .train import torch_threads
 
-FORMAT = 1
+#: 2: every edge type's convolution runs for every destination (``HeteroGraphSAGE.every_type``); 1 is read
+#: as it was trained, skipping a type without edges in the batch
+FORMAT = 2
+READABLE = (1, 2)
 TEMPERATURE = 0.1
 #: scores held at once by ``top_k`` (chunk of entities x candidate items): 16 M floats, 64 MB
 MAX_CELLS = 16_000_000
@@ -58,10 +61,10 @@ class TwoTower(nn.Module):
     ``conditioned`` a context head: ``[log(1 + paths), log(1 + days since the newest)] -> score``."""
 
     def __init__(self, specs: dict[str, ColumnSpec], edge_types, channels: int, layers: int,
-                 conditioned: bool = False):
+                 conditioned: bool = False, every_type: bool = True):
         super().__init__()
-        self.entity = RelationalGNN(specs, edge_types, channels, layers, out_dim=channels)
-        self.item = RelationalGNN(specs, edge_types, channels, layers, out_dim=channels)
+        self.entity = RelationalGNN(specs, edge_types, channels, layers, out_dim=channels, every_type=every_type)
+        self.item = RelationalGNN(specs, edge_types, channels, layers, out_dim=channels, every_type=every_type)
         self.context = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1)) if conditioned else None
 
     def reset_parameters(self) -> None:
@@ -310,7 +313,7 @@ def dumps(m: TwoTowerModel) -> bytes:
 def specs_of(blob: bytes) -> dict[str, ColumnSpec]:
     """The stored feature encodings by table, to rebuild the graph with before ``loads``."""
     state = torch.load(io.BytesIO(blob), weights_only=True)
-    if state.get("format") != FORMAT:
+    if state.get("format") not in READABLE:
         raise ValueError(f"stored two-tower format {state.get('format')} is not readable by this version")
     return {t: ColumnSpec(**s) for t, s in state["specs"].items()}
 
@@ -320,7 +323,8 @@ def loads(blob: bytes, graph: TemporalGraph) -> TwoTowerModel:
     state = torch.load(io.BytesIO(blob), weights_only=True)
     if [list(et) for et in graph.edge_types] != state["edge_types"]:
         raise ValueError("the graph's tables or links differ from the ones the model was built for")
-    model = TwoTower(graph.node_specs(), graph.edge_types, state["channels"], state["layers"], state["conditioned"])
+    model = TwoTower(graph.node_specs(), graph.edge_types, state["channels"], state["layers"], state["conditioned"],
+                     every_type=state["format"] >= 2)
     model.load_state_dict(state["weights"])
     model.eval()
     return TwoTowerModel(model, graph, state["entity_type"], state["item_type"], tuple(state["fanouts"]),

@@ -1,4 +1,6 @@
 """The graph recommenders: chunked top-k equals the full score matrix, and the conditioned model's context."""
+import io
+
 import duckdb
 import numpy as np
 import pytest
@@ -86,4 +88,10 @@ def test_stored_form_round_trips(tiny_model):
     a = ranking.top_k(m, np.arange(6), np.full(6, anchor), 3, {anchor: np.arange(9)})
     b = ranking.top_k(back, np.arange(6), np.full(6, anchor), 3, {anchor: np.arange(9)})
     assert a.equals(b)
+    # a format 1 two-tower (stored before every edge type ran for every destination) is rebuilt as trained
+    state = torch.load(io.BytesIO(ranking.dumps(m)), weights_only=True)
+    buf = io.BytesIO()
+    torch.save(dict(state, format=1), buf)
+    assert not ranking.loads(buf.getvalue(), m.graph).model.entity.gnn.every_type
+    assert back.model.entity.gnn.every_type
     assert DEFAULTS.model == "gnn"  # a ranking statement's default model is the two-tower (engine/recommend.py)

@@ -85,9 +85,10 @@ def test_format_1_models_are_still_read(small_shop, one_thread_torch):
     """A model stored before the PyG-shaped layout (one HeteroConv per layer) scores the same."""
     g, val, opts = small_shop["graph"], small_shop["val"], small_shop["options"]
     torch.manual_seed(0)
-    # the architecture of formats 1-3: none of format 4's parts (calendar, windows, ...)
+    # the architecture of formats 1-3: none of format 4's parts (calendar, windows, ...), nor format 5's
     tm = dataclasses.replace(small_shop["model"], windows_us=(),
-                             model=RelationalGNN(g.node_specs(), g.edge_types, opts.channels, opts.layers))
+                             model=RelationalGNN(g.node_specs(), g.edge_types, opts.channels, opts.layers,
+                                                 every_type=False))
     _, state = specs_of(dumps(tm, g))
     renames = [(r"^encoder\.encoders\.", "encoders."), (r"^temporal\.", "time."),
                (r"^gnn\.convs\.(\d+)\.", r"convs.\1.convs."), (r"^gnn\.norms\.", "norms.")]
@@ -108,3 +109,12 @@ def test_a_trained_model_keeps_its_metrics_and_seed(small_shop):
     tm = dataclasses.replace(small_shop["model"], metrics={"val_AUROC": 0.7}, seed=7)
     back = loads(specs_of(dumps(tm, small_shop["graph"]))[1], small_shop["graph"])
     assert back.metrics == {"val_AUROC": 0.7} and back.seed == 7
+
+
+def test_a_model_stored_before_format_5_skips_edge_types_without_edges_as_it_was_trained(small_shop):
+    """Format 5 runs every edge type's convolution for every destination; a format 4 model's convolutions
+    for a type that never had an edge in its batches (the edge back to the parent a row was reached from)
+    were never trained, so it is rebuilt as it was trained."""
+    _, state = specs_of(dumps(small_shop["model"], small_shop["graph"]))
+    assert build_model(state).gnn.every_type
+    assert not build_model(dict(state, format=4)).gnn.every_type
