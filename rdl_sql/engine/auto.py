@@ -35,9 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow.compute as pc
+
 from rdl_sql.planner.depth import link_distances
 from rdl_sql.planner.errors import PlanError
-from rdl_sql.planner.features import HOPS, feature_names, feature_sql
+from rdl_sql.planner.features import HOPS, default_windows, feature_names, feature_sql, window_microseconds
+from rdl_sql.planner.labels import ANCHOR
 from rdl_sql.planner.options import Options
 from rdl_sql.udfs.metrics import better
 
@@ -47,9 +50,12 @@ from .result import describe_metrics
 GNN, GBDT, DEEPER, SHALLOWER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_shallower", "gnn_wider"
 _MAX_LAYERS = 8
 _MAX_FANOUT = 10_000
-#: joined rows x feature columns the GBDT feature query computes a second, on the slow side: 6.9 M rows x 374
-#: features in 293 s on the flights plane task, 1.5 M x 67 in 7.6 s on the shop (2 cores, load 11-14)
-GBDT_CELLS_PER_SECOND = 8_000_000
+#: rows x feature columns a second that GBDT's feature query computes, on the slow side (half of what was
+#: measured with a second process on the 2 cores): its running all-past aggregates go through every row of
+#: each child table once (the carrier task: 1.7 M rows x 334 features in 35 s), its windowed GROUP BY joins
+#: each example with the rows of its longest window (6.2 G row x features in 34 s)
+GBDT_STREAM_CELLS_PER_SECOND = 8_000_000
+GBDT_CELLS_PER_SECOND = 90_000_000
 
 
 @dataclass(frozen=True)
@@ -128,32 +134,52 @@ def sampled_nodes(options: Options) -> int:
     return total
 
 
-def gbdt_rows(prep: Prepared) -> float:
-    """About how many rows GBDT's feature query joins: each example with the linked rows of each child table
-    (all past rows, at every anchor), and each of those with its own parents (``planner.features``)."""
+def gbdt_rows(prep: Prepared) -> tuple[float, float]:
+    """About how many rows GBDT's feature query reads (``planner.features``): (the child rows its running
+    aggregates go through, each with its own parents; the rows its windowed GROUP BY joins to the examples,
+    the linked rows of each child inside the longest window, all of them for a child without time)."""
     schema = prep.schema
     if schema is None:
-        return 0.0
+        return 0.0, 0.0
     entity = prep.plan.entity.name
-    per_entity = 0.0
+    share = _window_share(prep)
+    stream = windowed = 0.0
     for lk in schema.links:
         if lk.parent != entity:
             continue
-        parents = sum(1 for up in schema.links if up.child == lk.child and up != lk)
-        per_entity += schema.tables[lk.child].rows / max(1, schema.tables[entity].rows) * (1 + parents)
-    return prep.examples.num_rows * per_entity
+        child = schema.tables[lk.child]
+        parents = 1 + sum(1 for up in schema.links if up.child == lk.child and up != lk)
+        per_entity = child.rows / max(1, schema.tables[entity].rows) * parents
+        if child.time_column is not None:
+            stream += child.rows * parents
+            windowed += prep.examples.num_rows * per_entity * share
+        else:
+            windowed += prep.examples.num_rows * per_entity
+    return stream, windowed
+
+
+def _window_share(prep: Prepared) -> float:
+    """The longest feature window as a share of the time the examples' anchors span (1 when unknown)."""
+    if ANCHOR not in getattr(prep.examples, "column_names", ()):
+        return 1.0
+    anchors = prep.examples.column(ANCHOR)
+    lo, hi = pc.min(anchors).as_py(), pc.max(anchors).as_py()
+    windows = window_microseconds(default_windows(prep.plan))
+    if lo is None or hi is None or hi <= lo or not windows:
+        return 1.0
+    return min(1.0, max(windows) / ((hi - lo).total_seconds() * 1e6))
 
 
 def gbdt_seconds(prep: Prepared) -> float:
-    """About how long GBDT's feature query takes: joined rows times feature columns, at ``GBDT_CELLS_PER_SECOND``."""
-    rows = gbdt_rows(prep)
-    if not rows:
+    """About how long GBDT's feature query takes: rows read times feature columns, at the rates above."""
+    stream, windowed = gbdt_rows(prep)
+    if not stream + windowed:
         return 0.0
     try:
         features = len(feature_names(feature_sql(prep.plan, prep.plan.predict_sql())))  # builds the SQL only
     except PlanError:  # a statement GBDT cannot take (a composite key): its candidate fails and says why
         return 0.0
-    return rows * features / GBDT_CELLS_PER_SECOND
+    return features * (stream / GBDT_STREAM_CELLS_PER_SECOND + windowed / GBDT_CELLS_PER_SECOND)
 
 
 def reach(options: Options, schema=None, entity: str | None = None) -> int:
@@ -219,9 +245,9 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
                            f"({spent:.1f} s)")
             continue
         if c.kind == GBDT and i and spent + gbdt_guess > budget:
-            notices.append(f"auto: {c.name} ({c.describe()}) not tried: its feature query joins about "
-                           f"{gbdt_rows(prep):,.0f} rows, about {gbdt_guess:.0f} s, which would pass the time budget "
-                           f"of {budget:g} s ({spent:.1f} s spent); WITH (model = 'gbdt') trains it alone")
+            notices.append(f"auto: {c.name} ({c.describe()}) not tried: its feature query reads about "
+                           f"{sum(gbdt_rows(prep)):,.0f} rows, about {gbdt_guess:.0f} s, which would pass the time "
+                           f"budget of {budget:g} s ({spent:.1f} s spent); WITH (model = 'gbdt') trains it alone")
             continue
         if c.kind == GNN and per_node is not None:
             guess = per_node[2] * max(1, sampled_nodes(c.options))
