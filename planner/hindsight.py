@@ -13,16 +13,21 @@ No type tells the two apart; the data does. A running last time follows the
 last of the row's dated children and is set for nearly every row that has
 children; a set-once date is NULL for most rows that have not reached it.
 ``hindsight_columns`` flags a timestamp column of a parent table when, over
-its rows with at least ``MIN_CHILDREN`` dated children through one link,
+its rows with children at ``MIN_CHILDREN`` distinct times or more through one
+link,
 
 * it is set for at least ``SHARE`` of them, and
-* for at least ``SHARE`` of those set, at most one child is dated after it
-  (one, not none: a season's rows may be dated at the season's end, after
-  the last game).
+* for at least ``SHARE`` of those set, the children dated after it share at
+  most one time (one, not none: a season's rows may be dated at the season's
+  end, after the last game; distinct times, not rows: a player's two teams of
+  his last season are one season).
 
-Three children, not two: with two, a first-order date has one child after it
-too. The reader turns a flagged column into an ignored one, with a note;
-``ALTER GRAPH UNIGNORE COLUMN`` keeps it where the user knows better.
+Three times, not two: with two, a first-order date has one time after it
+too. On the Lahman database (players since 1980), ``people.finalGame``
+follows the last batting season of all 5,837 players with three seasons or
+more, and ``debut`` of none (counting rows instead of times: 88 %, missed).
+The reader turns a flagged column into an ignored one, with a note; ``ALTER
+GRAPH UNIGNORE COLUMN`` keeps it where the user knows better.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from sqlglot import exp
 
 from .sql import alias, col, lit, run, table
 
-#: dated children a parent row needs before its column is compared with them
+#: distinct times of its children a parent row needs before its column is compared with them
 MIN_CHILDREN = 3
 #: parent rows with that many children needed before anything is concluded
 MIN_ROWS = 20
@@ -69,11 +74,13 @@ def follow_counts_sql(parent: str, column: str, parent_columns: tuple[str, ...],
     where = t.copy().is_(exp.null()).not_()
     if as_of is not None:
         where = exp.and_(where, t.copy() <= lit(as_of))
-    after = exp.func("count_if", t.copy() > v.copy())
+    # distinct times, not rows: a player's two teams in his last season are one season after his last game
+    after = exp.Filter(this=exp.Count(this=exp.Distinct(expressions=[t.copy()])),
+                       expression=exp.Where(this=t.copy() > v.copy()))
     per_row = (exp.select(alias(exp.func("any_value", v), "v"), alias(after, "after"))
                .from_(table(parent, p)).join(table(child, c), on=on).where(where)
                .group_by(*[col(pc, p) for pc in parent_columns])
-               .having(exp.Count(this=exp.Star()) >= lit(MIN_CHILDREN)))
+               .having(exp.Count(this=exp.Distinct(expressions=[t.copy()])) >= lit(MIN_CHILDREN)))
     is_set = col("v").is_(exp.null()).not_()
     return exp.select(
         alias(exp.Count(this=exp.Star()), "rows"),

@@ -74,3 +74,21 @@ def test_unignore_keeps_a_flagged_column_and_says_why_it_was_ignored(shop_file, 
         assert schema.tables["customers"].column("last_seen").stype == "ignored"
         with pytest.raises(rdl_sql.Error, match="not ignored, so there is nothing to undo"):
             cur.execute("ALTER GRAPH UNIGNORE COLUMN customers(first_order_at)")
+
+
+def test_children_are_counted_by_time_so_two_rows_of_the_last_season_are_one():
+    """Lahman: a player's last game is in September; his batting rows are dated at the season's end, two of them
+    when he changed teams that season. Counting rows, 12 % of the players missed the rule."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE players (pid INTEGER PRIMARY KEY, debut TIMESTAMP, final_game TIMESTAMP)")
+    con.execute("CREATE TABLE seasons (sid INTEGER PRIMARY KEY, pid INTEGER REFERENCES players (pid), "
+                "season_end TIMESTAMP, games INTEGER)")
+    con.execute("INSERT INTO players SELECT i, TIMESTAMP '2000-04-01', TIMESTAMP '2003-09-20' FROM range(30) r(i)")
+    # four seasons each, the last one with two teams (stints): two rows after the last game, at one time
+    con.execute("INSERT INTO seasons SELECT row_number() OVER (), p.i, make_timestamp(2000 + y.y, 10, 31, 0, 0, 0), 1 "
+                "FROM range(30) p(i), range(4) y(y)")
+    con.execute("INSERT INTO seasons SELECT 1000 + i, i, TIMESTAMP '2003-10-31', 1 FROM range(30) r(i)")
+    overrides.set_time_column(con, "players", "debut")
+    players = read_schema(con).tables["players"]
+    assert players.column("final_game").stype == "ignored"
+    assert players.hindsight[0].follows == players.hindsight[0].rows == 30
