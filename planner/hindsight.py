@@ -64,29 +64,30 @@ class Hindsight:
                 f"ALTER GRAPH UNIGNORE COLUMN {self.table}({self.column}) keeps it")
 
 
-def follow_counts_sql(parent: str, column: str, parent_columns: tuple[str, ...], child: str,
+def follow_counts_sql(parent: str, columns: list[str], parent_columns: tuple[str, ...], child: str,
                       child_columns: tuple[str, ...], child_time: str, as_of: dt.datetime | None) -> exp.Select:
-    """``(rows, set, follows)`` over the parent rows with ``MIN_CHILDREN`` dated children or more."""
+    """``rows``, then ``set<i>`` and ``follows<i>`` per column of ``columns``, over the parent rows whose
+    children span ``MIN_CHILDREN`` distinct times or more: one scan of the link for all of a table's columns."""
     p, c = "__p", "__c"
     on = exp.and_(*[col(pc, p).eq(col(cc, c)) for pc, cc in zip(parent_columns, child_columns)])
     t = exp.cast(col(child_time, c), "TIMESTAMP")
-    v = exp.cast(col(column, p), "TIMESTAMP")
     where = t.copy().is_(exp.null()).not_()
     if as_of is not None:
         where = exp.and_(where, t.copy() <= lit(as_of))
-    # distinct times, not rows: a player's two teams in his last season are one season after his last game
-    after = exp.Filter(this=exp.Count(this=exp.Distinct(expressions=[t.copy()])),
-                       expression=exp.Where(this=t.copy() > v.copy()))
-    per_row = (exp.select(alias(exp.func("any_value", v), "v"), alias(after, "after"))
-               .from_(table(parent, p)).join(table(child, c), on=on).where(where)
-               .group_by(*[col(pc, p) for pc in parent_columns])
-               .having(exp.Count(this=exp.Distinct(expressions=[t.copy()])) >= lit(MIN_CHILDREN)))
-    is_set = col("v").is_(exp.null()).not_()
-    return exp.select(
-        alias(exp.Count(this=exp.Star()), "rows"),
-        alias(exp.func("count_if", is_set), "set"),
-        alias(exp.func("count_if", exp.and_(is_set.copy(), col("after") <= lit(1))), "follows"),
-    ).from_(per_row.subquery("__r"))
+    per_row, outer = [], [alias(exp.Count(this=exp.Star()), "rows")]
+    for i, column in enumerate(columns):
+        v = exp.cast(col(column, p), "TIMESTAMP")
+        # distinct times, not rows: a player's two teams in his last season are one season after his last game
+        after = exp.Filter(this=exp.Count(this=exp.Distinct(expressions=[t.copy()])),
+                           expression=exp.Where(this=t.copy() > v.copy()))
+        per_row += [alias(exp.func("any_value", v), f"v{i}"), alias(after, f"after{i}")]
+        is_set = col(f"v{i}").is_(exp.null()).not_()
+        outer += [alias(exp.func("count_if", is_set), f"set{i}"),
+                  alias(exp.func("count_if", exp.and_(is_set.copy(), col(f"after{i}") <= lit(1))), f"follows{i}")]
+    rows = (exp.select(*per_row).from_(table(parent, p)).join(table(child, c), on=on).where(where)
+            .group_by(*[col(pc, p) for pc in parent_columns])
+            .having(exp.Count(this=exp.Distinct(expressions=[t.copy()])) >= lit(MIN_CHILDREN)))
+    return exp.select(*outer).from_(rows.subquery("__r"))
 
 
 def flagged(rows: int, set_: int, follows: int) -> bool:
@@ -99,16 +100,17 @@ def hindsight_columns(con, candidates: dict[str, list[str]], links, time_columns
 
     ``links`` are the schema's links, ``time_columns`` each table's time column (None: static).
     """
-    out = []
+    out, found = [], set()
     for parent, columns in candidates.items():
-        for column in columns:
-            for lk in links:
-                child_time = time_columns.get(lk.child)
-                if lk.parent != parent or child_time is None or lk.child == parent:
-                    continue
-                rows, set_, follows = run(con, follow_counts_sql(parent, column, lk.parent_columns, lk.child,
-                                                                 lk.child_columns, child_time, as_of))[0]
+        for lk in links:
+            child_time = time_columns.get(lk.child)
+            todo = [c for c in columns if (parent, c) not in found]
+            if lk.parent != parent or child_time is None or lk.child == parent or not todo:
+                continue
+            rows, *counts = run(con, follow_counts_sql(parent, todo, lk.parent_columns, lk.child, lk.child_columns,
+                                                       child_time, as_of))[0]
+            for column, set_, follows in zip(todo, counts[0::2], counts[1::2]):
                 if flagged(rows, set_, follows):
                     out.append(Hindsight(parent, column, lk.child, rows, follows))
-                    break
+                    found.add((parent, column))
     return out

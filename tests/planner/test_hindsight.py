@@ -92,3 +92,20 @@ def test_children_are_counted_by_time_so_two_rows_of_the_last_season_are_one():
     players = read_schema(con).tables["players"]
     assert players.column("final_game").stype == "ignored"
     assert players.hindsight[0].follows == players.hindsight[0].rows == 30
+
+
+def test_columns_of_one_name_in_two_tables_are_judged_apart():
+    """One scan per link judges all of a table's columns; a verdict on `a.seen_at` settles nothing of `b.seen_at`."""
+    con = duckdb.connect()
+    # a and b: the last event, a leak; c: before them all
+    for name, seen in (("a", "2024-01-04"), ("b", "2024-01-04"), ("c", "2023-12-31")):
+        con.execute(f"CREATE TABLE {name} (id INTEGER PRIMARY KEY, created_at TIMESTAMP, seen_at TIMESTAMP)")
+        con.execute(f"INSERT INTO {name} SELECT i, TIMESTAMP '2023-01-01', TIMESTAMP '{seen}' FROM range(25) r(i)")
+        con.execute(f"CREATE TABLE {name}_events (eid INTEGER PRIMARY KEY, id INTEGER REFERENCES {name} (id), "
+                    f"happened TIMESTAMP)")
+        con.execute(f"INSERT INTO {name}_events SELECT row_number() OVER (), i, TIMESTAMP '2024-01-01' + "
+                    f"INTERVAL (d) DAY FROM range(25) r(i), range(4) e(d)")
+    schema = read_schema(con)  # two timestamps each: static tables, both columns candidates
+    assert schema.tables["a"].column("created_at").stype == "timestamp"
+    assert schema.tables["a"].column("seen_at").stype == schema.tables["b"].column("seen_at").stype == "ignored"
+    assert schema.tables["c"].column("seen_at").stype == "timestamp"
