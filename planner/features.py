@@ -392,6 +392,12 @@ class _Builder:
                 cnt = exp.Count(this=s.value.copy())
                 inner.append(alias(exp.Window(this=cnt, **frame(key.copy(), s.value.copy(), order=seen_at.copy())),
                                    f"__n{i}"))
+            elif s.kind == "last" and dated_hop is None:
+                # rows are ordered by their own time here: the last value is that of the latest time with one,
+                # its largest there (arg_max's tie-break), read forward with one shared sort instead of an
+                # arg_max over a struct per column (the flights' stream: about a quarter of its time)
+                peers = exp.Window(this=exp.Max(this=s.value.copy()), partition_by=[key.copy(), t.copy()])
+                inner.append(alias(peers, f"__g{i}"))
         q = q.select(*inner)
 
         outer = [col(key_), col(seen)]
@@ -401,6 +407,8 @@ class _Builder:
                 agg = exp.Count(this=exp.Star())
             elif s.kind in _AGGS:
                 agg = _AGGS[s.kind](this=v)
+            elif s.kind == "last" and dated_hop is None:
+                agg = exp.IgnoreNulls(this=exp.LastValue(this=col(f"__g{i}")))
             elif s.kind == "last":
                 agg = _last(v, col(time_))
             elif s.kind == "mode":
