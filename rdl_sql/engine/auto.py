@@ -50,11 +50,11 @@ from .result import describe_metrics
 GNN, GBDT, DEEPER, SHALLOWER, WIDER = "gnn", "gbdt", "gnn_deeper", "gnn_shallower", "gnn_wider"
 _MAX_LAYERS = 8
 _MAX_FANOUT = 10_000
-#: rows x feature columns a second that GBDT's feature query computes, on the slow side (half of what was
-#: measured with a second process on the 2 cores): its running all-past aggregates go through every row of
-#: each child table once (the carrier task: 1.7 M rows x 334 features in 35 s), its windowed GROUP BY joins
-#: each example with the rows of its longest window (6.2 G row x features in 34 s)
-GBDT_STREAM_CELLS_PER_SECOND = 8_000_000
+#: rows x feature columns a second that GBDT's feature query computes, on the slow side (about half of what
+#: was measured on the 2 cores): its running all-past aggregates go through every row of each child table
+#: once (the carrier task: 1.7 M rows x 334 features in 13 s), its windowed GROUP BY joins each example with
+#: the rows of its longest window (18.8 M rows x about 260 features in 34-40 s)
+GBDT_STREAM_CELLS_PER_SECOND = 16_000_000
 GBDT_CELLS_PER_SECOND = 90_000_000
 
 
