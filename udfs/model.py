@@ -288,7 +288,7 @@ class RelationalGNN(nn.Module):
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
                  layers: int = 2, out_dim: int = 1, conv: str = "relational", windows: int = 0,
-                 calendar: tuple[float, ...] | None = None, every_type: bool = True):
+                 calendar: tuple[float, ...] | None = None, every_type: bool = True, direct: bool = True):
         super().__init__()
         self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
         self.windows = windows
@@ -303,15 +303,26 @@ class RelationalGNN(nn.Module):
                                    summaries=summaries, every_type=every_type)
         self.when = CalendarEncoder(channels, self.calendar) if self.calendar else None
         self.head = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, out_dim))
+        # format 6: a linear map from a seed's own windowed counts and means to its output, per link to it
+        # (every link: the seed's table is not known here); zero at the start, so training begins where
+        # format 5 did
+        self.direct = ModuleDict({et: nn.Linear(1 + windows + width, out_dim, bias=False)
+                                  for et, width in (summaries.items() if direct else ())})
+        self._zero_direct()
 
     @property
     def metadata(self) -> tuple[list[NodeType], list[EdgeType]]:
         return list(self.encoder.encoders), list(self.gnn.edge_types)
 
+    def _zero_direct(self) -> None:
+        for lin in self.direct.values():
+            nn.init.zeros_(lin.weight)
+
     def reset_parameters(self) -> None:
         self.encoder.reset_parameters()
         self.temporal.reset_parameters()
         self.gnn.reset_parameters()
+        self._zero_direct()
         if self.when is not None:
             self.when.reset_parameters()
         for module in self.head:
@@ -328,7 +339,33 @@ class RelationalGNN(nn.Module):
         seeds = x_dict[batch.seed_type][: batch.num_seeds]
         if self.when is not None:
             seeds = seeds + self.when(batch.anchor_dict[batch.seed_type][: batch.num_seeds])
-        return self.head(seeds)
+        return self.head(seeds) + self._direct(batch)
+
+    def _direct(self, batch: Batch) -> torch.Tensor | float:
+        """The linear term of format 6: ``[num_seeds, out_dim]`` from the seeds' windowed counts and means.
+
+        Deep layers read the same numbers, but through an MLP, a residual sum
+        and a layer norm, which bound how far a value outside the training
+        range can move the output: a carrier's delays of a stormy December
+        reach the score damped. The linear term carries them through at
+        their size, as an autoregressive term in a forecast does (and as the
+        "wide" part of a wide-and-deep model).
+        """
+        out: torch.Tensor | float = 0.0
+        n = batch.num_seeds
+        for et, lin in self.direct.items():
+            if et[2] != batch.seed_type:
+                continue
+            visible = (batch.num_visible_dict or {}).get(et)
+            recent = (batch.num_recent_dict or {}).get(et)
+            means = (batch.window_mean_dict or {}).get(et)
+            parts = [torch.log1p(visible[:n].float()).unsqueeze(1) if visible is not None else torch.zeros(n, 1),
+                     torch.log1p(recent[:n].float()) if recent is not None else torch.zeros(n, self.windows)]
+            width = lin.in_features - 1 - self.windows
+            if width:
+                parts.append(means[:n].clamp(-10, 10) if means is not None else torch.zeros(n, width))
+            out = out + lin(torch.cat(parts, 1))
+        return out
 
     def embed(self, batch: Batch) -> dict[NodeType, torch.Tensor]:
         """Input embeddings ``x_dict[t] [n_t, channels]``: the rows' columns plus their time before the anchor."""

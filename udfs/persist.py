@@ -8,13 +8,16 @@ database at scoring time with the stored encodings, so a stored model scores
 today's data, and ``loads`` only checks that the graph has the stored node
 and edge types.
 
-Formats: 5 runs every edge type's convolution for every destination, with or
-without edges in the batch (``every_type``; 4 and older skipped a type that
-had none, and are rebuilt that way). 4 stores the windows the sampler counts neighbours in
-(``windows_us``) and the periods of the anchor's calendar the head reads
-(``calendar``, days); a format 3 model has neither. 3 stores the model's convolution (``conv``: ``RelationalConv`` or
-``SAGEConv``); 2 is the layout of ``model.RelationalGNN`` (``encoder``,
-``temporal``, ``gnn``, ``head``) with ``SAGEConv``, read as ``conv = 'sage'``;
+Formats: 6 adds a linear term from the seeds' windowed counts and means to
+the output (``RelationalGNN.direct``; 5 and older are rebuilt without it).
+5 runs every edge type's convolution for every destination, with or without
+edges in the batch (``every_type``; 4 and older skipped a type that had
+none, and are rebuilt that way). 4 stores the windows the sampler counts
+neighbours in (``windows_us``) and the periods of the anchor's calendar the
+head reads (``calendar``, days); a format 3 model has neither. 3 stores the
+model's convolution (``conv``: ``RelationalConv`` or ``SAGEConv``); 2 is the
+layout of ``model.RelationalGNN`` (``encoder``, ``temporal``, ``gnn``,
+``head``) with ``SAGEConv``, read as ``conv = 'sage'``;
 1 (one ``HeteroConv`` per layer) is still read, its weights renamed to the
 layout of 2.
 """
@@ -33,8 +36,8 @@ from .graph import TemporalGraph
 from .model import RelationalGNN
 from .train import TrainedModel
 
-FORMAT = 5
-READABLE = (1, 2, 3, 4, 5)
+FORMAT = 6
+READABLE = (1, 2, 3, 4, 5, 6)
 
 
 def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = None,
@@ -82,7 +85,7 @@ def build_model(state: dict) -> RelationalGNN:
     model = RelationalGNN(specs, [tuple(et) for et in state["edge_types"]], state["channels"], state["layers"],
                           state["out_dim"], state.get("conv", "sage"),  # formats 1 and 2: SAGEConv
                           windows=len(state.get("windows_us", ())), calendar=_calendar(state),
-                          every_type=state["format"] >= 5)
+                          every_type=state["format"] >= 5, direct=state["format"] >= 6)
     model.load_state_dict(state["weights"])
     model.eval()
     return model

@@ -111,10 +111,31 @@ def test_a_trained_model_keeps_its_metrics_and_seed(small_shop):
     assert back.metrics == {"val_AUROC": 0.7} and back.seed == 7
 
 
+def _before_format_6(small_shop):
+    """``small_shop``'s model as formats 4 and 5 built it: no linear term from the seeds' windowed numbers."""
+    g, tm, opts = small_shop["graph"], small_shop["model"], small_shop["options"]
+    torch.manual_seed(0)
+    model = RelationalGNN(g.node_specs(), g.edge_types, opts.channels, opts.layers, windows=len(tm.windows_us),
+                          calendar=tm.model.calendar, direct=False)
+    assert not list(model.direct)
+    return dataclasses.replace(tm, model=model)
+
+
 def test_a_model_stored_before_format_5_skips_edge_types_without_edges_as_it_was_trained(small_shop):
     """Format 5 runs every edge type's convolution for every destination; a format 4 model's convolutions
     for a type that never had an edge in its batches (the edge back to the parent a row was reached from)
     were never trained, so it is rebuilt as it was trained."""
     _, state = specs_of(dumps(small_shop["model"], small_shop["graph"]))
     assert build_model(state).gnn.every_type
-    assert not build_model(dict(state, format=4)).gnn.every_type
+    _, old = specs_of(dumps(_before_format_6(small_shop), small_shop["graph"]))
+    assert not build_model(dict(old, format=4)).gnn.every_type
+
+
+def test_a_model_stored_before_format_6_is_rebuilt_without_the_linear_term(small_shop, one_thread_torch):
+    g, val = small_shop["graph"], small_shop["val"]
+    assert list(small_shop["model"].model.direct)  # format 6: one linear map per link into a table
+    old = _before_format_6(small_shop)
+    _, state = specs_of(dumps(old, g))
+    back = loads(dict(state, format=5), g)
+    assert not list(back.model.direct)
+    assert np.array_equal(back.predict(g, val), old.predict(g, val))

@@ -190,3 +190,35 @@ def test_windows_with_an_empty_hop_and_a_row_without_neighbours(events):
     assert sub.means[et].shape == (sub.node[users].numel(), (len(WINDOWS) + 1) * len(graph.specs["events"].numerical))
     assert sub.recent[et][0].tolist() == [0, 0] and not sub.means[et][0].any()
     assert sub.recent[et][1].sum() > 0
+
+
+def test_the_linear_term_starts_at_zero_and_adds_w_x_for_the_links_into_the_seeds_table(small_shop):
+    """Format 6's ``RelationalGNN.direct``: a fresh model's output is its head's (training starts where
+    format 5 did); with weights, it adds ``W x`` per link into the seed's table, ``x`` the seeds' log
+    visible count, log windowed counts and windowed means, as the sampler found them."""
+    import copy
+
+    from rdl_sql.udfs.loader import load
+    from rdl_sql.udfs.train import new_model
+
+    g, tm, val = small_shop["graph"], small_shop["model"], small_shop["val"]
+    n = 8
+    batch = load(g, sample(g, tm.seed_type, val.node[:n], val.anchor[:n], tm.fanouts, tm.strategy,
+                           windows_us=tm.windows_us))
+    fresh = new_model(g, tm.seed_type, "binary", small_shop["options"], windows_us=tm.windows_us).model
+    assert all(not lin.weight.any() for lin in fresh.direct.values())
+    model = copy.deepcopy(tm.model).eval()
+    into_seed = [et for et in model.direct.keys() if et[2] == tm.seed_type]
+    assert into_seed and len(into_seed) < len(model.direct)  # orders -> customers; not orders -> products
+    with torch.no_grad():
+        torch.manual_seed(0)
+        for lin in model.direct.values():
+            lin.weight.normal_()
+        without = copy.deepcopy(model)
+        for lin in without.direct.values():
+            lin.weight.zero_()
+        expected = sum(torch.cat([torch.log1p(batch.num_visible_dict[et][:n].float()).unsqueeze(1),
+                                  torch.log1p(batch.num_recent_dict[et][:n].float()),
+                                  batch.window_mean_dict[et][:n].clamp(-10, 10)], 1) @ model.direct[et].weight.T
+                       for et in into_seed)
+        assert torch.allclose(model(batch) - without(batch), expected, atol=1e-5)
