@@ -306,7 +306,7 @@ class RelationalGNN(nn.Module):
         # format 6: a linear map from a seed's own windowed counts and means to its output, per link to it
         # (every link: the seed's table is not known here); zero at the start, so training begins where
         # format 5 did
-        self.direct = ModuleDict({et: nn.Linear(1 + windows + width, out_dim, bias=False)
+        self.direct = ModuleDict({et: nn.Linear(windows + width // (windows + 1) * windows, out_dim, bias=False)
                                   for et, width in (summaries.items() if direct else ())})
         self._zero_direct()
 
@@ -349,21 +349,23 @@ class RelationalGNN(nn.Module):
         range can move the output: a carrier's delays of a stormy December
         reach the score damped. The linear term carries them through at
         their size, as an autoregressive term in a forecast does (and as the
-        "wide" part of a wide-and-deep model).
+        "wide" part of a wide-and-deep model). It reads the windows only,
+        rates over a fixed span: the count over all the past and the mean
+        over all the past grow or drift with the age of the data, and a
+        linear term would extrapolate that drift, not the entity (shop
+        spend: MAE 68.74 with them, 68.4 without).
         """
         out: torch.Tensor | float = 0.0
         n = batch.num_seeds
         for et, lin in self.direct.items():
             if et[2] != batch.seed_type:
                 continue
-            visible = (batch.num_visible_dict or {}).get(et)
             recent = (batch.num_recent_dict or {}).get(et)
             means = (batch.window_mean_dict or {}).get(et)
-            parts = [torch.log1p(visible[:n].float()).unsqueeze(1) if visible is not None else torch.zeros(n, 1),
-                     torch.log1p(recent[:n].float()) if recent is not None else torch.zeros(n, self.windows)]
-            width = lin.in_features - 1 - self.windows
+            parts = [torch.log1p(recent[:n].float()) if recent is not None else torch.zeros(n, self.windows)]
+            width = lin.in_features - self.windows  # the windows' means come first, the all-past ones last
             if width:
-                parts.append(means[:n].clamp(-10, 10) if means is not None else torch.zeros(n, width))
+                parts.append(means[:n, :width].clamp(-10, 10) if means is not None else torch.zeros(n, width))
             out = out + lin(torch.cat(parts, 1))
         return out
 

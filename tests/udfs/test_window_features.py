@@ -195,7 +195,7 @@ def test_windows_with_an_empty_hop_and_a_row_without_neighbours(events):
 def test_the_linear_term_starts_at_zero_and_adds_w_x_for_the_links_into_the_seeds_table(small_shop):
     """Format 6's ``RelationalGNN.direct``: a fresh model's output is its head's (training starts where
     format 5 did); with weights, it adds ``W x`` per link into the seed's table, ``x`` the seeds' log
-    visible count, log windowed counts and windowed means, as the sampler found them."""
+    windowed counts and windowed means, as the sampler found them, and not the all-past ones."""
     import copy
 
     from rdl_sql.udfs.loader import load
@@ -217,8 +217,17 @@ def test_the_linear_term_starts_at_zero_and_adds_w_x_for_the_links_into_the_seed
         without = copy.deepcopy(model)
         for lin in without.direct.values():
             lin.weight.zero_()
-        expected = sum(torch.cat([torch.log1p(batch.num_visible_dict[et][:n].float()).unsqueeze(1),
-                                  torch.log1p(batch.num_recent_dict[et][:n].float()),
-                                  batch.window_mean_dict[et][:n].clamp(-10, 10)], 1) @ model.direct[et].weight.T
-                       for et in into_seed)
+        windows = len(tm.windows_us)
+        expected = 0.0
+        for et in into_seed:
+            means = batch.window_mean_dict[et][:n]
+            per_range = means.shape[1] // (windows + 1)  # window-major; the all-past means last, not read
+            x = torch.cat([torch.log1p(batch.num_recent_dict[et][:n].float()),
+                           means[:, : windows * per_range].clamp(-10, 10)], 1)
+            expected = expected + x @ model.direct[et].weight.T
+        # the all-past count and means are not read: changing them changes nothing
+        batch.num_visible_dict = {et: v * 7 for et, v in batch.num_visible_dict.items()}
+        for et in into_seed:
+            means = batch.window_mean_dict[et]
+            means[:, windows * (means.shape[1] // (windows + 1)):] += 3.0
         assert torch.allclose(model(batch) - without(batch), expected, atol=1e-5)
