@@ -284,6 +284,8 @@ class RelationalGNN(nn.Module):
     the anchor's calendar the head reads (``CalendarEncoder``; empty: none),
     or None for a model of format 3 or older, which also lacks the rest of
     format 4 (ages of the newest neighbours, windowed means, MLP encoders).
+    ``direct``: format 6's linear term from the seeds' windowed counts and
+    means to the output (``_direct``); False rebuilds a model stored before.
     """
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
@@ -353,7 +355,7 @@ class RelationalGNN(nn.Module):
         rates over a fixed span: the count over all the past and the mean
         over all the past grow or drift with the age of the data, and a
         linear term would extrapolate that drift, not the entity (shop
-        spend: MAE 68.74 with them, 68.4 without).
+        spend: MAE 68.74 with them, 68.48 without, 3 seeds).
         """
         out: torch.Tensor | float = 0.0
         n = batch.num_seeds
