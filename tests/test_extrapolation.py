@@ -14,8 +14,6 @@ training value, scores 2.50 here: README, Accuracy.)
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -88,7 +86,7 @@ def test_the_linear_term_carries_a_level_never_seen_in_training(db, monkeypatch,
     # the planted shift: half the test labels lie above 95 % of the training labels
     assert np.median(_labels(prep, "test")) > np.percentile(_labels(prep, "train"), 95)
     model = gnn.train(db, prep, progress=False).metrics["test_MAE"]
-    monkeypatch.setattr(udfs_train, "RelationalGNN", functools.partial(RelationalGNN, direct=False))
+    monkeypatch.setattr(udfs_train, "RelationalGNN", lambda *a, **k: RelationalGNN(*a, **{**k, "direct": False}))
     control = gnn.train(db, prep, progress=False).metrics["test_MAE"]
     baseline = persistence_mae(db, prep)
     assert model < control - MARGIN, (model, control)

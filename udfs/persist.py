@@ -8,8 +8,9 @@ database at scoring time with the stored encodings, so a stored model scores
 today's data, and ``loads`` only checks that the graph has the stored node
 and edge types.
 
-Formats: 6 adds a linear term from the seeds' windowed counts and means to
-the output (``RelationalGNN.direct``; 5 and older are rebuilt without it).
+Formats: 6 adds to a regression model a linear term from the seeds' windowed
+counts and means to the output (``RelationalGNN.direct``; 5 and older are
+rebuilt without it; a classifier of format 6 is laid out as one of 5).
 5 runs every edge type's convolution for every destination, with or without
 edges in the batch (``every_type``; 4 and older skipped a type that had
 none, and are rebuilt that way). 4 stores the windows the sampler counts
@@ -85,7 +86,8 @@ def build_model(state: dict) -> RelationalGNN:
     model = RelationalGNN(specs, [tuple(et) for et in state["edge_types"]], state["channels"], state["layers"],
                           state["out_dim"], state.get("conv", "sage"),  # formats 1 and 2: SAGEConv
                           windows=len(state.get("windows_us", ())), calendar=_calendar(state),
-                          every_type=state["format"] >= 5, direct=state["format"] >= 6)
+                          every_type=state["format"] >= 5,
+                          direct=state["format"] >= 6 and state["task_type"] == TaskType.REGRESSION.value)
     model.load_state_dict(state["weights"])
     model.eval()
     return model

@@ -223,7 +223,8 @@ def new_model(graph: TemporalGraph, seed_type: str, task_type: TaskType | str, o
     torch.manual_seed(options.seed)
     out_dim = len(classes) if task_type == TaskType.MULTICLASS else 1
     model = RelationalGNN(graph.node_specs(), graph.edge_types, options.channels, options.layers, out_dim,
-                          options.conv, windows=len(windows_us), calendar=tuple(calendar))
+                          options.conv, windows=len(windows_us), calendar=tuple(calendar),
+                          direct=task_type == TaskType.REGRESSION)
     return TrainedModel(model, task_type, seed_type, list(options.hop_fanouts), options.sampler, options.seed,
                         classes=classes, threads=options.threads, windows_us=windows_us)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rdl_sql.planner.extract import extract, reachable
+from rdl_sql.planner.query import TaskType
 from rdl_sql.udfs import persist
 from rdl_sql.udfs.graph import build_graph
 from rdl_sql.udfs.model import RelationalGNN
@@ -111,14 +112,15 @@ def test_a_trained_model_keeps_its_metrics_and_seed(small_shop):
     assert back.metrics == {"val_AUROC": 0.7} and back.seed == 7
 
 
-def _before_format_6(small_shop):
-    """``small_shop``'s model as formats 4 and 5 built it: no linear term from the seeds' windowed numbers."""
+def _before_format_6(small_shop, task_type: str = "binary"):
+    """A model of ``small_shop``'s graph as formats 4 and 5 built it: no linear term from the seeds' windowed
+    numbers."""
     g, tm, opts = small_shop["graph"], small_shop["model"], small_shop["options"]
     torch.manual_seed(0)
     model = RelationalGNN(g.node_specs(), g.edge_types, opts.channels, opts.layers, windows=len(tm.windows_us),
                           calendar=tm.model.calendar, direct=False)
     assert not list(model.direct)
-    return dataclasses.replace(tm, model=model)
+    return dataclasses.replace(tm, model=model, task_type=TaskType(task_type))
 
 
 def test_a_model_stored_before_format_5_skips_edge_types_without_edges_as_it_was_trained(small_shop):
@@ -132,9 +134,15 @@ def test_a_model_stored_before_format_5_skips_edge_types_without_edges_as_it_was
 
 
 def test_a_model_stored_before_format_6_is_rebuilt_without_the_linear_term(small_shop, one_thread_torch):
-    g, val = small_shop["graph"], small_shop["val"]
-    assert list(small_shop["model"].model.direct)  # format 6: one linear map per link into a table
-    old = _before_format_6(small_shop)
+    """Format 6 gives a regression model one linear map per link into a table (``RelationalGNN.direct``); a
+    regression model stored in format 5 has none and scores as it did; a classifier has none in either."""
+    g, val, tm = small_shop["graph"], small_shop["val"], small_shop["model"]
+    assert not list(tm.model.direct)  # small_shop's model is binary
+    assert not list(build_model(specs_of(dumps(tm, g))[1]).direct)
+    regression = new_model(g, tm.seed_type, "regression", small_shop["options"], windows_us=tm.windows_us)
+    assert list(regression.model.direct)
+    assert list(build_model(specs_of(dumps(regression, g))[1]).direct)
+    old = _before_format_6(small_shop, "regression")
     _, state = specs_of(dumps(old, g))
     back = loads(dict(state, format=5), g)
     assert not list(back.model.direct)

@@ -193,9 +193,9 @@ def test_windows_with_an_empty_hop_and_a_row_without_neighbours(events):
 
 
 def test_the_linear_term_starts_at_zero_and_adds_w_x_for_the_links_into_the_seeds_table(small_shop):
-    """Format 6's ``RelationalGNN.direct``: a fresh model's output is its head's (training starts where
-    format 5 did); with weights, it adds ``W x`` per link into the seed's table, ``x`` the seeds' log
-    windowed counts and windowed means, as the sampler found them, and not the all-past ones."""
+    """Format 6's ``RelationalGNN.direct`` (regression models): a fresh model's output is its head's
+    (training starts where format 5 did); with weights, it adds ``W x`` per link into the seed's table, ``x``
+    the seeds' log windowed counts and windowed means, as the sampler found them, and not the all-past ones."""
     import copy
 
     from rdl_sql.udfs.loader import load
@@ -205,9 +205,10 @@ def test_the_linear_term_starts_at_zero_and_adds_w_x_for_the_links_into_the_seed
     n = 8
     batch = load(g, sample(g, tm.seed_type, val.node[:n], val.anchor[:n], tm.fanouts, tm.strategy,
                            windows_us=tm.windows_us))
-    fresh = new_model(g, tm.seed_type, "binary", small_shop["options"], windows_us=tm.windows_us).model
+    fresh = new_model(g, tm.seed_type, "regression", small_shop["options"], windows_us=tm.windows_us).model
     assert all(not lin.weight.any() for lin in fresh.direct.values())
-    model = copy.deepcopy(tm.model).eval()
+    assert not list(tm.model.direct)  # a classifier has none
+    model = copy.deepcopy(fresh).eval()
     into_seed = [et for et in model.direct.keys() if et[2] == tm.seed_type]
     assert into_seed and len(into_seed) < len(model.direct)  # orders -> customers; not orders -> products
     with torch.no_grad():
