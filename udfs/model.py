@@ -285,13 +285,14 @@ class RelationalGNN(nn.Module):
     or None for a model of format 3 or older, which also lacks the rest of
     format 4 (ages of the newest neighbours, windowed means, MLP encoders).
     ``direct``: format 6's linear term from the seeds' windowed counts and
-    means to the output (``_direct``): regression models only (``train.new_model``);
-    False rebuilds a model stored before, or a classifier.
+    means to the output (``_direct``), which ``train.new_model`` asks for in
+    regression models only; off by default, so a model built without saying
+    so has format 5's layout.
     """
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
                  layers: int = 2, out_dim: int = 1, conv: str = "relational", windows: int = 0,
-                 calendar: tuple[float, ...] | None = None, every_type: bool = True, direct: bool = True):
+                 calendar: tuple[float, ...] | None = None, every_type: bool = True, direct: bool = False):
         super().__init__()
         self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
         self.windows = windows
