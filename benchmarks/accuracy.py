@@ -83,6 +83,7 @@ from rdl_sql.dialect import parse_statement
 from rdl_sql.engine import auto, gnn
 from rdl_sql.engine import gbdt as tabular
 from rdl_sql.engine import prepare as training
+from rdl_sql.engine.evaluate import paired_draws
 from rdl_sql.planner.features import feature_sql
 from rdl_sql.planner.labels import ANCHOR
 from rdl_sql.planner.nodes import NODE
@@ -90,8 +91,11 @@ from rdl_sql.planner.query import METRIC_NAME
 from rdl_sql.planner.sql import arrow, table
 from rdl_sql.udfs.gbdt import fit_gbdt
 from rdl_sql.udfs.metrics import metric
+from rdl_sql.udfs.train import Examples
 
 ROOT = Path(__file__).resolve().parent.parent
+#: resamples of the paired bootstrap that compares the GNN with GBDT + aggregates on the same test rows
+PAIRED_RESAMPLES = 1_000
 MODELS = ("trivial", "row", "gbdt", "gnn", "auto", "own", "oracle")
 TITLES = {"trivial": "trivial", "row": "GBDT, entity row", "gbdt": "GBDT + aggregates", "gnn": "GNN",
           "auto": "auto", "own": "GBDT, own counts", "oracle": "GBDT, oracle features"}
@@ -271,6 +275,17 @@ class Run:
     row_features: list = field(default_factory=list)
     importances: list = field(default_factory=list)
     curve: list = field(default_factory=list)  # GNN: (training loss, validation metric) per epoch
+    #: model -> (node, anchor us, label, output) of each test row, sorted by (anchor, node): for paired comparisons
+    outputs: dict = field(default_factory=dict)
+
+
+def test_outputs(tbl: pa.Table, score: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(node, anchor, label, score)`` of test rows ``tbl`` (with outputs ``score``), sorted by anchor and node."""
+    node = tbl.column(NODE).to_numpy(zero_copy_only=False).astype(np.int64)
+    anchor = pc.cast(pc.cast(tbl.column(ANCHOR), pa.timestamp("us")), pa.int64()).to_numpy(zero_copy_only=False)
+    label = pc.cast(tbl.column("label"), pa.float64()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((node, anchor))
+    return node[order], anchor[order], label[order], np.asarray(score)[order]
 
 
 def trivial(prep: training.Prepared) -> tuple[float, float]:
@@ -314,6 +329,8 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
         r.seconds["gbdt"] = feature_seconds + time.perf_counter() - t0
         r.test["gbdt"], r.val["gbdt"] = m.metrics.get(f"test_{name}", math.nan), m.metrics[f"val_{name}"]
         r.info["gbdt"] = f"{m.metrics['rounds']} rounds, {m.metrics['features']} features"
+        test_rows = rows.filter(pc.equal(rows.column("split"), "test"))
+        r.outputs["gbdt"] = test_outputs(test_rows, m.predict(test_rows))
         if importances:
             gain = m.booster.feature_importance(importance_type="gain")
             total = float(gain.sum()) or 1.0
@@ -337,6 +354,8 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
             else g.trained.history[i][f"val_{name}"]))
         r.info["gnn"] = f"{g.metrics['epochs']} epochs (best {best + 1}), graph {g.metrics['graph_seconds']:.1f} s"
         r.curve = [(h["loss"], h[f"val_{name}"]) for h in g.trained.history]
+        test_rows = prep.split("test")
+        r.outputs["gnn"] = test_outputs(test_rows, g.trained.predict(g.graph, Examples.from_arrow(test_rows)))
     if "auto" in models:
         t0 = time.perf_counter()
         a = auto.train(None, con, auto.with_options(prep, prep.plan.options.replace(model="auto")))
@@ -470,6 +489,30 @@ def better(task_type: str, a: float, b: float) -> bool:
     return a < b if task_type == "regression" else a > b
 
 
+def paired_difference(runs: list[Run]) -> tuple[float, float, float] | None:
+    """GNN minus GBDT + aggregates: the mean test difference over the seeds and its paired-bootstrap interval.
+
+    Every seed's two models are scored on one set of resamples of its test
+    entities (``evaluate.paired_draws``, seeded alike), and the seeds'
+    differences are averaged within each resample. None when a seed lacks
+    either model's outputs or the two scored different rows.
+    """
+    tt = runs[0].task_type
+    name = {"binary": "AUROC", "regression": "MAE"}.get(tt, "accuracy")
+    diffs, draws = [], []
+    for r in runs:
+        if "gbdt" not in r.outputs or "gnn" not in r.outputs:
+            return None
+        (node, anchor, y, s_gbdt), (node2, anchor2, _, s_gnn) = r.outputs["gbdt"], r.outputs["gnn"]
+        if len(y) == 0 or not (np.array_equal(node, node2) and np.array_equal(anchor, anchor2)):
+            return None
+        diffs.append(r.test["gnn"] - r.test["gbdt"])
+        draws.append(paired_draws(tt, y, s_gnn, s_gbdt, name, PAIRED_RESAMPLES, seed=0, groups=node))
+    mean = np.nanmean(np.vstack(draws), axis=0)
+    low, high = np.nanquantile(mean, [0.025, 0.975])
+    return statistics.fmean(diffs), float(low), float(high)
+
+
 def report(chosen: list[Task], results: dict[str, list[Run]], models: tuple[str, ...], extra: str) -> str:
     """The markdown tables: test metrics, validation metrics with the statements, then the comparisons."""
     out = [("Test metric, mean ± standard deviation over the seeds; mean seconds per model in brackets "
@@ -506,6 +549,15 @@ def report(chosen: list[Task], results: dict[str, list[Run]], models: tuple[str,
             line += (f"GBDT + aggregates {'beats' if better(tt, mean['gbdt'], mean['gnn']) else 'does not beat'} "
                      f"the GNN ({mean['gbdt']:.4f} vs {mean['gnn']:.4f}, {wins}/{len(runs)} seeds)")
             out.append(line)
+    if {"gbdt", "gnn"} <= set(models):
+        out += ["", f"GNN minus GBDT + aggregates on the same test rows, mean over the seeds (for MAE, below zero "
+                f"favours the GNN), with a 95 % interval from a paired bootstrap over the test entities "
+                f"({PAIRED_RESAMPLES:,} resamples, each seed's difference on the same resample averaged): how far "
+                f"the test rows alone could move the difference.", ""]
+        for task in chosen:
+            d = paired_difference(results[task.name])
+            if d is not None:
+                out.append(f"- {task.name}: {d[0]:+.4f} ({d[1]:+.4f} to {d[2]:+.4f})")
     for task in chosen:
         r0 = results[task.name][0]
         if r0.row_features:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdl_sql.engine.evaluate import bootstrap, metrics_table, weighted
+from rdl_sql.engine.evaluate import bootstrap, metrics_table, paired_draws, weighted
 from rdl_sql.planner.query import TaskType
 from rdl_sql.udfs.metrics import report
 
@@ -117,3 +117,35 @@ def test_accuracy_is_that_of_the_prediction_column_at_the_models_threshold():
     assert t["accuracy"]["ci_low"] <= t["accuracy"]["value"] <= t["accuracy"]["ci_high"]
     got = weighted(TaskType.BINARY, y, s, np.ones((1, len(y))), threshold=0.7)["accuracy"][0]
     assert got == pytest.approx(report("binary", y, s, 0.3, threshold=0.7)["accuracy"][0])
+
+
+def test_paired_draws_of_a_model_against_itself_are_zero():
+    y, s = binary(300)
+    assert np.all(paired_draws(TaskType.BINARY, y, s, s, "AUROC", 200) == 0)
+
+
+def test_paired_draws_centre_on_the_difference_and_are_narrower_than_separate_intervals():
+    rng = np.random.default_rng(3)
+    y, a = binary(2000, seed=3)
+    b = a + rng.normal(scale=0.04, size=len(a))  # the same model with extra noise: a little worse on every row
+    diff = report("binary", y, a, 0.3)["AUROC"][0] - report("binary", y, b, 0.3)["AUROC"][0]
+    draws = paired_draws(TaskType.BINARY, y, a, b, "AUROC", 400, seed=0)
+    low, high = np.quantile(draws, [0.025, 0.975])
+    assert 0 < low < diff < high  # a real difference: the paired interval excludes zero
+    la, ha = bootstrap(TaskType.BINARY, y, a, 400, seed=0)["AUROC"]
+    lb, hb = bootstrap(TaskType.BINARY, y, b, 400, seed=0)["AUROC"]
+    assert la < hb  # ... where the two models' own intervals overlap
+    assert high - low < 0.5 * ((ha - la) + (hb - lb))
+
+
+def test_paired_draws_are_seeded_and_match_the_weighted_metric():
+    y, t = regression(500)
+    u = t + 3.0
+    d1 = paired_draws(TaskType.REGRESSION, y, t, u, "MAE", 50, seed=4)
+    assert np.array_equal(d1, paired_draws(TaskType.REGRESSION, y, t, u, "MAE", 50, seed=4))
+    assert not np.array_equal(d1, paired_draws(TaskType.REGRESSION, y, t, u, "MAE", 50, seed=5))
+    groups = np.arange(500) // 5  # five rows per entity: drawn together
+    dg = paired_draws(TaskType.REGRESSION, y, t, u, "MAE", 300, seed=4, groups=groups)
+    assert dg.shape == (300,) and np.all(np.isfinite(dg))
+    full = np.mean(np.abs(y - t)) - np.mean(np.abs(y - u))
+    assert abs(np.mean(dg) - full) < 0.2
