@@ -419,13 +419,15 @@ def worker_profile(args) -> dict:
     opts = dict(OPTION_SETS[spec["options"]])
     statement = with_options(spec["predict"], opts)
     captured = {}
+    failure = "CREATE MODEL finished without training a GNN"
 
     class Captured(Exception):
         pass
 
-    def fake_fit(graph, seed_type, train, val, test, task_type, options, progress=True, classes=None, cancel=None):
+    def fake_fit(graph, seed_type, train, val, test, task_type, options, progress=True, classes=None, cancel=None,
+                 windows_us=()):
         captured.update(graph=graph, seed_type=seed_type, train=train, val=val, task_type=task_type,
-                        options=options, classes=classes)
+                        options=options, classes=classes, windows_us=tuple(windows_us))
         raise Captured()
     T.fit = fake_fit
     with contextlib.suppress(ImportError):  # the engine imports fit by name
@@ -437,14 +439,16 @@ def worker_profile(args) -> dict:
     try:
         for s in spec["setup"]:
             con.execute(s)
-        with contextlib.suppress(Exception):
+        try:
             con.execute(f"CREATE MODEL m AS {statement}")
+        except Exception as e:  # Captured, wrapped by the engine on its way out, or a real failure (reported)
+            failure = f"{type(e).__name__}: {e}"
     finally:
         con.close()
         with contextlib.suppress(OSError):
             db.unlink()
     if "graph" not in captured:
-        return {"status": "n/a", "error": "could not capture the training inputs"}
+        return {"status": "n/a", "error": f"could not capture the training inputs ({short(failure)})"}
     g, seed_type, train, val = captured["graph"], captured["seed_type"], captured["train"], captured["val"]
     task_type, options, classes = captured["task_type"], captured["options"], list(captured["classes"] or [])
     fanouts, strategy, batch_size = list(options.hop_fanouts), options.sampler, options.batch_size
@@ -454,7 +458,8 @@ def worker_profile(args) -> dict:
               "node_types": dict(g.node_types), "by_threads": {}}
 
     def new_model():
-        tm = T.new_model(g, seed_type, task_type, options, classes)
+        tm = T.new_model(g, seed_type, task_type, options, classes, captured["windows_us"],
+                         T.CalendarEncoder.periods_seen(train.anchor))
         target, loss_fn = T.objective(tm, train.label)
         return tm, torch.optim.Adam(tm.model.parameters(), lr=options.lr), target, loss_fn
 
