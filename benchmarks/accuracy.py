@@ -32,7 +32,9 @@ options a task's example file sets so that the demo stays under a minute
   planted signal): LightGBM on hand-made SQL features of each example row,
   read as of its anchor: ``own`` the entity's own counts and recency only,
   ``oracle`` those plus the features that reach the signal (three_hop: the
-  mean rating of the products of the customer's latest orders).
+  mean rating of the products of the customer's latest orders; shop churn:
+  the generator's hidden quality of those products, which no column holds,
+  so its oracle is about the best any model can do on that task).
 
 Seconds are wall time from the prepared examples to the test metric: the
 feature query plus LightGBM for the GBDTs (``row`` runs the full feature
@@ -64,21 +66,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
 import rdl_sql
 from rdl_sql.bind import to_query
-from rdl_sql.datasets import three_hop
+from rdl_sql.datasets import shop, three_hop
 from rdl_sql.datasets.flights import build_flights
 from rdl_sql.datasets.lahman import build_lahman
 from rdl_sql.datasets.seasonal import build_seasonal
-from rdl_sql.datasets.shop import build_shop
 from rdl_sql.dialect import parse_statement
 from rdl_sql.engine import auto, gnn
 from rdl_sql.engine import gbdt as tabular
@@ -101,6 +104,10 @@ TITLES = {"trivial": "trivial", "row": "GBDT, entity row", "gbdt": "GBDT + aggre
           "auto": "auto", "own": "GBDT, own counts", "oracle": "GBDT, oracle features"}
 
 
+#: the generated shop's arguments (its hidden product quality is drawn from the same seed)
+SHOP_PRODUCTS, SHOP_SEED = 200, 0
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -112,6 +119,8 @@ class Task:
     oracle: str = ""               # SQL over ``__ex`` (the example rows): hand-made features, as of each anchor
     oracle_features: tuple[str, ...] = ()  # its columns that reach the signal (the "oracle" model)
     own_features: tuple[str, ...] = ()     # its columns that read the entity's own rows only (the "own" model)
+    #: tables the oracle SQL reads besides the database (the generator's hidden values), by name
+    oracle_inputs: Callable[[], dict[str, pd.DataFrame]] | None = None
 
 
 TASKS = (
@@ -127,7 +136,9 @@ TASKS = (
          source="sql_examples/flights_departure_delay.sql (EVALUATE dropped)"),
     Task("shop_churn", "shop",
          "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
-         "WHERE COUNT(orders.*, -90, 0, DAYS) > 0", source="generated shop"),
+         "WHERE COUNT(orders.*, -90, 0, DAYS) > 0", source="generated shop",
+         oracle=shop.ORACLE_SQL, oracle_features=shop.ORACLE_FEATURES, own_features=shop.OWN_COUNT_FEATURES,
+         oracle_inputs=lambda: {"__quality": shop.product_quality(products=SHOP_PRODUCTS, seed=SHOP_SEED)}),
     Task("shop_spend", "shop",
          "PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id "
          "WHERE COUNT(orders.*, -30, 0, DAYS) > 0", source="generated shop"),
@@ -154,7 +165,7 @@ def build_database(kind: str, path: Path) -> dict[str, int]:
         if kind == "flights":
             counts = build_flights(duck)
         elif kind == "shop":
-            counts = build_shop(duck, customers=2000, products=200, days=730, seed=0)
+            counts = shop.build_shop(duck, customers=2000, products=SHOP_PRODUCTS, days=730, seed=SHOP_SEED)
         elif kind == "three_hop":
             counts = three_hop.build_three_hop(duck, customers=2000, products=200, days=730, seed=0)
         elif kind == "seasonal":
@@ -227,11 +238,14 @@ def fit_on(rows: pa.Table, names: list[str], prep: training.Prepared):
 
 def oracle_features(con, prep: training.Prepared, task: Task) -> tuple[pa.Table, list[str]]:
     """The example rows with the task's hand-made features (``Task.oracle`` over ``__ex``)."""
-    con.register("__ex", prep.examples)
+    inputs = {"__ex": prep.examples, **(task.oracle_inputs() if task.oracle_inputs else {})}
+    for name, tbl in inputs.items():
+        con.register(name, tbl)
     try:
         rows = con.sql(task.oracle).to_arrow_table()
     finally:
-        con.unregister("__ex")
+        for name in inputs:
+            con.unregister(name)
     return rows, list(task.oracle_features)
 
 

@@ -3,7 +3,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from rdl_sql.datasets.shop import BAD_BRANDS, BRANDS, build_shop
+from rdl_sql.datasets.shop import BAD_BRANDS, BRANDS, build_shop, product_quality
 
 TABLES = ("customers", "products", "orders", "reviews")
 
@@ -203,3 +203,23 @@ def test_planted_two_hop_churn_signal(shop):
     n_good, churn_good = stats[False]
     assert n_bad >= 200 and n_good >= 200
     assert churn_bad - churn_good >= 0.2, stats
+
+
+def test_product_quality_is_the_hidden_quality_the_ratings_show(shop):
+    con, _ = shop
+    quality = product_quality()  # the shop fixture's arguments: 200 products, seed 0
+    con.register("quality", quality)
+    try:
+        by_brand = dict(con.execute(
+            "SELECT p.brand IN ({}), avg(q.bad::INT) FROM products p JOIN quality q USING (product_id) GROUP BY 1"
+            .format(", ".join(f"'{b}'" for b in BAD_BRANDS))).fetchall())
+        ratings = dict(con.execute(
+            "SELECT q.bad, avg(r.rating) FROM reviews r JOIN quality q USING (product_id) GROUP BY 1").fetchall())
+    finally:
+        con.unregister("quality")
+    assert len(quality) == 200 and 0.15 < quality["bad"].mean() < 0.5
+    assert by_brand[True] > 0.75 and by_brand[False] < 0.15
+    # the draws of build_shop itself: bad products are rated low, good ones high, with no overlap in the means
+    assert ratings[True] < 2.5 and ratings[False] > 3.8
+    other = product_quality(seed=1)
+    assert not other["bad"].equals(quality["bad"])

@@ -32,7 +32,8 @@ import pandas as pd
 
 from .load import load_tables
 
-__all__ = ["build_shop", "BRANDS", "BAD_BRANDS", "COUNTRIES", "CATEGORIES"]
+__all__ = ["build_shop", "product_quality", "ORACLE_SQL", "ORACLE_FEATURES", "OWN_COUNT_FEATURES",
+           "BRANDS", "BAD_BRANDS", "COUNTRIES", "CATEGORIES"]
 
 BRANDS = (
     "Acme", "Borealis", "Cobalt", "Dynamo", "Everly",
@@ -105,6 +106,53 @@ def _timestamps(base: np.datetime64, offset_us: np.ndarray) -> np.ndarray:
     return base + offset_us.astype("timedelta64[us]")
 
 
+#: hand-made features of each example row ``__ex`` (customer, anchor) that reach the planted signal, for
+#: an oracle baseline: the customer's order counts and recency, and the hidden quality (``__quality``, the
+#: table ``product_quality`` returns) of the products of their latest orders, all as of the anchor
+ORACLE_SQL = """
+WITH o AS (
+  SELECT e.customer_id, e.anchor_time, o.ordered_at, q.bad,
+         row_number() OVER (PARTITION BY e.customer_id, e.anchor_time ORDER BY o.ordered_at DESC) AS k
+  FROM __ex e JOIN orders o ON o.customer_id = e.customer_id AND o.ordered_at <= e.anchor_time
+  JOIN __quality q ON q.product_id = o.product_id),
+f AS (
+  SELECT customer_id, anchor_time,
+         count(*) FILTER (WHERE ordered_at > anchor_time - INTERVAL 30 DAY) AS orders_30d,
+         count(*) FILTER (WHERE ordered_at > anchor_time - INTERVAL 90 DAY) AS orders_90d,
+         count(*) FILTER (WHERE ordered_at > anchor_time - INTERVAL 360 DAY) AS orders_360d,
+         date_diff('hour', max(ordered_at), any_value(anchor_time)) AS hours_since_last,
+         max(bad::INT) FILTER (WHERE k = 1) AS last_bad,
+         sum(bad::INT) FILTER (WHERE k <= 3) AS bad_last3,
+         date_diff('hour', max(ordered_at) FILTER (WHERE bad), any_value(anchor_time)) AS hours_since_bad
+  FROM o GROUP BY customer_id, anchor_time)
+SELECT e.*, f.orders_30d, f.orders_90d, f.orders_360d, f.hours_since_last, f.last_bad, f.bad_last3,
+       f.hours_since_bad
+FROM __ex e LEFT JOIN f USING (customer_id, anchor_time)
+"""
+#: the columns of ``ORACLE_SQL``; the first four are the customer's own counts and recency alone
+ORACLE_FEATURES = ("orders_30d", "orders_90d", "orders_360d", "hours_since_last", "last_bad", "bad_last3",
+                   "hours_since_bad")
+OWN_COUNT_FEATURES = ORACLE_FEATURES[:4]
+
+
+def _brand_and_quality(rng: np.random.Generator, n_prod: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each product's brand (an index into ``BRANDS``) and hidden quality (True: bad): ``build_shop``'s first draws."""
+    brand_idx = rng.integers(0, len(BRANDS), n_prod)
+    brand_is_bad = np.array([b in BAD_BRANDS for b in BRANDS])
+    p_bad = np.where(brand_is_bad[brand_idx], P_BAD_IN_BAD_BRAND, P_BAD_IN_GOOD_BRAND)
+    return brand_idx, rng.random(n_prod) < p_bad
+
+
+def product_quality(*, products: int = 200, seed: int = 0) -> pd.DataFrame:
+    """``(product_id, bad)``: the hidden quality of each product of ``build_shop(products=..., seed=...)``.
+
+    Not a column of the database; for benchmarks that score a model on the
+    planted signal itself (an oracle). Drawn exactly as ``build_shop`` draws it.
+    """
+    _, bad = _brand_and_quality(np.random.default_rng(seed), int(products))
+    return pd.DataFrame({"product_id": np.arange(1, int(products) + 1, dtype=np.int64), "bad": bad})
+
+
 def build_shop(
     con,
     *,
@@ -127,10 +175,7 @@ def build_shop(
 
     # ---- products: brand -> hidden quality; category -> price -------------
     brands = np.array(BRANDS, dtype=object)
-    brand_idx = rng.integers(0, len(BRANDS), n_prod)
-    brand_is_bad = np.array([b in BAD_BRANDS for b in BRANDS])
-    p_bad = np.where(brand_is_bad[brand_idx], P_BAD_IN_BAD_BRAND, P_BAD_IN_GOOD_BRAND)
-    prod_bad = rng.random(n_prod) < p_bad
+    brand_idx, prod_bad = _brand_and_quality(rng, n_prod)
     cat_idx = rng.integers(0, len(CATEGORIES), n_prod)
     price = np.round(
         np.asarray(CATEGORY_PRICE)[cat_idx] * rng.lognormal(0.0, 0.5, n_prod), 2
