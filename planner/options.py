@@ -129,7 +129,10 @@ class Options:
             if key in values:
                 raise PlanError(f"option `{key}` is given twice", pos)
             values[key] = _check(key, value, pos)
-        out = cls(**values, given=tuple(values))
+        given = tuple(values)
+        if "layers" in values and "fanouts" not in values:  # `layers = 3` alone: the fan-outs of that depth
+            values["fanouts"] = fanouts_for(values["layers"])
+        out = cls(**values, given=given)
         if len(out.fanouts) < out.layers:
             raise PlanError(f"{out.layers} layers need {out.layers} fanouts, got {len(out.fanouts)} "
                             f"({','.join(map(str, out.fanouts))})", position)
@@ -139,6 +142,13 @@ class Options:
 
 
 DEFAULTS = Options()
+
+
+def fanouts_for(layers: int) -> tuple[int, ...]:
+    """The default fan-outs of a model of ``layers`` layers: ``DEPTH_FANOUTS``, then 4 per further hop."""
+    if layers in DEPTH_FANOUTS:
+        return DEPTH_FANOUTS[layers]
+    return DEPTH_FANOUTS[max(DEPTH_FANOUTS)] + (4,) * max(0, layers - max(DEPTH_FANOUTS)) if layers else ()
 
 
 def _check(key: str, value, pos: Position | None):

@@ -58,6 +58,15 @@ def test_layers_need_a_fanout_each_and_validation_comes_before_test():
         Options.parse([("epochs", 1, None), ("EPOCHS", 2, None)])
 
 
+def test_layers_alone_get_the_fanouts_of_that_depth():
+    assert parse(layers=3).fanouts == (16, 8, 4)
+    assert parse(layers=1).hop_fanouts == (16,)
+    assert parse(layers=5).fanouts == (16, 8, 4, 4, 4)
+    assert parse(layers=0).hop_fanouts == ()
+    assert parse(layers=3).given == ("layers",)  # DESCRIBE MODEL shows what the user wrote
+    assert parse(layers=2, fanouts="4,2").fanouts == (4, 2)  # given fan-outs are kept
+
+
 def test_a_time_zone_aware_start_is_read_in_utc():
     assert parse(test_start="2024-01-01T02:00:00+02:00").test_start == dt.datetime(2024, 1, 1)
 
