@@ -232,3 +232,122 @@ def test_the_linear_term_starts_at_zero_and_adds_w_x_for_the_links_into_the_seed
             means = batch.window_mean_dict[et]
             means[:, windows * (means.shape[1] // (windows + 1)):] += 3.0
         assert torch.allclose(model(batch) - without(batch), expected, atol=1e-5)
+
+
+@pytest.fixture
+def ratings():
+    """``users`` <- ``events`` -> ``items`` <- ``ratings``: from a user, items are two links away and their
+    ratings three, so a two-hop sample reaches items only as leaves."""
+    rng = np.random.default_rng(1)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, joined TIMESTAMP)")
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, price DOUBLE)")
+    con.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, uid INTEGER REFERENCES users (id), "
+                "iid INTEGER REFERENCES items (id), happened TIMESTAMP)")
+    con.execute("CREATE TABLE ratings (id INTEGER PRIMARY KEY, iid INTEGER REFERENCES items (id), "
+                "rated TIMESTAMP, score DOUBLE)")
+    con.executemany("INSERT INTO users VALUES (?, ?)", [(u, START) for u in range(4)])
+    con.executemany("INSERT INTO items VALUES (?, ?)", [(i, float(i)) for i in range(6)])
+
+    def at():
+        return START + dt.timedelta(minutes=int(rng.integers(0, 180 * 24 * 60)))
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?)",
+                    [(i, int(rng.integers(0, 4)), int(rng.integers(0, 6)), at()) for i in range(80)])
+    con.executemany("INSERT INTO ratings VALUES (?, ?, ?, ?)",
+                    [(i, int(rng.integers(0, 6)), at(), float(rng.integers(1, 6))) for i in range(200)])
+    yield con
+    con.close()
+
+
+def _leaf_draw(con, leaf_counts: bool = True):
+    s = read_schema(con)
+    graph = build_graph(extract(con, s, ["users", "events", "items", "ratings"], None), fit_until_us=_us(ANCHOR))
+    users, items = graph.type_of("users"), graph.type_of("items")
+    sub = sample(graph, users, torch.arange(4), torch.full((4,), _us(ANCHOR)), [4, 4], "recent",
+                 windows_us=window_microseconds(WINDOWS), leaf_counts=leaf_counts)
+    et = next(et for et in graph.csr if et[2] == items and graph.node_types[et[0]] == "ratings")
+    return graph, sub, items, et
+
+
+def test_leaf_counts_and_means_read_every_row_visible_at_the_anchor(ratings):
+    """Format 7's ``leaf_counts``: an item reached in the last hop (never expanded) gets the counts and
+    windowed means of its ratings, checked against the rows; without ``leaf_counts`` it has none."""
+    graph, sub, items, et = _leaf_draw(ratings)
+    lo, hi = sub.node_hops[items][-2], sub.node_hops[items][-1]
+    assert lo == 0 and hi > 2  # items appear only as leaves
+    spec = graph.specs["ratings"]
+    mean, std = spec.means[spec.numerical.index("score")], spec.stds[spec.numerical.index("score")]
+    rows = ratings.execute("SELECT iid, epoch_us(rated), score FROM ratings WHERE rated <= ?", [ANCHOR]).fetchall()
+    spans = [w * 1e6 for w in (10 * 86_400, 365.2425 * 86_400 / 12)]
+    for local in range(lo, hi):
+        item = int(sub.node[items][local])  # node ids follow the key order, and the keys are 0..5
+        mine = [(t, (v - mean) / std) for iid, t, v in rows if iid == item]
+        assert int(sub.visible[et][local]) == len(mine)
+        assert sub.recent[et][local].tolist() == [sum(1 for t, _ in mine if t > _us(ANCHOR) - s) for s in spans]
+        means = sub.means[et][local].view(len(WINDOWS) + 1, -1)[:, spec.numerical.index("score")]
+        expected = [np.mean([z for t, z in mine if t > _us(ANCHOR) - s] or [0.0]) for s in spans]
+        assert means.tolist() == pytest.approx(expected + [np.mean([z for _, z in mine] or [0.0])], abs=1e-5)
+    _, without, _, _ = _leaf_draw(ratings, leaf_counts=False)
+    assert et not in without.visible or not without.visible[et][lo:hi].any()
+
+
+def test_planted_future_ratings_change_no_leaf_count_or_mean(ratings):
+    _, before, _, et = _leaf_draw(ratings)
+    ratings.execute("INSERT INTO ratings SELECT 1000 + id, id, ?, 1e6 FROM items", [ANCHOR + dt.timedelta(seconds=1)])
+    ratings.execute("INSERT INTO ratings SELECT 2000 + id, id, ?, -1e6 FROM items", [ANCHOR + dt.timedelta(days=5)])
+    _, after, _, _ = _leaf_draw(ratings)
+    for field in ("visible", "recent", "means"):
+        b, a = getattr(before, field), getattr(after, field)
+        assert {k: v.tolist() for k, v in b.items()} == {k: v.tolist() for k, v in a.items()}, field
+    assert before.visible[et].sum() > 0
+
+
+def test_own_counts_start_at_zero_and_carry_the_last_hops_numbers_to_the_seeds(small_shop):
+    """Format 7's ``RelationalGNN.own``: zero in a fresh model; once trained, the windowed means of the
+    products a two-layer model reaches only as leaves (their reviews) move the seeds' scores, which a
+    model without it (format 6) cannot read at all."""
+    import copy
+
+    from rdl_sql.udfs.loader import load
+    from rdl_sql.udfs.train import new_model
+
+    g, tm, val = small_shop["graph"], small_shop["model"], small_shop["val"]
+    fresh = new_model(g, tm.seed_type, "binary", small_shop["options"], windows_us=tm.windows_us).model
+    assert fresh.own and all(not lin.weight.any() for lin in fresh.own.values())
+    products = g.type_of("products")
+    n = 8
+    sub = sample(g, tm.seed_type, val.node[:n], val.anchor[:n], tm.fanouts, tm.strategy, windows_us=tm.windows_us,
+                 leaf_counts=True)
+    assert sub.node_hops[products][1] == 0 < sub.node_hops[products][2]  # products: leaves only
+    batch = load(g, sub)
+    into = [et for et in batch.window_mean_dict if et[2] == products and et in tm.model.own.keys()]
+    assert into and all(batch.window_mean_dict[et].abs().sum() > 0 for et in into)
+    model = tm.model.eval()
+    assert any(lin.weight.any() for lin in model.own.values())  # training moved them
+    without = copy.deepcopy(model)
+    without.own = type(model.own)({})
+    with torch.no_grad():
+        before, before_without = model(batch), without(batch)
+        for et in into:
+            batch.window_mean_dict[et] = batch.window_mean_dict[et] + 2.0
+        assert not torch.allclose(model(batch), before)
+        assert torch.equal(without(batch), before_without)
+
+
+def test_format_7_draws_no_random_numbers_for_its_zero_terms(small_shop):
+    """Where no last-hop row has children the new terms read nothing; drawn outside the random stream,
+    they leave every other weight and every later draw (hidden keys, sampling) as format 6 had them."""
+    g, tm = small_shop["graph"], small_shop["model"]
+
+    def build(own_counts: bool):
+        torch.manual_seed(0)
+        model = RelationalGNN(g.node_specs(), g.edge_types, 8, 2, windows=len(tm.windows_us),
+                              calendar=tm.model.calendar, own_counts=own_counts)
+        return model, torch.rand(3)
+
+    old, after_old = build(False)
+    new, after_new = build(True)
+    assert list(new.own) and not list(old.own)
+    assert torch.equal(after_old, after_new)
+    shared = old.state_dict()
+    assert all(torch.equal(v, new.state_dict()[k]) for k, v in shared.items())
