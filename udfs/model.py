@@ -287,16 +287,12 @@ class RelationalGNN(nn.Module):
     ``direct``: format 6's linear term from the seeds' windowed counts and
     means to the output (``_direct``), which ``train.new_model`` asks for in
     regression models only; off by default, so a model built without saying
-    so has format 5's layout. ``own_counts``: format 7's linear map per link
-    from a last-hop row's windowed counts and means of its children to its
-    input embedding (``own``, ``_own_inputs``), which ``train.new_model``
-    asks for; its ``TrainedModel`` then samples them for the last hop.
+    so has format 5's layout.
     """
 
     def __init__(self, specs: dict[NodeType, ColumnSpec], edge_types: list[EdgeType], channels: int = 128,
                  layers: int = 2, out_dim: int = 1, conv: str = "relational", windows: int = 0,
-                 calendar: tuple[float, ...] | None = None, every_type: bool = True, direct: bool = False,
-                 own_counts: bool = False):
+                 calendar: tuple[float, ...] | None = None, every_type: bool = True, direct: bool = False):
         super().__init__()
         self.channels, self.layers, self.out_dim, self.conv = channels, layers, out_dim, conv
         self.windows = windows
@@ -317,19 +313,6 @@ class RelationalGNN(nn.Module):
         self.direct = ModuleDict({et: nn.Linear(windows + width // (windows + 1) * windows, out_dim, bias=False)
                                   for et, width in (summaries.items() if direct else ())})
         self._zero_direct()
-        # format 7: the last hop's rows get their windowed counts and means of their children (a link into
-        # their table) added to their input, as the convolutions read them for the other rows. Zero at the
-        # start and drawn without touching the random stream, so where no last-hop row has children a
-        # model trains exactly as format 6 did (later draws, e.g. which keys are hidden, stay the same)
-        with torch.random.fork_rng(devices=[]):
-            self.own = ModuleDict({et: nn.Linear(windows + summaries.get(tuple(et), 0) // (windows + 1) * windows,
-                                                 channels, bias=False)
-                                   for et in edge_types if own_counts and windows and not et[1].endswith("_rev")})
-        self._zero_own()
-
-    def _zero_own(self) -> None:
-        for lin in self.own.values():
-            nn.init.zeros_(lin.weight)
 
     @property
     def metadata(self) -> tuple[list[NodeType], list[EdgeType]]:
@@ -344,7 +327,6 @@ class RelationalGNN(nn.Module):
         self.temporal.reset_parameters()
         self.gnn.reset_parameters()
         self._zero_direct()
-        self._zero_own()
         if self.when is not None:
             self.when.reset_parameters()
         for module in self.head:
@@ -399,36 +381,4 @@ class RelationalGNN(nn.Module):
     def embed(self, batch: Batch) -> dict[NodeType, torch.Tensor]:
         """Input embeddings ``x_dict[t] [n_t, channels]``: the rows' columns plus their time before the anchor."""
         x_dict = self.encoder(batch.x_num_dict, batch.x_cat_dict, batch.x_ts_dict, batch.anchor_dict)
-        x_dict = {nt: x + self.temporal(batch.time_dict[nt], batch.anchor_dict[nt]) for nt, x in x_dict.items()}
-        for et, lin in self.own.items():
-            dst = et[2]
-            n = x_dict[dst].shape[0] if dst in x_dict else 0
-            hops = (batch.num_sampled_nodes_dict or {}).get(dst)
-            lo = n - hops[-1] if hops else 0  # without per-hop counts: every row
-            if n > lo:  # the last hop's rows: the others read these numbers in their convolution
-                x = x_dict[dst]
-                x_dict[dst] = torch.cat([x[:lo], x[lo:] + lin(self._own_inputs(batch, et, lo, n, lin.in_features))])
-        return x_dict
-
-    def _own_inputs(self, batch: Batch, et: EdgeType, lo: int, hi: int, width: int) -> torch.Tensor:
-        """``[hi - lo, width]``: rows ``lo:hi``'s log windowed counts of ``et``'s sources and their windowed means.
-
-        Numbers a ``RelationalConv`` reads for the rows it updates; ``embed``
-        adds them to the rows of the last hop, which no convolution updates
-        (the sampler's ``leaf_counts`` finds them): a product in the last
-        hop carries how its reviews rated it lately, which a two-layer model
-        would otherwise need a third layer to read. Windows only, as in
-        ``_direct``: the first version gave every row, not only the last
-        hop's, also the count and means over all the past, which grow with
-        the age of the data (an airport's flights), and carrier delay went
-        from MAE 11.76 to 12.17 (3 seeds). Missing parts (a batch sampled
-        without them) read as zeros.
-        """
-        n = hi - lo
-        recent = (batch.num_recent_dict or {}).get(et)
-        means = (batch.window_mean_dict or {}).get(et)
-        parts = [torch.log1p(recent[lo:hi].float()) if recent is not None else torch.zeros(n, self.windows)]
-        rest = width - self.windows  # the windows' means come first, the all-past ones last (not read)
-        if rest:
-            parts.append(means[lo:hi, :rest].clamp(-10, 10) if means is not None else torch.zeros(n, rest))
-        return torch.cat(parts, 1)
+        return {nt: x + self.temporal(batch.time_dict[nt], batch.anchor_dict[nt]) for nt, x in x_dict.items()}

@@ -8,13 +8,9 @@ database at scoring time with the stored encodings, so a stored model scores
 today's data, and ``loads`` only checks that the graph has the stored node
 and edge types.
 
-Formats: 7 adds to the input of each row of the last hop (which no
-convolution updates) its windowed counts and means of its children
-(``RelationalGNN.own``), which the sampler then finds for that hop too
-(``leaf_counts``); 6 and older are rebuilt without them. 6 adds
-to a regression model a linear term from the seeds' windowed counts and
-means to the output (``RelationalGNN.direct``; 5 and older are rebuilt
-without it; a classifier of format 6 is laid out as one of 5).
+Formats: 6 adds to a regression model a linear term from the seeds' windowed
+counts and means to the output (``RelationalGNN.direct``; 5 and older are
+rebuilt without it; a classifier of format 6 is laid out as one of 5).
 5 runs every edge type's convolution for every destination, with or without
 edges in the batch (``every_type``; 4 and older skipped a type that had
 none, and are rebuilt that way). 4 stores the windows the sampler counts
@@ -41,8 +37,8 @@ from .graph import TemporalGraph
 from .model import RelationalGNN
 from .train import TrainedModel
 
-FORMAT = 7
-READABLE = (1, 2, 3, 4, 5, 6, 7)
+FORMAT = 6
+READABLE = (1, 2, 3, 4, 5, 6)
 
 
 def dumps(trained: TrainedModel, graph: TemporalGraph, channels: int | None = None,
@@ -91,8 +87,7 @@ def build_model(state: dict) -> RelationalGNN:
                           state["out_dim"], state.get("conv", "sage"),  # formats 1 and 2: SAGEConv
                           windows=len(state.get("windows_us", ())), calendar=_calendar(state),
                           every_type=state["format"] >= 5,
-                          direct=state["format"] >= 6 and state["task_type"] == TaskType.REGRESSION.value,
-                          own_counts=state["format"] >= 7)
+                          direct=state["format"] >= 6 and state["task_type"] == TaskType.REGRESSION.value)
     model.load_state_dict(state["weights"])
     model.eval()
     return model

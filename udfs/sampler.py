@@ -41,8 +41,8 @@ class Subgraph:
     node_hops: dict[str, list[int]] | None = None
     edge_hops: dict[tuple[str, str, str], list[int]] | None = None
     #: edge type -> [n_dst] how many source rows each destination node has in all at its anchor (not
-    #: only the sampled ones; 0 for the edge type a node was reached by, whose only source is its parent
-    #: in the tree, and for nodes of the last hop, which were never expanded, unless ``leaf_counts``)
+    #: only the sampled ones; 0 for nodes of the last hop, which were never expanded, and for the edge
+    #: type a node was reached by, whose only source is its parent in the tree)
     visible: dict[tuple[str, str, str], torch.Tensor] | None = None
     #: edge type -> [n_dst, W] how many of those source rows lie within each of the ``windows_us`` before
     #: the anchor (``(anchor - w, anchor]``); empty dict when no windows were asked for
@@ -95,7 +95,7 @@ def pick(start: torch.Tensor, count: torch.Tensor, k: int, strategy: str,
 
 def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us: torch.Tensor,
            fanouts: list[int], strategy: str = "uniform", generator: torch.Generator | None = None,
-           dedupe_leaves: bool = True, windows_us: tuple[int, ...] = (), leaf_counts: bool = False) -> Subgraph:
+           dedupe_leaves: bool = True, windows_us: tuple[int, ...] = ()) -> Subgraph:
     """Sample ``len(fanouts)`` hops of in-neighbours around ``seeds`` at their anchor times.
 
     With a ``generator`` the draws are random (training: new neighbours each
@@ -106,10 +106,6 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     per expanded node and edge type, the source rows within each window
     before the node's anchor (``Subgraph.recent``): a fan-out of 16 shows the
     newest 16 orders, not whether there were 3 or 300 in the last month.
-    ``leaf_counts``: the same counts and means for the last hop's nodes too
-    (every visible source, none excluded; links from children only), which
-    are never expanded: a product reached in the last hop still says how
-    its reviews rated it.
     """
     if strategy not in ("uniform", "recent"):
         raise ValueError(f"unknown sampler strategy {strategy!r}; use 'uniform' or 'recent'")
@@ -149,7 +145,17 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             stop = torch.searchsorted(csr.key, glob * graph.stride + rank, right=True)
             salt = None if generator is not None or strategy == "recent" else _mix(glob, t, hop * 1009 + ei)
             pos, valid = pick(start, stop - start, k, strategy, generator, salt)
-            _summarise(graph, et, local, glob, t, start, stop, windows, visible, recent, means)
+            visible.setdefault(et, []).append((local, stop - start))
+            if windows.numel():
+                # rows at or before (anchor - w) end the prefix that is out of the window
+                w_rank = graph.anchor_rank((t.unsqueeze(1) - windows).clamp(min=-2 ** 62))
+                w_start = torch.searchsorted(csr.key, glob.unsqueeze(1) * graph.stride + w_rank, right=True)
+                w_start = torch.maximum(w_start, start.unsqueeze(1))
+                recent.setdefault(et, []).append(stop.unsqueeze(1) - w_start)
+                sums = graph.src_sums(et)
+                if sums is not None:
+                    means.setdefault(et, []).append(_range_means(sums, torch.cat([w_start, start.unsqueeze(1)], 1),
+                                                                 stop))
             rows = valid.nonzero()[:, 0]
             picked = csr.col[pos[valid]]
             new_local = size[src_t] + torch.arange(picked.numel())
@@ -164,14 +170,6 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
             node_hops[nt].append(size[nt])
         for et in graph.csr:
             edge_hops[et].append(edge_count[et])
-    if leaf_counts and fanouts:
-        for et, csr in graph.csr.items():
-            # child -> parent links only: a leaf's count of parents (the reverse links) is 1 or 0
-            if et[2] in frontier and not et[1].endswith("_rev"):
-                local, glob, t, rank, _ = frontier[et[2]]
-                start = csr.rowptr[glob]
-                stop = torch.searchsorted(csr.key, glob * graph.stride + rank, right=True)
-                _summarise(graph, et, local, glob, t, start, stop, windows, visible, recent, means)
     counts, in_window, window_means = {}, {}, {}
     for et, parts in visible.items():
         local, count = (torch.cat(x) for x in zip(*parts))
@@ -196,27 +194,6 @@ def sample(graph: TemporalGraph, seed_type: str, seeds: torch.Tensor, anchors_us
     if dedupe_leaves and fanouts:
         _merge_leaves(sub)
     return sub
-
-
-def _summarise(graph: TemporalGraph, et, local: torch.Tensor, glob: torch.Tensor, t: torch.Tensor,
-               start: torch.Tensor, stop: torch.Tensor, windows: torch.Tensor, visible: dict, recent: dict,
-               means: dict) -> None:
-    """Append the counts (and windowed counts and means) of ``et``'s sources visible at ``t`` of nodes ``glob``.
-
-    ``[start, stop)`` is each node's range of visible sources in the
-    time-sorted CSR; rows at or before ``t - w`` end the prefix outside window ``w``.
-    """
-    visible.setdefault(et, []).append((local, stop - start))
-    if not windows.numel():
-        return
-    csr = graph.csr[et]
-    w_rank = graph.anchor_rank((t.unsqueeze(1) - windows).clamp(min=-2 ** 62))
-    w_start = torch.searchsorted(csr.key, glob.unsqueeze(1) * graph.stride + w_rank, right=True)
-    w_start = torch.maximum(w_start, start.unsqueeze(1))
-    recent.setdefault(et, []).append(stop.unsqueeze(1) - w_start)
-    sums = graph.src_sums(et)
-    if sums is not None:
-        means.setdefault(et, []).append(_range_means(sums, torch.cat([w_start, start.unsqueeze(1)], 1), stop))
 
 
 def _range_means(sums: torch.Tensor, starts: torch.Tensor, stop: torch.Tensor) -> torch.Tensor:
@@ -248,14 +225,14 @@ def _merge_leaves(sub: Subgraph) -> None:
                 leaf = src >= lo
                 sub.edge_index[et] = torch.stack([torch.where(leaf, lo + inv[(src - lo).clamp(min=0)], src),
                                                   edge_index[1]])
-        # a merged leaf keeps the counts of its first copy: copies share node and anchor, so they are equal
-        first = torch.full((uniq.numel(),), hi - lo, dtype=torch.long).scatter_reduce(
-            0, inv, torch.arange(hi - lo), reduce="amin")
-        keep = torch.cat([torch.arange(lo), lo + first])
-        for per_dst in (sub.visible, sub.recent, sub.means):
+        if sub.visible is not None:
+            for et, count in sub.visible.items():
+                if et[2] == nt:
+                    sub.visible[et] = count[: lo + uniq.numel()]
+        for per_dst in (sub.recent, sub.means):
             for et, value in (per_dst or {}).items():
                 if et[2] == nt:
-                    per_dst[et] = value.index_select(0, keep)
+                    per_dst[et] = value[: lo + uniq.numel()]
 
 
 def _mix(node: torch.Tensor, anchor_us: torch.Tensor, stream: int) -> torch.Tensor:

@@ -119,11 +119,6 @@ class TrainedModel:
     #: the windows (microseconds before the anchor) the sampler counts neighbours in (``sampler.sample``)
     windows_us: tuple[int, ...] = ()
 
-    @property
-    def leaf_counts(self) -> bool:
-        """Does the model read the last hop's counts (format 7's ``RelationalGNN.own``)? The sampler then finds them."""
-        return bool(len(getattr(self.model, "own", ())))
-
     @torch.no_grad()
     def predict(self, graph: TemporalGraph, ex: Examples, batch_size: int = 2048,
                 timer: Timer | None = None) -> np.ndarray:
@@ -138,7 +133,7 @@ class TrainedModel:
             part = ex.take(torch.arange(i, min(i + batch_size, len(ex))))
             with timer("sampling"):
                 sub = sample(graph, self.seed_type, part.node, part.anchor, self.fanouts, self.strategy,
-                             windows_us=self.windows_us, leaf_counts=self.leaf_counts)
+                             windows_us=self.windows_us)
             with timer("gather"):
                 batch = load(graph, sub)
             with timer("forward"):
@@ -229,7 +224,7 @@ def new_model(graph: TemporalGraph, seed_type: str, task_type: TaskType | str, o
     out_dim = len(classes) if task_type == TaskType.MULTICLASS else 1
     model = RelationalGNN(graph.node_specs(), graph.edge_types, options.channels, options.layers, out_dim,
                           options.conv, windows=len(windows_us), calendar=tuple(calendar),
-                          direct=task_type == TaskType.REGRESSION, own_counts=True)
+                          direct=task_type == TaskType.REGRESSION)
     return TrainedModel(model, task_type, seed_type, list(options.hop_fanouts), options.sampler, options.seed,
                         classes=classes, threads=options.threads, windows_us=windows_us)
 
@@ -264,7 +259,7 @@ def train_step(trained: TrainedModel, optimizer: torch.optim.Optimizer, loss_fn:
     trained.model.train()
     with timer("sampling"):
         sub = sample(graph, trained.seed_type, ex.node, ex.anchor, trained.fanouts, trained.strategy, generator,
-                     windows_us=trained.windows_us, leaf_counts=trained.leaf_counts)
+                     windows_us=trained.windows_us)
     with timer("gather"):
         batch = load(graph, sub)
     with timer("forward"):

@@ -147,17 +147,3 @@ def test_a_model_stored_before_format_6_is_rebuilt_without_the_linear_term(small
     back = loads(dict(state, format=5), g)
     assert not list(back.model.direct)
     assert np.array_equal(back.predict(g, val), old.predict(g, val))
-
-
-def test_a_model_stored_before_format_7_is_rebuilt_without_own_counts(small_shop, one_thread_torch):
-    """Format 7 adds every row's own counts and windowed means to its input (``RelationalGNN.own``) and
-    samples them for the last hop too; a model stored in format 6 has neither and scores as it did."""
-    g, val, tm = small_shop["graph"], small_shop["val"], small_shop["model"]
-    assert list(tm.model.own) and tm.leaf_counts
-    assert list(build_model(specs_of(dumps(tm, g))[1]).own)
-    old = _before_format_6(small_shop)
-    assert not list(old.model.own) and not old.leaf_counts
-    _, state = specs_of(dumps(old, g))
-    back = loads(dict(state, format=6), g)
-    assert not list(back.model.own) and not back.leaf_counts
-    assert np.array_equal(back.predict(g, val), old.predict(g, val))
