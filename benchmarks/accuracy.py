@@ -293,7 +293,7 @@ class Run:
     outputs: dict = field(default_factory=dict)
 
 
-def test_outputs(tbl: pa.Table, score: np.ndarray) -> tuple[np.ndarray, ...]:
+def outputs_of(tbl: pa.Table, score: np.ndarray) -> tuple[np.ndarray, ...]:
     """``(node, anchor, label, score)`` of test rows ``tbl`` (with outputs ``score``), sorted by anchor and node."""
     node = tbl.column(NODE).to_numpy(zero_copy_only=False).astype(np.int64)
     anchor = pc.cast(pc.cast(tbl.column(ANCHOR), pa.timestamp("us")), pa.int64()).to_numpy(zero_copy_only=False)
@@ -344,7 +344,7 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
         r.test["gbdt"], r.val["gbdt"] = m.metrics.get(f"test_{name}", math.nan), m.metrics[f"val_{name}"]
         r.info["gbdt"] = f"{m.metrics['rounds']} rounds, {m.metrics['features']} features"
         test_rows = rows.filter(pc.equal(rows.column("split"), "test"))
-        r.outputs["gbdt"] = test_outputs(test_rows, m.predict(test_rows))
+        r.outputs["gbdt"] = outputs_of(test_rows, m.predict(test_rows))
         if importances:
             gain = m.booster.feature_importance(importance_type="gain")
             total = float(gain.sum()) or 1.0
@@ -369,7 +369,7 @@ def run_once(con, task: Task, seed: int, extra: str, models: tuple[str, ...], im
         r.info["gnn"] = f"{g.metrics['epochs']} epochs (best {best + 1}), graph {g.metrics['graph_seconds']:.1f} s"
         r.curve = [(h["loss"], h[f"val_{name}"]) for h in g.trained.history]
         test_rows = prep.split("test")
-        r.outputs["gnn"] = test_outputs(test_rows, g.trained.predict(g.graph, Examples.from_arrow(test_rows)))
+        r.outputs["gnn"] = outputs_of(test_rows, g.trained.predict(g.graph, Examples.from_arrow(test_rows)))
     if "auto" in models:
         t0 = time.perf_counter()
         a = auto.train(None, con, auto.with_options(prep, prep.plan.options.replace(model="auto")))

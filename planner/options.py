@@ -130,7 +130,7 @@ class Options:
                 raise PlanError(f"option `{key}` is given twice", pos)
             values[key] = _check(key, value, pos)
         given = tuple(values)
-        if "layers" in values and "fanouts" not in values:  # `layers = 3` alone: the fan-outs of that depth
+        if values.get("layers") and "fanouts" not in values:  # `layers = 3` alone: the fan-outs of that depth
             values["fanouts"] = fanouts_for(values["layers"])
         out = cls(**values, given=given)
         if len(out.fanouts) < out.layers:
@@ -148,7 +148,8 @@ def fanouts_for(layers: int) -> tuple[int, ...]:
     """The default fan-outs of a model of ``layers`` layers: ``DEPTH_FANOUTS``, then 4 per further hop."""
     if layers in DEPTH_FANOUTS:
         return DEPTH_FANOUTS[layers]
-    return DEPTH_FANOUTS[max(DEPTH_FANOUTS)] + (4,) * max(0, layers - max(DEPTH_FANOUTS)) if layers else ()
+    deepest = max(DEPTH_FANOUTS)
+    return DEPTH_FANOUTS[deepest] + (4,) * max(0, layers - deepest)
 
 
 def _check(key: str, value, pos: Position | None):

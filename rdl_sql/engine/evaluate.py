@@ -70,11 +70,7 @@ def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: 
     n = len(y)
     if n == 0 or resamples <= 0:
         return {}
-    if groups is None:
-        codes, k = np.arange(n), n
-    else:
-        uniq, codes = np.unique(np.asarray(groups), return_inverse=True)
-        k = len(uniq)
+    codes, k = _group_codes(groups, n)
     if task_type is TaskType.BINARY:  # sorted once here, so each block skips the sort in ``weighted``
         order = np.argsort(-score, kind="stable")
         y, score, codes = y[order], score[order], codes[order]
@@ -108,15 +104,19 @@ def paired_draws(task_type: TaskType, y: np.ndarray, score_a: np.ndarray, score_
     n = len(y)
     if n == 0 or resamples <= 0:
         return np.full(max(resamples, 0), np.nan)
-    if groups is None:
-        codes, k = np.arange(n), n
-    else:
-        uniq, codes = np.unique(np.asarray(groups), return_inverse=True)
-        k = len(uniq)
+    codes, k = _group_codes(groups, n)
     a, b = np.asarray(score_a, np.float64), np.asarray(score_b, np.float64)
     out = [weighted(task_type, y, a, w)[name] - weighted(task_type, y, b, w)[name]
            for w in _resample_weights(codes, k, resamples, seed)]
     return np.concatenate(out)
+
+
+def _group_codes(groups: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
+    """Each of ``n`` rows' group (0 .. k - 1) and ``k``: one group per distinct value, or per row without ``groups``."""
+    if groups is None:
+        return np.arange(n), n
+    uniq, codes = np.unique(np.asarray(groups), return_inverse=True)
+    return codes, len(uniq)
 
 
 def _resample_weights(codes: np.ndarray, k: int, resamples: int, seed: int):
