@@ -92,7 +92,7 @@ class Options:
         if "layers" in self.given:
             return self
         layers = max(1, min(int(depth), MAX_DEFAULT_LAYERS))
-        fanouts = self.fanouts if "fanouts" in self.given else DEPTH_FANOUTS[layers]
+        fanouts = self.fanouts if "fanouts" in self.given else fanouts_for(layers)
         if len(fanouts) < layers:  # user fan-outs for fewer hops: keep their depth
             layers = len(fanouts)
         return dataclasses.replace(self, layers=layers, fanouts=fanouts)
@@ -145,11 +145,15 @@ DEFAULTS = Options()
 
 
 def fanouts_for(layers: int) -> tuple[int, ...]:
-    """The default fan-outs of a model of ``layers`` layers: ``DEPTH_FANOUTS``, then 4 per further hop."""
+    """The default fan-outs of a model of ``layers`` layers: ``DEPTH_FANOUTS``, then half the last per further hop.
+
+    One rule for ``WITH (layers = N)`` alone and for auto's deeper candidate.
+    """
     if layers in DEPTH_FANOUTS:
         return DEPTH_FANOUTS[layers]
     deepest = max(DEPTH_FANOUTS)
-    return DEPTH_FANOUTS[deepest] + (4,) * max(0, layers - deepest)
+    last = DEPTH_FANOUTS[deepest][-1]
+    return DEPTH_FANOUTS[deepest] + tuple(max(1, last // 2 ** (i + 1)) for i in range(max(0, layers - deepest)))
 
 
 def _check(key: str, value, pos: Position | None):

@@ -41,7 +41,7 @@ from rdl_sql.planner.depth import link_distances
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.features import HOPS, default_windows, feature_names, feature_sql, window_microseconds
 from rdl_sql.planner.labels import ANCHOR
-from rdl_sql.planner.options import Options
+from rdl_sql.planner.options import Options, fanouts_for
 from rdl_sql.udfs.metrics import better
 
 from .prepare import Prepared
@@ -114,9 +114,8 @@ def candidates(options: Options, schema=None, entity: str | None = None) -> list
         out.append(Candidate(SHALLOWER, GNN, options.replace(layers=options.layers - 1)))
     elif "layers" not in given and layers <= _MAX_LAYERS:
         fanouts = tuple(options.fanouts)
-        if len(fanouts) < layers and "fanouts" not in given:
-            last = fanouts[-1] if fanouts else 16
-            fanouts = fanouts + tuple(max(1, last // 2 ** (i + 1)) for i in range(layers - len(fanouts)))
+        if len(fanouts) < layers and "fanouts" not in given:  # not given: the depth's defaults, one hop longer
+            fanouts = fanouts_for(layers)
         if len(fanouts) >= layers:
             out.append(Candidate(DEEPER, GNN, options.replace(layers=layers, fanouts=fanouts)))
     if "fanouts" not in given and options.layers > 0 and options.fanouts:

@@ -61,7 +61,7 @@ def test_layers_need_a_fanout_each_and_validation_comes_before_test():
 def test_layers_alone_get_the_fanouts_of_that_depth():
     assert parse(layers=3).fanouts == (16, 8, 4)
     assert parse(layers=1).hop_fanouts == (16,)
-    assert parse(layers=5).fanouts == (16, 8, 4, 4, 4)
+    assert parse(layers=5).fanouts == (16, 8, 4, 2, 1)  # as auto's deeper candidate extends them
     assert parse(layers=0).fanouts == DEFAULTS.fanouts  # no hop to sample; a ranking tower still samples one
     assert parse(layers=3).given == ("layers",)  # DESCRIBE MODEL shows what the user wrote
     assert parse(layers=2, fanouts="4,2").fanouts == (4, 2)  # given fan-outs are kept
