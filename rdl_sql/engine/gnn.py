@@ -54,7 +54,11 @@ def train(con, prep: Prepared, progress: bool, cancel: threading.Event | None = 
     ex = {s: Examples.from_arrow(prep.split(s)) for s in SPLITS}
     t0 = time.perf_counter()
     train_anchors = ex["train"].anchor
-    graph = load_graph(con, prep, fit_until_us=int(train_anchors.max()) if len(train_anchors) else None)
+    key = tuple(prep.graph_tables)
+    graph = prep.graphs.get(key)
+    if graph is None:  # a graph depends on its tables and the examples (its encodings fit to their last anchor)
+        graph = prep.graphs[key] = load_graph(con, prep, fit_until_us=int(train_anchors.max())
+                                              if len(train_anchors) else None)
     graph_seconds = time.perf_counter() - t0
     trained = fit(graph, graph.type_of(prep.plan.entity.name), ex["train"], ex["val"], ex["test"],
                   prep.plan.task_type, prep.plan.options, progress=progress, classes=prep.classes, cancel=cancel,

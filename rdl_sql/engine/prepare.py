@@ -47,6 +47,9 @@ class Prepared:
     seconds: float
     classes: list = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    #: temporal graphs already loaded for these examples, by the tables they hold (``engine.gnn.train``):
+    #: ``dataclasses.replace`` passes the same dict on, so auto's GNN candidates of one depth load one graph
+    graphs: dict = field(default_factory=dict, compare=False, repr=False)
 
     def split(self, name: str) -> pa.Table:
         return self.examples.filter(pc.equal(self.examples.column("split"), name))

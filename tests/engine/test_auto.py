@@ -337,3 +337,32 @@ def test_auto_on_a_composite_key_reports_that_gbdt_cannot_and_keeps_a_gnn(shop):
     assert "auto: gbdt (LightGBM on SQL aggregates) failed: composite keys (shop, sku) work with model = 'gnn' " \
            "only" in cur.notices
     assert cur.metrics["model"] == "gnn"
+
+
+
+def test_gnn_candidates_of_one_depth_load_the_graph_once(shop, one_thread_torch, monkeypatch):
+    """auto's default and wider GNNs read the same tables: the second reuses the first's graph, and trains to
+    the very same model as on a graph of its own; a candidate of another depth loads the tables it reads."""
+    from rdl_sql.bind import to_query
+    from rdl_sql.dialect import parse_statement
+    from rdl_sql.engine import gnn
+    from rdl_sql.engine.prepare import prepare
+
+    loads = []
+    real = gnn.load_graph
+    monkeypatch.setattr(gnn, "load_graph", lambda *a, **k: loads.append(a[1].graph_tables) or real(*a, **k))
+    text = f"{CHURN} WITH (model = 'auto', epochs = 1, channels = 8, max_train_rows = 400)"
+    con = shop.duckdb_connection
+    prep = prepare(con, to_query(parse_statement(text), text))
+    by_name = {c.name: c for c in auto.candidates(prep.plan.options, prep.schema, "customers")}
+    first = gnn.train(con, auto.with_options(prep, by_name[auto.GNN].options), False)
+    wide = gnn.train(con, auto.with_options(prep, by_name[auto.WIDER].options), False)
+    assert len(loads) == 1 and wide.graph is first.graph
+    alone = gnn.train(con, auto.with_options(prepare(con, to_query(parse_statement(text), text)),
+                                             by_name[auto.WIDER].options), False)
+    assert len(loads) == 2 and alone.graph is not wide.graph
+    assert alone.metrics["val_AUROC"] == wide.metrics["val_AUROC"]
+    shallow = auto.with_options(prep, prep.plan.options.replace(layers=1, fanouts=(16,)))
+    assert shallow.graph_tables != prep.graph_tables  # products are two links from customers
+    gnn.train(con, shallow, False)
+    assert loads[-1] == shallow.graph_tables and len(loads) == 3
