@@ -191,7 +191,7 @@ def _fanouts(value, pos: Position | None) -> tuple[int, ...]:
     out = []
     for p in parts:
         text = str(p).strip()
-        if not text.isdigit() or not 0 < int(text) <= _MAX_FANOUT:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= _MAX_FANOUT:  # '²' is a digit
             raise PlanError(f"option `fanouts` is a list of whole numbers from 1 to {_MAX_FANOUT:,}, one per layer, "
                             f"e.g. '32,16'; got {value!r}", pos)
         out.append(int(text))

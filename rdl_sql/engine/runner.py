@@ -183,7 +183,7 @@ class Engine:
             suffix = f"_val_{metric}"
             tried = [f"{k.removesuffix(suffix)} {v:.4f}" for k, v in stored.metrics.items()
                      if k.endswith(suffix) and isinstance(v, float)]
-            rows.append(("chosen_by", f"auto: {stored.metrics['candidate']}, the best on validation{suffix} of "
+            rows.append(("chosen_by", f"auto: {stored.metrics['candidate']}, the best on validation {metric} of "
                                       f"{', '.join(tried)}"))
         rows += [("created_at", str(stored.created_at)), ("weights_bytes", str(len(stored.weights))),
                  ("data_digest", stored.data_digest)]

@@ -260,7 +260,9 @@ def test_auto_stores_the_candidate_best_on_validation_and_scores_with_it(shop, o
     kind, metrics = shop.execute("SELECT model, metrics FROM rdl_models WHERE name = 'churn'").fetchone()
     assert kind == m["model"] and f'"candidate": "{m["candidate"]}"' in metrics
     props = dict(shop.execute("DESCRIBE MODEL churn").fetchall())
-    assert props["model"] == kind and props["chosen_by"].startswith(f"auto: {m['candidate']}, the best on validation")
+    assert props["model"] == kind and props["chosen_by"].startswith(
+        f"auto: {m['candidate']}, the best on validation AUROC of ")
+    assert f"{m['candidate']} {m['val_AUROC']:.4f}" in props["chosen_by"]
     scored = shop.execute("PREDICT USING churn").fetchall()
     assert scored and all(0 <= r[3] <= 1 for r in scored)
     again = shop.cursor().execute(f"{CHURN} WITH (model = 'auto', {small})")  # same statement, same data

@@ -38,6 +38,7 @@ def test_values_are_converted_once_and_remembered_as_given():
     ("anchor_step", 0, "option `anchor_step` must be a whole number from 1"),
     ("fanouts", "8,0", "option `fanouts` is a list of whole numbers from 1 to 10,000"),
     ("fanouts", "a,b", "option `fanouts` is a list of whole numbers"),
+    ("fanouts", "\u00b2,8", "option `fanouts` is a list of whole numbers"),  # a digit to str.isdigit, not to int()
     ("sampler", "random", "option `sampler` must be one of 'uniform', 'recent'"),
     ("test_start", "soon", "option test_start = 'soon' is not a timestamp"),
     ("val_start", "0001-01-01", "outside the range rdl-sql can shift by a window"),
