@@ -15,7 +15,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from .nodes import NODE, TIME_US, node_name, node_select, time_name
-from .schema import Link, Schema, TableInfo
+from .schema import Link, Schema, TableInfo, as_timestamp
 from .sql import alias, arrow, col, ident
 
 SRC = "src"
@@ -55,7 +55,8 @@ def feature_expr(c, tbl_alias: str | None = None) -> exp.Expression:
     if c.stype == "categorical":
         return alias(exp.cast(col(c.name, tbl_alias), "VARCHAR"), c.name)
     if c.stype == "timestamp":
-        return alias(exp.cast(exp.func("epoch", exp.cast(col(c.name, tbl_alias), "TIMESTAMP")), "DOUBLE"), c.name)
+        # seconds since 1970 of its UTC wall clock (a TIMESTAMPTZ is not read in the session's zone)
+        return alias(exp.cast(exp.func("epoch", as_timestamp(col(c.name, tbl_alias), c.dtype)), "DOUBLE"), c.name)
     return alias(exp.cast(col(c.name, tbl_alias), "DOUBLE"), c.name)
 
 

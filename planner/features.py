@@ -32,7 +32,7 @@ from .anchors import shift_sql
 from .extract import reachable
 from .labels import ANCHOR, TaskPlan
 from .nodes import NODE, fresh_name, time_value, visible
-from .schema import Link, TableInfo
+from .schema import Link, TableInfo, as_timestamp
 from .sql import alias, col, ident, lit, table
 
 #: the example rows and their distinct (key, anchor) pairs, as CTEs; a CTE hides a table of its name, so
@@ -518,7 +518,7 @@ def _value(c, tbl: str, anchor: exp.Expression, b: _Builder) -> exp.Expression:
     if c.stype == "timestamp":
         # a date later than the anchor (a cancelled_at, a last_login) is not known yet: hidden as NULL,
         # as the GNN's encoder hides it, never a negative number of days
-        t = exp.cast(col(c.name, tbl), "TIMESTAMP")
+        t = as_timestamp(col(c.name, tbl), c.dtype)  # a TIMESTAMPTZ as its UTC wall clock, as AS OF is bound
         known = [t.copy() <= anchor.copy()] + ([t.copy() <= lit(b.plan.as_of)] if b.plan.as_of is not None else [])
         return exp.Case(ifs=[exp.If(this=exp.and_(*known), true=b.days_before(t, anchor.copy()))])
     return exp.cast(col(c.name, tbl), "DOUBLE")

@@ -32,11 +32,16 @@ GRAPH UNIGNORE COLUMN`` keeps it where the user knows better.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from .sql import alias, col, lit, run, table
+
+#: ``(table, column, alias)`` -> that column under that alias as a naive UTC TIMESTAMP (``schema.as_timestamp``,
+#: which knows the column's type: a TIMESTAMPTZ is not cast as a naive TIMESTAMP is)
+TimeOf = Callable[[str, str, str], exp.Expression]
 
 #: distinct times of its children a parent row needs before its column is compared with them
 MIN_CHILDREN = 3
@@ -65,18 +70,19 @@ class Hindsight:
 
 
 def follow_counts_sql(parent: str, columns: list[str], parent_columns: tuple[str, ...], child: str,
-                      child_columns: tuple[str, ...], child_time: str, as_of: dt.datetime | None) -> exp.Select:
+                      child_columns: tuple[str, ...], child_time: str, as_of: dt.datetime | None,
+                      time_of: TimeOf) -> exp.Select:
     """``rows``, then ``set<i>`` and ``follows<i>`` per column of ``columns``, over the parent rows whose
     children span ``MIN_CHILDREN`` distinct times or more: one scan of the link for all of a table's columns."""
     p, c = "__p", "__c"
     on = exp.and_(*[col(pc, p).eq(col(cc, c)) for pc, cc in zip(parent_columns, child_columns)])
-    t = exp.cast(col(child_time, c), "TIMESTAMP")
+    t = time_of(child, child_time, c)
     where = t.copy().is_(exp.null()).not_()
     if as_of is not None:
         where = exp.and_(where, t.copy() <= lit(as_of))
     per_row, outer = [], [alias(exp.Count(this=exp.Star()), "rows")]
     for i, column in enumerate(columns):
-        v = exp.cast(col(column, p), "TIMESTAMP")
+        v = time_of(parent, column, p)
         # distinct times, not rows: a player's two teams in his last season are one season after his last game
         after = exp.Filter(this=exp.Count(this=exp.Distinct(expressions=[t.copy()])),
                            expression=exp.Where(this=t.copy() > v.copy()))
@@ -95,10 +101,11 @@ def flagged(rows: int, set_: int, follows: int) -> bool:
 
 
 def hindsight_columns(con, candidates: dict[str, list[str]], links, time_columns: dict[str, str | None],
-                      as_of: dt.datetime | None = None) -> list[Hindsight]:
+                      as_of: dt.datetime | None, time_of: TimeOf) -> list[Hindsight]:
     """The columns of ``candidates`` (table -> its timestamp feature columns) that are running last times.
 
-    ``links`` are the schema's links, ``time_columns`` each table's time column (None: static).
+    ``links`` are the schema's links, ``time_columns`` each table's time column (None: static),
+    ``time_of`` reads a column as a time.
     """
     out, found = [], set()
     for parent, columns in candidates.items():
@@ -108,7 +115,7 @@ def hindsight_columns(con, candidates: dict[str, list[str]], links, time_columns
             if lk.parent != parent or child_time is None or lk.child == parent or not todo:
                 continue
             rows, *counts = run(con, follow_counts_sql(parent, todo, lk.parent_columns, lk.child, lk.child_columns,
-                                                       child_time, as_of))[0]
+                                                       child_time, as_of, time_of))[0]
             for column, set_, follows in zip(todo, counts[0::2], counts[1::2]):
                 if flagged(rows, set_, follows):
                     out.append(Hindsight(parent, column, lk.child, rows, follows))

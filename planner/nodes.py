@@ -53,8 +53,9 @@ def time_name(tinfo: TableInfo, time_us: bool = False) -> str:
 
 
 def time_value(tinfo: TableInfo, tbl_alias: str | None = None) -> exp.Expression:
-    """The table's time column as TIMESTAMP (DATE and TIMESTAMPTZ are cast)."""
-    return exp.cast(col(tinfo.time_column, tbl_alias), "TIMESTAMP")
+    """The table's time column as a naive TIMESTAMP: a DATE cast, a TIMESTAMPTZ its UTC wall clock, as AS OF
+    is bound (``schema.as_timestamp``), so no result depends on the session's TimeZone."""
+    return tinfo.time_of(tinfo.time_column, tbl_alias)
 
 
 def visible(tinfo: TableInfo, as_of: dt.datetime | None, tbl_alias: str | None = None) -> exp.Expression | None:

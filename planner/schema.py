@@ -22,12 +22,28 @@ INTERNAL_TABLES = {overrides.OVERRIDES_TABLE, "rdl_models"}
 
 TIME_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S",
               "TIMESTAMP WITH TIME ZONE")
+#: time types that name an instant: read as their UTC wall clock (``as_timestamp``)
+ZONED_TIME_TYPES = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "BOOLEAN")
 STRING_TYPES = ("VARCHAR",)
 
 #: a string column with at most this many distinct values (or few per row) is categorical
 MAX_CATEGORIES = 1000
+
+
+def as_timestamp(value: exp.Expression, dtype: str | None) -> exp.Expression:
+    """``value``, a column of DuckDB type ``dtype``, as a naive TIMESTAMP on the clock every time rdl-sql uses.
+
+    A TIMESTAMPTZ is an instant: it becomes its UTC wall clock, whatever the session's TimeZone
+    (``CAST(tz AS TIMESTAMP)`` gives the session's local wall clock, which DuckDB takes from the
+    machine's ``TZ``, so AS OF, bound in UTC, was compared with New York or Tokyo time). A DATE or a
+    naive TIMESTAMP has no zone and is cast (``timezone('UTC', naive)`` would read it as UTC and
+    return a TIMESTAMPTZ, which the session's zone turns back into local time).
+    """
+    if dtype is not None and dtype.upper() in ZONED_TIME_TYPES:
+        return exp.func("timezone", lit("UTC"), value)
+    return exp.cast(value, "TIMESTAMP")
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,11 @@ class TableInfo:
     key_is_primary: bool = False
     #: its timestamp columns that ``hindsight`` found to be running last times (ignored), and why
     hindsight: tuple[hindsight.Hindsight, ...] = ()
+
+    def time_of(self, name: str, tbl_alias: str | None = None) -> exp.Expression:
+        """Its column ``name`` (under ``tbl_alias``) as a naive UTC TIMESTAMP (``as_timestamp``)."""
+        c = self.column(name)
+        return as_timestamp(col(name, tbl_alias), c.dtype if c is not None else None)
 
     def column(self, name: str) -> Column | None:
         """The column called ``name``, compared without case as DuckDB compares names; None if absent."""
@@ -175,7 +196,7 @@ def _base_type(dtype: str) -> str:
     return dtype.split("(")[0].upper()
 
 
-def _distinct_counts(con, tname: str, columns: list[str], time_column: str | None,
+def _distinct_counts(con, tname: str, columns: list[str], time_column: str | None, time_type: str | None,
                      as_of: dt.datetime | None) -> tuple[int, dict[str, int]]:
     """Row count and approximate distinct count per string column, in one scan of the rows visible at ``as_of``.
 
@@ -186,7 +207,7 @@ def _distinct_counts(con, tname: str, columns: list[str], time_column: str | Non
     sel += [alias(exp.func("approx_count_distinct", col(c)), f"d{i}") for i, c in enumerate(columns)]
     q = exp.select(*sel).from_(table(tname))
     if time_column is not None and as_of is not None:
-        t = exp.cast(col(time_column), "TIMESTAMP")
+        t = as_timestamp(col(time_column), time_type)
         q = q.where(exp.or_(t.is_(exp.null()), t.copy() <= lit(as_of)))
     row = arrow(con, q).to_pylist()[0]
     return row["__rows"], {c: row[f"d{i}"] for i, c in enumerate(columns)}
@@ -270,7 +291,8 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
                               f"until ALTER GRAPH SET TIME COLUMN {tname}(<column>)")
         strings = [c for c, d in cols if _base_type(d) in STRING_TYPES and c not in key_cols[tname]
                    and c not in ignored.get(tname, ())]
-        rows, distinct = _distinct_counts(con, tname, strings, tcol, as_of) if with_counts else (0, {})
+        ttype = next((d for c, d in cols if tcol is not None and c.lower() == tcol.lower()), None)
+        rows, distinct = _distinct_counts(con, tname, strings, tcol, ttype, as_of) if with_counts else (0, {})
         out_cols = []
         for c, d in cols:
             base = _base_type(d)
@@ -309,7 +331,8 @@ def _without_hindsight(con, tables: dict[str, TableInfo], links: list[Link], kep
     candidates = {t.name: [c.name for c in t.columns if c.stype == "timestamp" and c.name not in kept.get(t.name, ())]
                   for t in tables.values()}
     found = hindsight.hindsight_columns(con, {t: cs for t, cs in candidates.items() if cs}, links,
-                                        {t.name: t.time_column for t in tables.values()}, as_of)
+                                        {t.name: t.time_column for t in tables.values()}, as_of,
+                                        lambda tname, column, a: tables[tname].time_of(column, a))
     out = dict(tables)
     for h in found:
         t = out[h.table]
