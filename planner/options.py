@@ -87,15 +87,15 @@ class Options:
         The planner passes the number of links from the entity to the
         farthest table it can reach (``planner.depth``), so the model reads
         every table a label can depend on; ``fanouts``, if not given, follow
-        the depth (``DEPTH_FANOUTS``).
+        the depth (``DEPTH_FANOUTS``). Fan-outs the user gave are one per
+        layer, so they set the depth themselves.
         """
         if "layers" in self.given:
             return self
+        if "fanouts" in self.given:
+            return dataclasses.replace(self, layers=len(self.fanouts))
         layers = max(1, min(int(depth), MAX_DEFAULT_LAYERS))
-        fanouts = self.fanouts if "fanouts" in self.given else fanouts_for(layers)
-        if len(fanouts) < layers:  # user fan-outs for fewer hops: keep their depth
-            layers = len(fanouts)
-        return dataclasses.replace(self, layers=layers, fanouts=fanouts)
+        return dataclasses.replace(self, layers=layers, fanouts=fanouts_for(layers))
 
     def replace(self, **changes) -> "Options":
         return dataclasses.replace(self, **changes)
@@ -112,9 +112,17 @@ class Options:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Options":
-        """Options back from ``as_dict`` (a stored model's), unknown keys ignored, then validated."""
+        """Options back from ``as_dict`` (a stored model's), unknown keys ignored, then validated.
+
+        Fan-outs past the stored depth are dropped (auto's shallower candidate kept the statement's two
+        until this round): they were never sampled, and ``parse`` refuses more fan-outs than layers.
+        """
         names = {f.name for f in dataclasses.fields(cls)} - {"given"}
-        return cls.parse([(k, v, None) for k, v in values.items() if k in names and v is not None])
+        values = {k: v for k, v in values.items() if k in names and v is not None}
+        layers, fanouts = values.get("layers"), values.get("fanouts")
+        if isinstance(layers, int) and layers >= 1 and isinstance(fanouts, (list, tuple)) and len(fanouts) > layers:
+            values["fanouts"] = list(fanouts)[:layers]
+        return cls.parse([(k, v, None) for k, v in values.items()])
 
     @classmethod
     def parse(cls, items: list[tuple[str, object, Position | None]], position: Position | None = None) -> "Options":
@@ -132,10 +140,16 @@ class Options:
         given = tuple(values)
         if values.get("layers") and "fanouts" not in values:  # `layers = 3` alone: the fan-outs of that depth
             values["fanouts"] = fanouts_for(values["layers"])
+        if "fanouts" in values and "layers" not in values:  # fan-outs alone: one per layer
+            values["layers"] = len(values["fanouts"])
         out = cls(**values, given=given)
         if len(out.fanouts) < out.layers:
             raise PlanError(f"{out.layers} layers need {out.layers} fanouts, got {len(out.fanouts)} "
                             f"({','.join(map(str, out.fanouts))})", position)
+        if "layers" in given and "fanouts" in given and 1 <= out.layers < len(out.fanouts):
+            raise PlanError(f"{len(out.fanouts)} fanouts ({','.join(map(str, out.fanouts))}) for {out.layers} "
+                            f"layer{'s' if out.layers > 1 else ''}: give one fan-out per layer, or leave `layers` "
+                            f"out and the fan-outs set the depth", position)
         if out.val_start is not None and out.test_start is not None and out.val_start > out.test_start:
             raise PlanError(f"val_start {out.val_start} must not be after test_start {out.test_start}", position)
         return out

@@ -110,18 +110,32 @@ def candidates(options: Options, schema=None, entity: str | None = None) -> list
     out = [Candidate(GBDT, GBDT, options), Candidate(GNN, GNN, options)]
     layers = options.layers + 1
     farthest = max(link_distances(schema, entity).values()) if schema is not None else layers
-    if "layers" not in given and farthest < layers and options.layers > 1:
-        out.append(Candidate(SHALLOWER, GNN, options.replace(layers=options.layers - 1)))
-    elif "layers" not in given and layers <= _MAX_LAYERS:
-        fanouts = tuple(options.fanouts)
-        if len(fanouts) < layers and "fanouts" not in given:  # not given: the depth's defaults, one hop longer
-            fanouts = fanouts_for(layers)
-        if len(fanouts) >= layers:
-            out.append(Candidate(DEEPER, GNN, options.replace(layers=layers, fanouts=fanouts)))
+    if given & {"layers", "fanouts"}:  # fan-outs are one per layer: either sets the depth
+        pass
+    elif farthest < layers and options.layers > 1:
+        out.append(Candidate(SHALLOWER, GNN, options.replace(layers=options.layers - 1,
+                                                             fanouts=options.fanouts[: options.layers - 1])))
+    elif layers <= _MAX_LAYERS:
+        out.append(Candidate(DEEPER, GNN, options.replace(layers=layers, fanouts=fanouts_for(layers))))
     if "fanouts" not in given and options.layers > 0 and options.fanouts:
         wide = (min(_MAX_FANOUT, 2 * options.fanouts[0]), *options.fanouts[1:])
         out.append(Candidate(WIDER, GNN, options.replace(fanouts=wide)))
     return out
+
+
+def not_tried(options: Options) -> list[str]:
+    """What ``auto`` leaves out because the statement wrote the option it would vary, as one notice (or none)."""
+    if options.model != "auto":
+        return []
+    given = set(options.given)
+    parts = []
+    if "layers" in given:
+        parts.append("no GNN of another depth (you set `layers`)")
+    elif "fanouts" in given:
+        parts.append("no GNN of another depth (you set `fanouts`: one fan-out per layer)")
+    if "fanouts" in given:
+        parts.append("no wider GNN (you set `fanouts`)")
+    return [f"auto: {' and '.join(parts)}"] if parts else []
 
 
 def sampled_nodes(options: Options) -> int:
@@ -232,7 +246,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         return Trained(c.kind, result, prep, metrics, [f"trained {c.kind}: {describe_metrics(result.metrics)}"])
     key = f"val_{prep.plan.task_type.metric}"
     started = clock()
-    notices: list[str] = []
+    notices: list[str] = not_tried(options)
     tried: list[Trial] = []
     errors: list[Exception] = []
     per_node: tuple[str, float, float] | None = None  # (first GNN, its seconds, seconds per sampled node)

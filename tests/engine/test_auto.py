@@ -36,9 +36,13 @@ def test_auto_tries_gbdt_the_default_gnn_a_deeper_and_a_wider_gnn():
 def test_auto_never_changes_an_option_the_user_wrote():
     assert [c.name for c in auto.candidates(opts(model="auto", fanouts="4,4"))] == ["gbdt", "gnn"]
     assert [c.name for c in auto.candidates(opts(model="auto", layers=1))] == ["gbdt", "gnn", "gnn_wider"]
-    # fanouts long enough for one more layer: the deeper candidate keeps them
-    deeper = auto.candidates(opts(model="auto", fanouts="8,4,2"))[2]
-    assert deeper.name == "gnn_deeper" and deeper.options.fanouts == (8, 4, 2)
+    # fan-outs are one per layer, so given fan-outs fix the depth too (the README's example tries two models)
+    assert [c.name for c in auto.candidates(opts(model="auto", fanouts="8,4,2"))] == ["gbdt", "gnn"]
+    assert auto.not_tried(opts(model="auto", fanouts="8,8")) == [
+        "auto: no GNN of another depth (you set `fanouts`: one fan-out per layer) and no wider GNN (you set "
+        "`fanouts`)"]
+    assert auto.not_tried(opts(model="auto", layers=1)) == ["auto: no GNN of another depth (you set `layers`)"]
+    assert auto.not_tried(opts(model="auto")) == auto.not_tried(opts(model="gnn", layers=1)) == []
     for c in auto.candidates(opts(model="auto", epochs=3, channels=8)):
         assert (c.options.epochs, c.options.channels) == (3, 8)
 
@@ -66,7 +70,7 @@ def test_the_second_gnn_is_deeper_only_where_that_reaches_another_table(tiny):
 def test_sampled_nodes_per_seed():
     assert auto.sampled_nodes(opts(fanouts="16,8")) == 16 + 16 * 8
     assert auto.sampled_nodes(opts(layers=3, fanouts="16,8,4")) == 16 + 128 + 512
-    assert auto.sampled_nodes(opts(layers=1, fanouts="16,8")) == 16  # only the hops the layers use
+    assert auto.sampled_nodes(Options(layers=1, fanouts=(16, 8))) == 16  # only the hops the layers use
 
 
 def test_the_digest_covers_the_deepest_candidate():

@@ -54,4 +54,7 @@ def test_with_depth_sets_layers_and_their_fanouts_unless_given():
     assert two.with_depth(3).layers == 2 and two.with_depth(3).hop_fanouts == (32, 16)
     three = Options.parse([("fanouts", "32,16,8", None)])
     assert three.with_depth(3).hop_fanouts == (32, 16, 8)
+    # one fan-out per layer: three given on a schema two links deep still read three hops, one reads one
+    assert three.with_depth(2).layers == 3 and three.with_depth(2).hop_fanouts == (32, 16, 8)
+    assert Options.parse([("fanouts", "8", None)]).with_depth(3).hop_fanouts == (8,)
     assert "layers" not in Options().with_depth(3).given  # the statement's canonical text is unchanged

@@ -20,7 +20,7 @@ def test_defaults_are_typed():
 
 def test_values_are_converted_once_and_remembered_as_given():
     o = parse(fanouts="32, 16,8", epochs=3, val_start="2024-01-31", MODEL="GBDT")
-    assert o.fanouts == (32, 16, 8) and o.hop_fanouts == (32, 16) and o.epochs == 3
+    assert o.fanouts == (32, 16, 8) and o.hop_fanouts == (32, 16, 8) and o.layers == 3 and o.epochs == 3
     assert o.val_start == dt.datetime(2024, 1, 31) and o.model == "gbdt"
     assert o.given == ("fanouts", "epochs", "val_start", "model")
     assert parse(fanouts=[4, 2]).fanouts == (4, 2)
@@ -53,6 +53,11 @@ def test_bad_values_are_refused_with_the_bound(key, value, message):
 def test_layers_need_a_fanout_each_and_validation_comes_before_test():
     with pytest.raises(PlanError, match="3 layers need 3 fanouts"):
         parse(layers=3, fanouts="4,4")
+    with pytest.raises(PlanError, match=r"3 fanouts \(8,4,2\) for 2 layers: give one fan-out per layer"):
+        parse(layers=2, fanouts="8,4,2")
+    with pytest.raises(PlanError, match="for 1 layer: "):
+        parse(layers=1, fanouts="8,8")
+    assert parse(layers=0, fanouts="5").fanouts == (5,)  # a ranking tower samples the first hop of no layer
     with pytest.raises(PlanError, match="must not be after test_start"):
         parse(val_start="2024-02-01", test_start="2024-01-01")
     with pytest.raises(PlanError, match="given twice"):
@@ -70,6 +75,13 @@ def test_layers_alone_get_the_fanouts_of_that_depth():
 
 def test_a_time_zone_aware_start_is_read_in_utc():
     assert parse(test_start="2024-01-01T02:00:00+02:00").test_start == dt.datetime(2024, 1, 1)
+
+
+def test_stored_fanouts_past_the_stored_depth_are_dropped_on_load():
+    """auto's shallower candidate was stored with one layer and the statement's two fan-outs."""
+    stored = dict(DEFAULTS.as_dict(), layers=1, fanouts=[16, 8])
+    assert Options.from_dict(stored).hop_fanouts == (16,) and Options.from_dict(stored).fanouts == (16,)
+    assert Options.from_dict(dict(stored, layers=0)).fanouts == (16, 8)
 
 
 def test_stored_options_round_trip():
