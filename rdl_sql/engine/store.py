@@ -132,8 +132,27 @@ def load(con, name: str, position: Position | None = None) -> StoredModel:
         raise PlanError(f"model `{name}` holds a `{kind}` model, which this version of rdl-sql cannot read (it "
                         f"reads {', '.join(KINDS)}); retrain it with CREATE OR REPLACE MODEL {name} AS {stmt}",
                         position)
-    return StoredModel(n, stmt, task, kind, json.loads(opts), json.loads(fp), digest, json.loads(metrics),
+    parsed = {}
+    for column, text in (("options", opts), ("fingerprint", fp), ("metrics", metrics)):
+        try:
+            parsed[column] = json.loads(text)
+            if not isinstance(parsed[column], dict):
+                raise ValueError(f"a JSON {type(parsed[column]).__name__}, not an object")
+        except (TypeError, ValueError) as e:
+            raise _unreadable(name, stmt, column, e, position) from None
+    if not isinstance(weights, (bytes, bytearray, memoryview)):
+        raise _unreadable(name, stmt, "weights", f"{'NULL' if weights is None else type(weights).__name__}, "
+                          f"not bytes", position)
+    return StoredModel(n, stmt, task, kind, parsed["options"], parsed["fingerprint"], digest, parsed["metrics"],
                        bytes(weights), created, canonical)
+
+
+def _unreadable(name: str, statement, column: str, why, position: Position | None) -> PlanError:
+    """A row of ``rdl_models`` edited or damaged outside rdl-sql: say so and how to get a working model back."""
+    redo = (f"CREATE OR REPLACE MODEL {name} AS {statement}" if isinstance(statement, str) and statement
+            else f"DROP MODEL {name}, then CREATE MODEL {name} AS PREDICT ...")
+    return PlanError(f"model `{name}` cannot be read: its `{column}` in rdl_models is damaged ({why}); "
+                     f"retrain it with {redo}", position)
 
 
 def find_reusable(con, canonical: str, data_digest: str) -> StoredModel | None:

@@ -192,6 +192,20 @@ def test_stored_rows_of_an_unknown_kind_or_format_are_refused_clearly(shop):
     assert "holds a `xgboost` model" in error_of(shop, "PREDICT USING g")
 
 
+@pytest.mark.parametrize("damage", ["options = '{bad json'", "metrics = '[1, 2]'", "fingerprint = NULL",
+                                    "weights = NULL"])
+def test_a_row_damaged_outside_rdl_sql_is_refused_with_how_to_retrain(shop, damage):
+    shop.execute("CREATE MODEL g AS " + GBDT)
+    shop.duckdb_connection.execute(f"UPDATE rdl_models SET {damage} WHERE name = 'g'")
+    column = damage.split(" = ")[0]
+    for statement in ("PREDICT USING g", "DESCRIBE MODEL g", "EVALUATE MODEL g"):
+        text = error_of(shop, statement)
+        assert f"model `g` cannot be read: its `{column}` in rdl_models is damaged (" in text, statement
+        assert "retrain it with CREATE OR REPLACE MODEL g AS PREDICT COUNT(orders.*" in text
+    shop.execute("DROP MODEL g")  # the way back still works
+    assert shop.execute("SHOW MODELS").fetchall() == []
+
+
 def test_describe_model_of_a_gbdt_loads_neither_torch_nor_lightgbm(tmp_path):
     import subprocess
     import sys
