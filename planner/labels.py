@@ -16,7 +16,7 @@ from .nodes import NODE, node_name, node_select, time_name, time_value
 from .options import Options
 from .query import AggRef, PredictQuery, TaskType
 from .resolve import ResolvedAggregate
-from .schema import Schema, TableInfo
+from .schema import ZONED_TIME_TYPES, Schema, TableInfo, as_timestamp
 from .sql import alias, col, ident, lit, table
 
 ENTITY = "__e"
@@ -58,13 +58,27 @@ class TaskPlan:
     val_anchors: tuple[dt.datetime, ...] = ()
     test_anchors: tuple[dt.datetime, ...] = ()
     column: str | None = None
-    in_columns: int = 0  # FOR ... IN (query): columns the query returns
+    #: FOR ... IN (query): the DuckDB types of the columns the query returns (the key, then maybe a time)
+    in_types: tuple[str, ...] = ()
     #: examples at each anchor of ``split_anchors()``, in its order, as counted while planning
     #: (before ``max_train_rows`` cuts the oldest training anchor)
     anchor_rows: tuple[int, ...] = ()
     #: ``(split, why)`` for each split that planning found without examples (training and validation
     #: must have some to train; an empty test split skips test metrics)
     empty_splits: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def in_columns(self) -> int:
+        """FOR ... IN (query): how many columns the query returns."""
+        return len(self.in_types)
+
+    def _in_anchor(self) -> exp.Expression:
+        """The FOR ... IN query's anchor time as a naive UTC TIMESTAMP; NULL where it is NULL or no time."""
+        value = col(IN_ANCHOR, IN)
+        dtype = self.in_types[len(self.keys)]
+        if dtype.upper() in ZONED_TIME_TYPES:
+            return as_timestamp(value, dtype)
+        return exp.TryCast(this=value, to=exp.DataType.build("TIMESTAMP"))
 
     @property
     def target(self) -> ResolvedAggregate:
@@ -224,7 +238,7 @@ class TaskPlan:
         """
         source = self._entities()
         if self.in_columns > len(self.keys):
-            anchor_expr: exp.Expression = exp.cast(col(IN_ANCHOR, IN), "TIMESTAMP")
+            anchor_expr: exp.Expression = self._in_anchor()
         elif self.column is not None and anchor is None:
             anchor_expr = self._row_anchor()
         else:
@@ -235,9 +249,11 @@ class TaskPlan:
                                                                   else [])
             sub = exp.Subquery(this=self.query.entity_in.copy(),
                                alias=exp.TableAlias(this=ident(IN), columns=[ident(n) for n in names]))
-            on = exp.and_(*[col(k, ENTITY).eq(col(n, IN)) for k, n in zip(self.keys, names)])
+            on = exp.and_(*[col(k, ENTITY).eq(self._in_key(k, n)) for k, n in zip(self.keys, names)])
             q = q.join(sub, on=on)
         conds = [self._exists_at(anchor_expr)]
+        if self.in_columns > len(self.keys):  # a pair without a time has no anchor to score at
+            conds.append(anchor_expr.copy().is_(exp.null()).not_())
         p = self._predicate(self.query.where, anchor_expr)
         if p is not None and (self.query.entity_in is None or population):
             conds.append(p)
@@ -245,15 +261,30 @@ class TaskPlan:
             conds.append(col(self.column, ENTITY).is_(exp.null()))
         return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
 
+    def _in_key(self, key: str, name: str) -> exp.Expression:
+        """A FOR ... IN key column, read as the entity key's type: a value of no such key ('abc' for an
+        INTEGER key) matches nothing instead of failing the whole statement with DuckDB's cast error."""
+        c = self.entity.column(key)
+        value = col(name, IN)
+        return exp.TryCast(this=value, to=exp.DataType.build(c.dtype, dialect="duckdb")) if c is not None else value
+
     def in_report_sql(self, anchor: dt.datetime | None = None) -> exp.Select:
-        """FOR ... IN: ``(listed, scored, in_population)``: pairs the query lists, pairs whose entity
-        exists at the pair's anchor (each is scored), and those of them that pass WHERE."""
+        """FOR ... IN: ``(listed, scored, in_population, no_time)``: pairs the query lists, pairs whose entity
+        exists at the pair's anchor (each is scored), those of them that pass WHERE, and listed pairs
+        whose time is NULL or not a time."""
         def n(q: exp.Expression) -> exp.Subquery:
             sub = exp.Subquery(this=q, alias=exp.TableAlias(this=ident("__c")))
             return exp.Subquery(this=exp.select(exp.Count(this=exp.Star())).from_(sub))
+        no_time: exp.Expression = lit(0)
+        if self.in_columns > len(self.keys):
+            names = [f"__k{i}" for i in range(len(self.keys))] + [IN_ANCHOR]
+            listed = exp.Subquery(this=self.query.entity_in.copy(),
+                                  alias=exp.TableAlias(this=ident(IN), columns=[ident(x) for x in names]))
+            no_time = n(exp.select(exp.Star()).from_(listed).where(self._in_anchor().is_(exp.null())))
         return exp.select(alias(n(self.query.entity_in.copy()), "listed"),
                           alias(n(self.predict_sql(anchor).order_by(None)), "scored"),
-                          alias(n(self.predict_sql(anchor, population=True).order_by(None)), "in_population"))
+                          alias(n(self.predict_sql(anchor, population=True).order_by(None)), "in_population"),
+                          alias(no_time, "no_time"))
 
     def score_sql(self, model_key: str, anchor: dt.datetime | None = None, *,
                   function: str | None = None) -> exp.Select:

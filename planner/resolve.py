@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from .errors import PlanError, Position, did_you_mean, sql_name
 from .query import AggRef, Aggregate, PredictQuery, Target, TaskType
-from .schema import NUMERIC_TYPES, TIME_TYPES, Link, Schema, TableInfo
+from .schema import NUMERIC_TYPES, TIME_TYPES, ZONED_TIME_TYPES, Link, Schema, TableInfo
 from .sql import ident, to_sql
 
 #: columns that example and prediction rows hold beside the entity's key (lower case: DuckDB ignores case)
@@ -313,19 +313,28 @@ def column_target(schema: Schema, entity: TableInfo, target: Target) -> tuple[Sc
 
 
 
-def in_columns(con, query: PredictQuery) -> int:
+def in_types(con, query: PredictQuery) -> tuple[str, ...]:
+    """The DuckDB types of the columns a FOR ... IN query returns (none without one): the key, then maybe a time.
+
+    An anchor time must be a time (or text read as one): a number is no time, and DuckDB's own error for
+    it quotes rdl-sql's generated SQL.
+    """
     if query.entity_in is None:
-        return 0
+        return ()
     probe = exp.select("*").from_(exp.Subquery(this=query.entity_in.copy(), alias=exp.TableAlias(this=ident("__q"))))
     try:
-        n = len(con.sql(to_sql(probe.limit(0))).columns)
+        types = tuple(str(t) for t in con.sql(to_sql(probe.limit(0))).types)
     except Exception as e:  # DuckDB's own message names the problem in the user's query
         raise PlanError(f"the FOR ... IN query fails: {str(e).splitlines()[0]}", Position.of(query.entity_in)) from None
     k = len(query.entity_columns)
-    if n not in (k, k + 1):
-        raise PlanError(f"the FOR ... IN query returns {n} columns; it must return the key ({k} column"
+    if len(types) not in (k, k + 1):
+        raise PlanError(f"the FOR ... IN query returns {len(types)} columns; it must return the key ({k} column"
                         f"{'s' if k > 1 else ''}), optionally followed by an anchor time", Position.of(query.entity_in))
-    return n
+    if len(types) == k + 1 and types[k].upper() not in (*TIME_TYPES, *ZONED_TIME_TYPES, "VARCHAR", '"NULL"', "NULL"):
+        raise PlanError(f"the FOR ... IN query's anchor time (column {k + 1}) is {types[k]}; it must be a "
+                        f"TIMESTAMP, TIMESTAMPTZ or DATE (or text such as '2024-03-01 12:00')",
+                        Position.of(query.entity_in))
+    return types
 
 
 

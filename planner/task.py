@@ -24,7 +24,7 @@ from .resolve import (
     check_columns,
     check_entity,
     column_target,
-    in_columns,
+    in_types,
     in_where,
     normalize,
     resolve_aggregate,
@@ -55,7 +55,7 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         resolved.append(resolve_aggregate(schema, entity, agg, role="filter" if in_where(query, i) else "assuming"))
     check_columns(strip_aggs(query.where), {entity.name: entity}, entity)
     check_columns(strip_aggs(query.assuming), {entity.name: entity}, entity)
-    n_in = in_columns(con, query)
+    types_in = in_types(con, query)
     # "now": the latest time of any table the entity reaches, so a sparse target table cannot hide it
     now = latest_time(con, schema, query.as_of, reachable(schema, entity.name, len(schema.tables)))
 
@@ -68,7 +68,7 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         if entity.time_column is not None:  # dated rows: train on the oldest 80 %, test on the newest 10 %
             val, test = time_quantiles(con, entity, target_column, query.as_of, options)
         return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, now, val, test,
-                        column=target_column, in_columns=n_in)
+                        column=target_column, in_types=types_in)
 
     target = resolved[0]
     agg = target.agg
@@ -82,7 +82,7 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
     windows = Windows(agg.end, agg.unit, options.anchor_step or (agg.end - agg.start),
                       tuple((a.end, a.unit) for a in future))
     base = TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, now, None, None,
-                    in_columns=n_in)
+                    in_types=types_in)
 
     def count(anchors: list[dt.datetime], split: str) -> dict[dt.datetime, int]:
         return dict(run(con, base.count_sql([(t, split) for t in anchors])))

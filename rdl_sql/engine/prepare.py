@@ -132,11 +132,14 @@ def in_notices(con, plan: TaskPlan) -> list[str]:
     """FOR ... IN: how many listed pairs are not scored (no entity yet) or lie outside the WHERE population."""
     if plan.query.entity_in is None:
         return []
-    listed, scored, inside = run(con, plan.in_report_sql())[0]
+    listed, scored, inside, no_time = run(con, plan.in_report_sql())[0]
     parts = []
-    if listed > scored:
-        parts.append(f"{listed - scored:,} dropped because their `{plan.entity.name}` row does not exist "
-                     f"(yet) at the pair's anchor time")
+    if no_time:
+        parts.append(f"{no_time:,} dropped because their anchor time is NULL or not a time (list the key alone "
+                     f"to score it as of {plan.predict_anchor})")
+    if listed - no_time > scored:
+        parts.append(f"{listed - no_time - scored:,} dropped because their key is NULL or no `{plan.entity.name}` "
+                     f"row has it at the pair's anchor time (not yet, or never)")
     if plan.query.where is not None and scored > inside:
         parts.append(f"{scored - inside:,} fall outside the WHERE population the model learnt from "
                      f"(scored all the same)")

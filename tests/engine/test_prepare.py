@@ -158,9 +158,42 @@ def test_for_in_notice_counts_pairs_dropped_and_outside_the_population(tiny):
     prep = prepare(tiny, query(text))
     # 3 signs up on 01-15 and 42 does not exist: dropped; 4 never ordered: outside WHERE, scored anyway
     assert [n for n in prep.notices if n.startswith("FOR")] == [
-        "FOR ... IN listed 4 pairs, 2 scored: 2 dropped because their `customers` row does not exist (yet) at the "
-        "pair's anchor time; 1 fall outside the WHERE population the model learnt from (scored all the same)"]
+        "FOR ... IN listed 4 pairs, 2 scored: 2 dropped because their key is NULL or no `customers` row has it at "
+        "the pair's anchor time (not yet, or never); 1 fall outside the WHERE population the model learnt from "
+        "(scored all the same)"]
     assert arrow(tiny, prep.plan.predict_sql()).column("customer_id").to_pylist() == [1, 4]
+
+
+def test_for_in_pairs_without_a_time_or_with_a_key_of_another_type_are_dropped_and_counted(tiny):
+    """A NULL (or unreadable) time has no anchor to score at; 'abc' is no INTEGER key: neither fails the
+    statement with DuckDB's cast error on rdl-sql's own SQL, and the notice names each reason."""
+    text = ("PREDICT COUNT(orders.*, 0, 10, DAYS) FOR customers.customer_id IN "
+            "(SELECT * FROM (VALUES ('1', '2024-01-10'), ('2', NULL), ('abc', '2024-01-10'), ('4', 'soon'), "
+            "(NULL, '2024-01-10')) t(k, at))")
+    prep = prepare(tiny, query(text))
+    assert [n for n in prep.notices if n.startswith("FOR")] == [
+        "FOR ... IN listed 5 pairs, 1 scored: 2 dropped because their anchor time is NULL or not a time (list the "
+        f"key alone to score it as of {prep.plan.predict_anchor}); 2 dropped because their key is NULL or no "
+        "`customers` row has it at the pair's anchor time (not yet, or never)"]
+    rows = arrow(tiny, prep.plan.predict_sql()).to_pylist()
+    assert [(r["customer_id"], str(r["anchor_time"])) for r in rows] == [(1, "2024-01-10 00:00:00")]
+
+
+def test_a_for_in_time_that_is_a_number_is_refused_before_any_sql_runs(tiny):
+    with pytest.raises(PlanError, match=r"the FOR ... IN query's anchor time \(column 2\) is INTEGER; it must be a "
+                                        r"TIMESTAMP, TIMESTAMPTZ or DATE"):
+        prepare(tiny, query("PREDICT COUNT(orders.*, 0, 10, DAYS) FOR customers.customer_id IN (SELECT 1, 12345)"))
+
+
+def test_a_timestamptz_pair_time_is_its_utc_wall_clock_in_any_session_zone(tiny):
+    text = ("PREDICT COUNT(orders.*, 0, 10, DAYS) FOR customers.customer_id IN "
+            "(SELECT 1, TIMESTAMPTZ '2024-01-10 23:30:00+00')")
+    for zone in ("UTC", "America/New_York", "Asia/Tokyo"):
+        tiny.execute(f"SET TimeZone = '{zone}'")
+        prep = prepare(tiny, query(text))
+        anchors = arrow(tiny, prep.plan.predict_sql()).column("anchor_time").to_pylist()
+        assert anchors == [dt.datetime(2024, 1, 10, 23, 30)], zone
+    tiny.execute("SET TimeZone = 'UTC'")
 
 
 # ---- EXPLAIN ------------------------------------------------------------------------------------
