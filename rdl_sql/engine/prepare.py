@@ -85,6 +85,7 @@ def prepare(con, query: PredictQuery) -> Prepared:
     t0 = time.perf_counter()
     examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows,
                                  plan.options.seed)
+    examples, dropped = _finite_labels(examples)
     classes: list = []
     if plan.task_type is TaskType.MULTICLASS:
         examples, classes = index_classes(examples)
@@ -106,6 +107,14 @@ def prepare(con, query: PredictQuery) -> Prepared:
     if plan.task_type is not TaskType.REGRESSION and len(pc.unique(prep.split("train").column("label"))) < 2:
         raise PlanError("every training label has the same value, so there is nothing to learn; "
                         "check the target's comparison or the time range")
+    if dropped:
+        table, column = ((plan.entity.name, plan.column) if plan.column is not None
+                         else (plan.target.table.name, plan.target.agg.column))
+        source = f"`{table}.{column}`" if column else f"`{table}`"
+        prep.notices.append(f"{dropped:,} example{'s' if dropped != 1 else ''} left out: the label is NaN or "
+                            f"infinite (from a NaN or ±inf "
+                            f"value in {source}); a model cannot learn or be scored against it; clean those "
+                            f"values (or filter them out) to use them")
     prep.notices += in_notices(con, plan) + hindsight_notices(prep)
     prep.seconds = time.perf_counter() - t0
     return prep
@@ -115,6 +124,18 @@ def hindsight_notices(prep: Prepared) -> list[str]:
     """Why a timestamp column of a table the model may read is not one of its features (``hindsight``)."""
     read = set(prep.graph_tables) | set(tables_read(prep.schema, prep.plan.entity.name))  # GNN's, GBDT's
     return [h.note for t in prep.schema.tables.values() if t.name in read for h in t.hindsight]
+
+
+def _finite_labels(examples: pa.Table) -> tuple[pa.Table, int]:
+    """``examples`` without rows whose label is NaN or infinite (an AVG over a NaN amount), and how many.
+
+    SQL drops undefined labels (NULL); a float NaN is a value to DuckDB, but no loss, metric or tree takes it.
+    """
+    if "label" not in examples.column_names or not pa.types.is_floating(examples.column("label").type):
+        return examples, 0
+    finite = pc.fill_null(pc.is_finite(examples.column("label")), True)
+    kept = examples.filter(finite)
+    return kept, examples.num_rows - kept.num_rows
 
 
 def _where_examples(plan: TaskPlan, split: str) -> str:

@@ -212,3 +212,20 @@ def test_explain_shows_each_splits_anchors_and_example_counts(tiny):
     capped = explain(tiny, query(TINY_COUNT, "max_train_rows = 5")).table.to_pylist()
     train = next(r["detail"] for r in capped if r["section"] == "anchors" and r["item"] == "train")
     assert train.startswith("2 anchors") and "max_train_rows keeps the most recent 5" in train  # 3 + 3 >= 5
+
+
+@pytest.mark.parametrize("bad", ["'NaN'::DOUBLE", "'inf'::DOUBLE"])
+def test_a_nan_or_infinite_label_is_left_out_with_a_notice(tiny, bad):
+    """One NaN amount makes an AVG label NaN: GBDT stopped with an internal error, the GNN with 'use a smaller
+    learning rate'. The example is left out and the notice names the column."""
+    text = "PREDICT AVG(orders.amount, 0, 10, DAYS) FOR EACH customers.customer_id"
+    before = prepare(tiny, query(text)).examples.num_rows
+    order = tiny.execute("SELECT order_id FROM orders ORDER BY ordered_at DESC LIMIT 1").fetchone()[0]
+    tiny.execute(f"UPDATE orders SET amount = {bad} WHERE order_id = {order}")
+    prep = prepare(tiny, query(text))
+    assert prep.examples.num_rows < before
+    assert pc.all(pc.is_finite(prep.examples.column("label"))).as_py()
+    (note,) = [n for n in prep.notices if "NaN or infinite" in n]
+    n = before - prep.examples.num_rows
+    assert note.startswith(f"{n:,} example{'s' if n != 1 else ''} left out: the label is NaN or infinite")
+    assert "`orders.amount`" in note
