@@ -154,6 +154,9 @@ def _literal(node: exp.Expression):
         return value
     if isinstance(node, exp.Boolean):
         return node.this
+    if (isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal) and node.this.is_string
+            and node.to.is_type(*exp.DataType.TEMPORAL_TYPES)):  # DATE '2024-01-01': the option reads its text
+        return node.this.this
     return None
 
 
@@ -235,6 +238,17 @@ def _timestamp(node: exp.Expression) -> dt.datetime:
                     Position.of(node) or Position.of(inner))
 
 
+def _first_position(node: exp.Expression) -> Position | None:
+    """Where ``node`` is written: its own position, else that of what it wraps (``-5``, ``(2)``, ``DATE '...'``:
+    sqlglot records the literal's)."""
+    while node is not None:
+        at = Position.of(node)
+        if at is not None:
+            return at
+        node = node.this if isinstance(node.this, exp.Expression) else None
+    return None
+
+
 def options(node: exp.Tuple | None) -> Options:
     """``WITH (key = value, ...)`` as typed options; the planner's ``Options`` checks keys and values."""
     if node is None:
@@ -253,8 +267,8 @@ def options(node: exp.Tuple | None) -> Options:
             value = _literal(raw)
         if value is None:
             raise PlanError(f"option `{item.this.name.lower()}` needs a constant value", Position.of(raw))
-        items.append((item.this.name, value, Position.of(raw) if item.this.name.lower() in _KNOWN
-                      else Position.of(item.this)))
+        at = _first_position(raw)
+        items.append((item.this.name, value, at if item.this.name.lower() in _KNOWN else Position.of(item.this)))
     return Options.parse(items, Position.of(node))
 
 

@@ -261,3 +261,24 @@ def test_a_plain_duckdb_connection_is_untouched(shop_file):
         assert c.sql("SELECT count(*) FROM customers").fetchall() == [(120,)]
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("option, message, literal", [
+    ("channels = -5", "option `channels` must be a whole number from 1 to 4,096, got -5", "5"),
+    ("epochs = (-2)", "option `epochs` must be a whole number from 1 to 10,000, got -2", "2"),
+    ("val_start = DATE 'soon'", "option val_start = 'soon' is not a timestamp", "'soon'"),
+])
+def test_a_bad_option_value_is_located_even_when_signed_bracketed_or_typed(con, option, message, literal):
+    """The position is the literal's inside the sign, brackets or type (sqlglot locates only literals)."""
+    sql = f"EXPLAIN {CHURN} WITH ({option})"
+    err = error(con, sql)
+    column = sql.rindex(literal) + 1
+    assert message in str(err) and f"line 1, column {column}:" in str(err)
+
+
+def test_a_typed_date_is_a_constant_for_the_split_options(con):
+    """It was refused as 'needs a constant value'; it plans exactly as the same text does."""
+    typed = con.execute(f"EXPLAIN {CHURN} WITH (val_start = DATE '2024-03-01', "
+                        f"test_start = TIMESTAMP '2024-05-01 12:00')").fetchall()
+    text = con.execute(f"EXPLAIN {CHURN} WITH (val_start = '2024-03-01', test_start = '2024-05-01 12:00')").fetchall()
+    assert typed == text and any(r[0] == "anchors" for r in typed)
