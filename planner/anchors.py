@@ -280,19 +280,70 @@ def choose_splits(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start
         if test_start is not None and not windows.ends_by(test_start, end):
             why = (f"test_start {test_start} leaves no room for a {windows.describe()} label window before "
                    f"{end}, the last time of the table the label counts")
+        elif test_start is None and val_start is not None and \
+                not windows.ends_by(_shift_clamped(val_start, windows.end, windows.unit), end):
+            why = (f"val_start {val_start} leaves no room for a {windows.describe()} validation and a "
+                   f"{windows.describe()} test label window before {end}, the last time of the table the label "
+                   f"counts")
         else:
-            why = f"no test anchor from {splits.test_start} has an entity that {where}"
+            why = (_no_room(windows, lo, end, end, "test") if test_start is None else None) or \
+                f"no test anchor from {splits.test_start} has an entity that {where}"
         empty.append(("test", why))
     if training and not splits.val:
-        span = f"from val_start {val_start}" if val_start else f"before {splits.test_start}"
-        empty.append(("val", f"no anchor {span} whose {windows.describe()} label window ends by "
-                             f"{min(splits.test_start, end)} has an entity that {where}"))
-    if training and not (splits.train or splits.val or splits.test):
-        empty.append(("train", f"no anchor from {lo} to {end} has an entity that {where}"))
-    elif training and not splits.train:
-        empty.append(("train", f"not enough history ({lo} to {end}) for a training window of {windows.describe()} "
-                               f"before the validation start {splits.val_start} with an entity that {where}"))
+        empty.append(("val", _empty_val(windows, lo, end, val_start, test_start, splits.test_start, where)))
+    if training and not splits.train:
+        room = _no_room(windows, lo, min(splits.val_start, end), end, "training", train=True)
+        if room:
+            why = room
+        elif not (splits.val or splits.test):
+            why = f"no anchor from {lo} to {end} has an entity that {where}"
+        else:
+            why = (f"not enough history ({lo} to {end}) for a training window of {windows.describe()} before the "
+                   f"validation start {splits.val_start} with an entity that {where}")
+        empty.append(("train", why))
     return dataclasses.replace(splits, empty=tuple(empty))
+
+
+def _no_room(windows: Windows, lo: dt.datetime, limit: dt.datetime, end: dt.datetime, split: str, *,
+             train: bool = False) -> str | None:
+    """Why no anchor from the first row ``lo`` has room for its windows before ``limit``; None if one has.
+
+    Dates, not entities, are then the cause: the window is longer than the
+    history (``limit`` is the end), or the split's end leaves no room.
+    """
+    latest = windows.latest_training_before(limit) if train else windows.latest_before(limit)
+    if latest >= lo:
+        return None
+    label = "label and ASSUMING windows" if train and len(windows.train_ends) > 1 else \
+        f"{windows.describe()} label window"
+    if limit >= end:
+        return (f"the {label} {'are' if label.endswith('windows') else 'is'} longer than the history: the table "
+                f"the label counts runs from {lo} to {end}, so no {split} anchor has a label window that ends by "
+                f"{end}")
+    if train:
+        return (f"not enough history ({lo} to {end}) before the validation start {limit}: no training anchor "
+                f"from the first row at {lo} on has its {label} end by {limit}")
+    return f"no {split} anchor from the first row at {lo} has room for a {label} before {limit}"
+
+
+def _empty_val(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start: dt.datetime | None,
+               test_start: dt.datetime | None, chosen_test_start: dt.datetime, where: str) -> str:
+    """Why validation holds no anchor: a span without room (dates), else no entity (``where``)."""
+    val_end = min(chosen_test_start, end)
+    if val_start is None:
+        return (_no_room(windows, lo, val_end, end, "validation")
+                or f"no anchor before {chosen_test_start} whose {windows.describe()} label window ends by "
+                   f"{val_end} has an entity that {where}")
+    if test_start is not None and val_start >= test_start:
+        return (f"val_start {val_start} equals test_start, so the validation span from val_start to test_start is "
+                f"empty (one {windows.describe()} label window needs val_start that much before test_start)")
+    if not windows.ends_by(val_start, val_end):
+        bound = ("test_start" if val_end == test_start else "the last time of the table the label counts"
+                 if val_end == end else "the first test anchor")
+        return (f"no anchor from val_start {val_start} has room for a {windows.describe()} label window before "
+                f"{val_end} ({bound})")
+    return (f"no anchor from val_start {val_start} whose {windows.describe()} label window ends by {val_end} has "
+            f"an entity that {where}")
 
 
 def _choose(windows, lo, end, val_start, test_start, max_train_rows, count, training, rows, share) -> Splits:

@@ -18,15 +18,25 @@ Works for GNN and GBDT models alike; torch is imported only to score a GNN.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 
+from rdl_sql.planner.anchors import shift
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.query import TaskType
-from rdl_sql.planner.sql import arrow
+from rdl_sql.planner.schema import read_schema
+from rdl_sql.planner.sql import arrow, lit, run, table
+from rdl_sql.planner.task import compile_task
 from rdl_sql.udfs.metrics import report
 
+from . import store
 from .auto import GBDT, Trained
 from .prepare import Prepared, index_classes
 
@@ -201,9 +211,44 @@ def _outputs(con, prep: Prepared, trained: Trained,
             ex.node.numpy())
 
 
-def _no_rows(prep: Prepared) -> PlanError:
-    return PlanError(f"no labelled rows to evaluate from {prep.plan.test_start}: no entity passes the filter "
-                     f"or the label window holds no data; try another AS OF")
+def _no_rows(prep: Prepared, stored: bool) -> PlanError:
+    """Why there is nothing to evaluate: the plan's own reason for the empty test split when it has one.
+
+    Only a statement with a WHERE is told about its filter, and only one
+    with AS OF about its AS OF. ``stored``: EVALUATE MODEL (else PREDICT).
+    """
+    plan = prep.plan
+    why = dict(plan.empty_splits).get("test")
+    if why:
+        if "leaves no room" in why:
+            agg = plan.target.agg
+            fix = (f"evaluate AS OF TIMESTAMP '{shift(plan.test_start, agg.end, agg.unit)}' or later (the "
+                   f"model's test_start {plan.test_start} plus its label window)" if stored
+                   else "use an earlier test_start or a shorter window")
+        else:
+            fix = "use a shorter window" if "longer than the history" in why else _generic_fix(plan, stored)
+        return PlanError(f"no labelled rows to evaluate: {why}; {fix}")
+    causes = []
+    if plan.query.where is not None:
+        causes.append("no entity passes the WHERE filter")
+    causes.append("no entity has a defined label at the test anchors" if plan.column is None
+                  else f"no row of `{plan.entity.name}` with a value of `{plan.column}` falls in the test split")
+    at = f" as of {plan.query.as_of}" if plan.query.as_of is not None else ""
+    return PlanError(f"no labelled rows to evaluate from {plan.test_start}{at}: {' or '.join(causes)}; "
+                     f"{_generic_fix(plan, stored)}")
+
+
+def _generic_fix(plan, stored: bool) -> str:
+    fixes = []
+    if plan.query.where is not None:
+        fixes.append("relax the WHERE")
+    if plan.query.as_of is not None:
+        fixes.append("try another AS OF")
+    if stored:
+        fixes.append("retrain the model on the data as it is now")
+    else:
+        fixes += ["move val_start / test_start"] + (["use a shorter window"] if plan.column is None else [])
+    return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
 
 
 def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
@@ -212,7 +257,7 @@ def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES
     result = trained.result
     test = prep.split("test")
     if test.num_rows == 0:
-        raise _no_rows(prep)
+        raise _no_rows(prep, stored=False)
     if trained.kind == GBDT and getattr(result, "test_label", None) is not None:
         y, s, nodes = result.test_label, result.test_score, result.test_nodes  # scored when it was trained
     else:
@@ -220,18 +265,112 @@ def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES
     return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed, nodes, _threshold(trained))
 
 
-def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
-    """Metrics of a stored model on labels computed now, at the plan's test anchors."""
+def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES,
+          stored: store.StoredModel | None = None) -> pa.Table:
+    """Metrics of a stored model on labels computed now, at the plan's test anchors.
+
+    A notice goes to ``prep.notices`` when some of those anchors lie in the
+    model's training period (``stored``: the model's row; None: found in
+    ``rdl_models`` by its metrics).
+    """
     plan = prep.plan
     anchors = plan.split_anchors() if plan.column else [(t, "test") for t in plan.test_anchors]
     examples = arrow(con, plan.examples_sql(anchors))
     if plan.column:
         examples = examples.filter(pc.equal(examples.column("split"), "test"))
     if examples.num_rows == 0:
-        raise _no_rows(prep)
+        raise _no_rows(prep, stored=True)
+    notice = _training_overlap(con, prep, stored or _stored_of(con, trained), examples)
+    if notice:
+        prep.notices.append(notice)
     if plan.task_type is TaskType.MULTICLASS:
         examples, _ = index_classes(examples, trained.result.classes if trained.kind == GBDT
                                     else trained.result.trained.classes)
     y, s, nodes = _outputs(con, prep, trained, examples)
     return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed, nodes,
                          _threshold(trained))
+
+
+# ---- EVALUATE MODEL on the model's own training period ---------------------------------------------
+def _training_overlap(con, prep: Prepared, stored: store.StoredModel | None, examples: pa.Table) -> str | None:
+    """A notice when evaluated rows lie before the model's validation start (their labels may have trained it)."""
+    if stored is None or "anchor_time" not in examples.column_names:
+        return None
+    splits = _model_splits(con, prep, stored)
+    if splits is None:
+        return None
+    val_start, test_start = splits
+    times = examples.column("anchor_time")
+    early = pc.less(times, pa.scalar(val_start, times.type))
+    rows = int(pc.sum(early).as_py() or 0)
+    if not rows:
+        return None
+    every = pc.unique(times)
+    inside = pc.unique(times.filter(early))
+    label = "rows" if prep.plan.column else "anchors"
+    first, last = pc.min(every).as_py(), pc.max(every).as_py()
+    span = f"{first} .. {last}" if first != last else str(first)
+    after = f"{test_start} (its test start; validation started {val_start})" if test_start else str(val_start)
+    return (f"{len(inside):,} of the {len(every):,} evaluated {label} ({span}; {rows:,} of {examples.num_rows:,} "
+            f"rows) lie before model `{stored.name}`'s validation start {val_start}, in its training period: "
+            f"their labels may have been training labels, so the metric is optimistic; for fresh labels, "
+            f"evaluate AS OF a later time, so that every evaluated anchor lies on or after {after}")
+
+
+def _model_splits(con, prep: Prepared, stored: store.StoredModel) -> tuple[dt.datetime, dt.datetime | None] | None:
+    """The stored model's validation and test start: recorded, else its statement planned again as it trained.
+
+    The statement EVALUATE MODEL plans is the model's own with the EVALUATE's
+    AS OF; the model trained as of its statement's AS OF (none: the data's end).
+    """
+    recorded = [_as_time(stored.metrics.get(k)) for k in ("val_start", "test_start")]
+    if recorded[0] is not None:
+        return recorded[0], recorded[1]
+    query = dataclasses.replace(prep.plan.query, as_of=_statement_as_of(stored.identity))
+    try:
+        plan = compile_task(con, read_schema(con, as_of=query.as_of), query)
+    except PlanError:  # the data no longer plans the model's statement: its stated starts, if any
+        plan = None
+    if plan is not None and plan.val_start is not None:
+        return plan.val_start, plan.test_start
+    options = prep.plan.options
+    return (options.val_start, options.test_start) if options.val_start is not None else None
+
+
+def _as_time(value) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _statement_as_of(statement: str) -> dt.datetime | None:
+    """The AS OF literal of a stored (canonical) statement; None without one. The parser is the front-end's,
+    so the tokens are read: the first string after ``AS OF`` is the time, as the front-end binds it."""
+    tokens = DuckDB().tokenize(statement)
+    for i in range(len(tokens) - 1):
+        if tokens[i].text.upper() == "AS" and tokens[i + 1].text.upper() == "OF":
+            value = next((t.text for t in tokens[i + 2:] if t.token_type.name == "STRING"), None)
+            try:
+                t = dt.datetime.fromisoformat(value.strip()) if value else None
+            except ValueError:
+                return None
+            if t is not None and t.tzinfo is not None:
+                t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return t
+    return None
+
+
+def _stored_of(con, trained: Trained) -> store.StoredModel | None:
+    """The ``rdl_models`` row ``trained`` was loaded from: the one of its kind with its very metrics."""
+    if not store.exists_table(con):
+        return None
+    q = (exp.select(exp.column("name"), exp.column("metrics")).from_(table(store.TABLE))
+         .where(exp.column("model").eq(lit(trained.kind))).order_by(exp.column("name")))
+    for name, metrics in run(con, q):
+        try:
+            if json.loads(metrics) == trained.metrics:
+                return store.load(con, name)
+        except (TypeError, ValueError, PlanError):
+            continue
+    return None
