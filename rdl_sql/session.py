@@ -19,7 +19,7 @@ from rdl_sql import errors
 from rdl_sql.bind import substitute
 from rdl_sql.dialect import Predict, deep_recursion, parse_statement, plain_message
 from rdl_sql.engine import Engine, Result
-from rdl_sql.planner.errors import PlanError
+from rdl_sql.planner.errors import PlanError, Position
 from rdl_sql.planner.sql import ident, to_sql
 from rdl_sql.planner.sql import table as ident_table
 from rdl_sql.script import Statement, suggest
@@ -121,6 +121,7 @@ class Session:
         """Run ``result``'s rows as ``duck``'s result; return its notices and metrics."""
         query = self._query_of(duck, result)
         if isinstance(node, Predict):
+            _check_order(duck, query, node)
             query = _ordered(query, node)
         duck.execute(to_sql(query))
         return Outcome(list(result.notices), result.metrics)
@@ -155,6 +156,22 @@ class Session:
             raise _wrap_duckdb(e) from None
         except (TypeError, ValueError, OverflowError) as e:  # parameters DuckDB's client cannot convert
             raise errors.InterfaceError(f"statement {stmt.index}: parameters not accepted: {e}") from None
+
+
+def _check_order(duck, query: exp.Select, node: Predict) -> None:
+    """A PREDICT's ORDER BY names columns of its result: say which exist, not DuckDB's binder error on
+    rdl-sql's wrapper query (a regression result has no ``score``, the README's example orders by)."""
+    order = node.args.get("order")
+    if order is None:
+        return
+    names = list(duck.sql(to_sql(query)).columns)  # binds the query, runs nothing
+    folded = {n.lower() for n in names}
+    for o in order.expressions:
+        for c in o.find_all(exp.Column):
+            if c.name.lower() not in folded:
+                extra = " (a regression PREDICT has no score)" if c.name.lower() == "score" else ""
+                raise PlanError(f"ORDER BY `{c.name}`: the result has no such column{extra}; its columns are "
+                                f"{', '.join(names)}", Position.of(c))
 
 
 def _ordered(query: exp.Select, node: Predict) -> exp.Select:

@@ -282,3 +282,13 @@ def test_a_typed_date_is_a_constant_for_the_split_options(con):
                         f"test_start = TIMESTAMP '2024-05-01 12:00')").fetchall()
     text = con.execute(f"EXPLAIN {CHURN} WITH (val_start = '2024-03-01', test_start = '2024-05-01 12:00')").fetchall()
     assert typed == text and any(r[0] == "anchors" for r in typed)
+
+
+def test_order_by_a_column_the_result_lacks_names_the_columns_it_has(con):
+    spend = "PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id WITH (model = 'gbdt')"
+    err = error(con, f"{spend} ORDER BY score DESC LIMIT 2")
+    assert ("ORDER BY `score`: the result has no such column (a regression PREDICT has no score); its columns are "
+            "customer_id, anchor_time, prediction") in str(err)
+    assert "__predictions" not in str(err)
+    rows = con.execute(f"{spend} ORDER BY prediction DESC LIMIT 2").fetchall()
+    assert len(rows) == 2 and rows[0][2] >= rows[1][2]
