@@ -18,22 +18,16 @@ Works for GNN and GBDT models alike; torch is imported only to score a GNN.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlglot import exp
-from sqlglot.dialects.duckdb import DuckDB
 
 from rdl_sql.planner.anchors import shift
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.query import TaskType
-from rdl_sql.planner.schema import read_schema
-from rdl_sql.planner.sql import arrow, lit, run, table
-from rdl_sql.planner.task import compile_task
+from rdl_sql.planner.sql import arrow
 from rdl_sql.udfs.metrics import report
 
 from . import store
@@ -270,8 +264,7 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES,
     """Metrics of a stored model on labels computed now, at the plan's test anchors.
 
     A notice goes to ``prep.notices`` when some of those anchors lie in the
-    model's training period (``stored``: the model's row; None: found in
-    ``rdl_models`` by its metrics).
+    model's training period (``stored``: the model's row; None: no such check).
     """
     plan = prep.plan
     anchors = plan.split_anchors() if plan.column else [(t, "test") for t in plan.test_anchors]
@@ -280,7 +273,7 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES,
         examples = examples.filter(pc.equal(examples.column("split"), "test"))
     if examples.num_rows == 0:
         raise _no_rows(prep, stored=True)
-    notice = _training_overlap(con, prep, stored or _stored_of(con, trained), examples)
+    notice = _training_overlap(con, prep, stored, examples)
     if notice:
         prep.notices.append(notice)
     if plan.task_type is TaskType.MULTICLASS:
@@ -296,7 +289,7 @@ def _training_overlap(con, prep: Prepared, stored: store.StoredModel | None, exa
     """A notice when evaluated rows lie before the model's validation start (their labels may have trained it)."""
     if stored is None or "anchor_time" not in examples.column_names:
         return None
-    splits = _model_splits(con, prep, stored)
+    splits = _model_splits(prep, stored)
     if splits is None:
         return None
     val_start, test_start = splits
@@ -317,22 +310,12 @@ def _training_overlap(con, prep: Prepared, stored: store.StoredModel | None, exa
             f"evaluate AS OF a later time, so that every evaluated anchor lies on or after {after}")
 
 
-def _model_splits(con, prep: Prepared, stored: store.StoredModel) -> tuple[dt.datetime, dt.datetime | None] | None:
-    """The stored model's validation and test start: recorded, else its statement planned again as it trained.
-
-    The statement EVALUATE MODEL plans is the model's own with the EVALUATE's
-    AS OF; the model trained as of its statement's AS OF (none: the data's end).
-    """
+def _model_splits(prep: Prepared, stored: store.StoredModel) -> tuple[dt.datetime, dt.datetime | None] | None:
+    """The stored model's validation and test start: recorded when it was stored (``runner._to_stored``), else
+    the ones its statement wrote; None for an older model that records neither (no notice then)."""
     recorded = [_as_time(stored.metrics.get(k)) for k in ("val_start", "test_start")]
     if recorded[0] is not None:
         return recorded[0], recorded[1]
-    query = dataclasses.replace(prep.plan.query, as_of=_statement_as_of(stored.identity))
-    try:
-        plan = compile_task(con, read_schema(con, as_of=query.as_of), query)
-    except PlanError:  # the data no longer plans the model's statement: its stated starts, if any
-        plan = None
-    if plan is not None and plan.val_start is not None:
-        return plan.val_start, plan.test_start
     options = prep.plan.options
     return (options.val_start, options.test_start) if options.val_start is not None else None
 
@@ -342,35 +325,3 @@ def _as_time(value) -> dt.datetime | None:
         return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
-
-
-def _statement_as_of(statement: str) -> dt.datetime | None:
-    """The AS OF literal of a stored (canonical) statement; None without one. The parser is the front-end's,
-    so the tokens are read: the first string after ``AS OF`` is the time, as the front-end binds it."""
-    tokens = DuckDB().tokenize(statement)
-    for i in range(len(tokens) - 1):
-        if tokens[i].text.upper() == "AS" and tokens[i + 1].text.upper() == "OF":
-            value = next((t.text for t in tokens[i + 2:] if t.token_type.name == "STRING"), None)
-            try:
-                t = dt.datetime.fromisoformat(value.strip()) if value else None
-            except ValueError:
-                return None
-            if t is not None and t.tzinfo is not None:
-                t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
-            return t
-    return None
-
-
-def _stored_of(con, trained: Trained) -> store.StoredModel | None:
-    """The ``rdl_models`` row ``trained`` was loaded from: the one of its kind with its very metrics."""
-    if not store.exists_table(con):
-        return None
-    q = (exp.select(exp.column("name"), exp.column("metrics")).from_(table(store.TABLE))
-         .where(exp.column("model").eq(lit(trained.kind))).order_by(exp.column("name")))
-    for name, metrics in run(con, q):
-        try:
-            if json.loads(metrics) == trained.metrics:
-                return store.load(con, name)
-        except (TypeError, ValueError, PlanError):
-            continue
-    return None

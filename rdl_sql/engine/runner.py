@@ -12,6 +12,7 @@ between batches; scoring is one DuckDB query through the scoring UDFs.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import threading
@@ -141,12 +142,18 @@ class Engine:
         return Result(table=pa.table(row), notices=notices, metrics=m)
 
     def _to_stored(self, trained: Trained, name: str, statement: str, identity: str, digest: str) -> store.StoredModel:
+        """The model's ``rdl_models`` row; its metrics also record where validation and test started, so
+        EVALUATE MODEL can tell when the anchors it evaluates at were the model's training anchors."""
         if trained.kind == GBDT:
             from . import gbdt  # LightGBM: loaded already, since a GBDT was trained
-            return gbdt.to_stored(trained.prep, trained.result, name, statement, identity, digest, trained.metrics)
-        from . import gnn  # torch: loaded already, since a GNN was trained
-        stored = gnn.to_stored(trained.prep, trained.result, name, statement, identity, digest)
-        return dataclasses.replace(stored, metrics=dict(trained.metrics))
+            stored = gbdt.to_stored(trained.prep, trained.result, name, statement, identity, digest, trained.metrics)
+        else:
+            from . import gnn  # torch: loaded already, since a GNN was trained
+            stored = gnn.to_stored(trained.prep, trained.result, name, statement, identity, digest)
+        plan = trained.prep.plan
+        starts = {k: v.isoformat(sep=" ") for k in ("val_start", "test_start")
+                  if isinstance(v := getattr(plan, k), dt.datetime)}
+        return dataclasses.replace(stored, metrics={**trained.metrics, **starts})
 
     def show_models(self, con) -> Result:
         """One row per stored model: its task, its metric on validation and test, rows, threshold, statement.
@@ -209,7 +216,7 @@ class Engine:
         from . import evaluate  # torch / LightGBM: loaded by the model's kind, only when evaluating
         prep = prepare_scoring(con, query)
         trained = self._load(con, prep, stored)
-        table = evaluate.fresh(con, prep, trained)
+        table = evaluate.fresh(con, prep, trained, stored=stored)
         anchors = prep.plan.test_anchors
         when = f"{anchors[0]} .. {anchors[-1]}" if anchors else str(prep.plan.test_start)
         return Result(table=table, notices=[f"{trained.kind} model `{stored.name}` on fresh labels at the test anchors "
