@@ -80,8 +80,7 @@ def prepare(con, query: PredictQuery) -> Prepared:
     for split, name in (("train", "training"), ("val", "validation")):  # known before any label is computed
         why = dict(plan.empty_splits).get(split)
         if why:
-            raise PlanError(f"no {name} examples: {why}; relax the filter, use a shorter window or move "
-                            f"val_start / test_start")
+            raise PlanError(f"no {name} examples: {why}; {_fixes(plan)}")
     t0 = time.perf_counter()
     examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows,
                                  plan.options.seed)
@@ -94,8 +93,8 @@ def prepare(con, query: PredictQuery) -> Prepared:
     why = dict(plan.empty_splits)
     for split, name in (("train", "training"), ("val", "validation")):
         if not rows[split]:
-            raise PlanError(f"no {name} examples: {why.get(split) or _where_examples(plan, split)}; relax the "
-                            f"filter, use a shorter window or move val_start / test_start")
+            raise PlanError(f"no {name} examples: {why.get(split) or _where_examples(plan, split)}; "
+                            f"{_fixes(plan)}")
     if not rows["test"]:
         prep.notices.append(f"no test examples: {why.get('test') or _where_examples(plan, 'test')}; "
                             f"test metrics skipped")
@@ -124,6 +123,13 @@ def hindsight_notices(prep: Prepared) -> list[str]:
     """Why a timestamp column of a table the model may read is not one of its features (``hindsight``)."""
     read = set(prep.graph_tables) | set(tables_read(prep.schema, prep.plan.entity.name))  # GNN's, GBDT's
     return [h.note for t in prep.schema.tables.values() if t.name in read for h in t.hindsight]
+
+
+def _fixes(plan: TaskPlan) -> str:
+    """What may give a split examples: only what the statement has (a WHERE, a window) can be changed."""
+    fixes = (["relax the WHERE filter"] if plan.query.where is not None else []) + (
+        ["use a shorter window"] if plan.column is None else []) + ["move val_start / test_start"]
+    return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
 
 
 def _finite_labels(examples: pa.Table) -> tuple[pa.Table, int]:
