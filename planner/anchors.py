@@ -149,6 +149,12 @@ def time_quantiles(con, entity: TableInfo, column: str, as_of, options) -> tuple
     if as_of is not None:
         q = q.where(t.copy() <= lit(as_of))
     val, test = run(con, q)[0]
+    if val is None and as_of is not None:
+        dated = (exp.select(exp.Count(this=exp.Star())).from_(table(entity.name))
+                 .where(exp.and_(exp.not_(col(column).is_(exp.null())), exp.not_(t.copy().is_(exp.null())))))
+        if run(con, dated)[0][0]:  # rows with a time exist, all after AS OF
+            raise PlanError(f"no row of `{entity.name}` with a value of `{column}` is dated on or before AS OF "
+                            f"{as_of}: there is nothing yet to learn from; use a later AS OF")
     if val is None:
         raise PlanError(f"every row of `{entity.name}` with a value of `{column}` has a NULL time "
                         f"(`{entity.time_column}`), so there is no time to split training from test rows by; "

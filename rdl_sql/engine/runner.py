@@ -20,7 +20,7 @@ import threading
 import pyarrow as pa
 from sqlglot import exp
 
-from rdl_sql.planner.errors import PlanError, Position
+from rdl_sql.planner.errors import PlanError, Position, sql_name
 from rdl_sql.planner.options import RANKING_MODELS
 from rdl_sql.planner.query import PredictQuery, TaskType
 from rdl_sql.planner.ranking import is_ranking
@@ -275,8 +275,9 @@ def _nothing_to_fill(con, prep: Prepared) -> Result | None:
     fields = [exp.alias_(exp.cast(exp.null(), exp.DataType.build(t, dialect="duckdb")), n, quoted=True)
               for n, t in plan.task_type.output_fields]
     query = exp.select(*[exp.column(k, quoted=True) for k in plan.keys], *fields).from_(rows).where(exp.false())
-    key = ", ".join(plan.keys)
+    key = ", ".join(sql_name(k) for k in plan.keys)
+    entity = sql_name(plan.entity.name)
     return Result(query=query, notices=[
         f"`{plan.entity.name}.{plan.column}` has no NULL to fill in: 0 rows, nothing trained. A column target "
-        f"predicts the rows whose column is NULL; to score chosen rows anyway use FOR {plan.entity.name}.{key} "
+        f"predicts the rows whose column is NULL; to score chosen rows anyway use FOR {entity}.{key} "
         f"IN (...), and to measure the model use EVALUATE PREDICT"])

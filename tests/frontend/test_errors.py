@@ -292,3 +292,19 @@ def test_order_by_a_column_the_result_lacks_names_the_columns_it_has(con):
     assert "__predictions" not in str(err)
     rows = con.execute(f"{spend} ORDER BY prediction DESC LIMIT 2").fetchall()
     assert len(rows) == 2 and rows[0][2] >= rows[1][2]
+
+
+def test_a_column_target_as_of_before_its_first_row_says_so(con):
+    """It blamed NULL times (none are NULL) and suggested filling them in."""
+    err = error(con, "PREDICT customers.country FOR EACH customers.customer_id AS OF TIMESTAMP '2000-01-01'")
+    assert "no row of `customers` with a value of `country` is dated on or before AS OF 2000-01-01" in str(err)
+    assert "NULL time" not in str(err)
+
+
+def test_the_no_null_to_fill_notice_quotes_the_names_it_suggests(tmp_path):
+    with rdl_sql.connect(str(tmp_path / "odd.duckdb"), progress=False) as c:
+        c.execute('CREATE TABLE "My Users" ("User ID" INTEGER PRIMARY KEY, city VARCHAR)')
+        c.execute("""INSERT INTO "My Users" VALUES (1, 'a'), (2, 'b'), (3, 'a')""")
+        cur = c.cursor().execute('PREDICT "My Users".city FOR EACH "My Users"."User ID"')
+        (note,) = [n for n in cur.notices if "no NULL to fill in" in n]
+        assert 'use FOR "My Users"."User ID" IN (...)' in note
