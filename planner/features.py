@@ -351,8 +351,8 @@ class _Builder:
             i = values[s.value.sql()] = len(values)
             kinds = {x.kind for x in specs if x.value is not None and x.value.sql() == s.value.sql()}
             if "mean" in kinds:
-                inner += [alias(_ordered_sum(s.value.copy(), s.value.copy()), f"__s{i}"),
-                          alias(exp.Count(this=s.value.copy()), f"__m{i}")]
+                inner += [alias(exp.Sum(this=s.value.copy()), f"__s{i}"), alias(exp.Count(this=s.value.copy()),
+                                                                               f"__m{i}")]
             if "min" in kinds:
                 inner.append(alias(exp.Min(this=s.value.copy()), f"__lo{i}"))
             if "max" in kinds:
@@ -383,8 +383,7 @@ class _Builder:
                 tj = col(f"__tp{s.hop}", p)
                 v = exp.Case(ifs=[exp.If(this=exp.or_(tj.is_(exp.null()), tj.copy() <= anchor.copy()), true=v)])
             cond = tp.copy() > shift_sql(anchor.copy(), -s.window[0], s.window[1])
-            out = _ordered_sum(v, tp.copy(), v.copy()) if fn is exp.Sum and name.startswith("__s") else fn(this=v)
-            return exp.Filter(this=out, expression=exp.Where(this=cond))
+            return exp.Filter(this=fn(this=v), expression=exp.Where(this=cond))
 
         sel = []
         for s in specs:
@@ -523,13 +522,6 @@ def _value(c, tbl: str, anchor: exp.Expression, b: _Builder) -> exp.Expression:
         known = [t.copy() <= anchor.copy()] + ([t.copy() <= lit(b.plan.as_of)] if b.plan.as_of is not None else [])
         return exp.Case(ifs=[exp.If(this=exp.and_(*known), true=b.days_before(t, anchor.copy()))])
     return exp.cast(col(c.name, tbl), "DOUBLE")
-
-
-def _ordered_sum(v: exp.Expression, *order: exp.Expression) -> exp.Expression:
-    """``SUM(v ORDER BY order)``: a float sum in one fixed order. DuckDB adds a group's rows in the order its
-    threads deliver them, and float addition is not associative, so a plain SUM of the per-time sums gave 4
-    different feature tables in 15 runs of one query on 2 busy threads (and different GBDT models)."""
-    return exp.Sum(this=exp.Order(this=v, expressions=[exp.Ordered(this=o) for o in order]))
 
 
 def _mode(v: exp.Expression) -> exp.Expression:
