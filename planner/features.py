@@ -262,7 +262,7 @@ class _Builder:
                 add("mode", v.copy(), None, j, label, plabel, x.name, "mode")
 
         if not dated:
-            return [self.grouped(lk, specs, used)], [(s.name, s.kind == "count", 0) for s in specs]
+            return [self.grouped(lk, specs, used, None)], [(s.name, s.kind == "count", 0) for s in specs]
         # parts: the windowed GROUP BY, the running stream of the child's own time (with the static parents),
         # and one running stream per dated parent (its values appear when both rows exist)
         dated_hops = {j for j, up in used if self.schema.tables[up.parent].time_column is not None}
@@ -275,7 +275,7 @@ class _Builder:
         for k, group in groups.items():
             if k[0] == "window":
                 need = [(j, up) for j, up in used if any(s.hop == j for s in group)]
-                parts.append(self.windowed(lk, group, need, t))
+                parts.append(self.grouped(lk, group, need, t))
             else:
                 hop = k[1]
                 need = [(j, up) for j, up in used if (j == hop if hop is not None else j not in dated_hops)
@@ -296,106 +296,48 @@ class _Builder:
             vis = visible(p, self.plan.as_of, a)
         return q.join(table(p.name, a), on=exp.and_(*pon, *([vis] if vis is not None else [])), join_type="LEFT")
 
-    def grouped(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]]) -> exp.Select:
-        """One join + GROUP BY over (key, anchor) of a static child (no time: every row, whatever the anchor)."""
+    def grouped(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]],
+                t: exp.Expression | None) -> exp.Select:
+        """One join + GROUP BY over (key, anchor); with a time, only child rows inside the longest window."""
         child = self.schema.tables[lk.child]
         b, e, c = "__b", "__e", "__c"
         anchor = self.anchor(b)
         q = exp.select(alias(col(self.key, b), self.key), alias(col(ANCHOR, b), ANCHOR)).from_(table(self.base_cte, b))
-        q, parent_alias = self.entity_side(q, lk, b, e)
+        if lk.parent_columns == (self.key,):
+            parent_alias = b
+        else:  # the link references another unique column of the entity
+            q = q.join(table(self.entity.name, e), on=col(self.key, e).eq(col(self.key, b)))
+            parent_alias = e
         on = [col(cc, c).eq(col(pc, parent_alias)) for cc, pc in zip(lk.child_columns, lk.parent_columns)]
+        if t is not None:
+            on.append(t.copy() <= anchor.copy())
+            if self.plan.as_of is not None:
+                on.append(t.copy() <= lit(self.plan.as_of))
+            starts = [shift_sql(anchor.copy(), -n, unit) for n, unit in {s.window for s in specs}]
+            on.append(t.copy() > (starts[0] if len(starts) == 1 else exp.func("least", *starts)))
         q = q.join(table(child.name, c), on=exp.and_(*on))
         for j, up in hops:
             q = self.hop_join(q, up, j, anchor)
+
+        def windowed(agg: exp.Expression, w: Window | None) -> exp.Expression:
+            if w is None:
+                return agg
+            cond = t.copy() > shift_sql(anchor.copy(), -w[0], w[1])
+            return exp.Filter(this=agg, expression=exp.Where(this=cond))
+
         sel = []
         for s in specs:
             if s.kind == "count":
                 agg = exp.Count(this=exp.Star())
             elif s.kind in _AGGS:
                 agg = _AGGS[s.kind](this=s.value.copy())
-            else:  # a static child has no last row nor time since: its categories get their mode
+            elif s.kind == "mode":
                 agg = _mode(s.value.copy())
-            sel.append(alias(agg, s.name))
-        return q.select(*sel).group_by(col(self.key, b), col(ANCHOR, b))
-
-    def entity_side(self, q: exp.Select, lk: Link, b: str, e: str) -> tuple[exp.Select, str]:
-        """``q`` over the (key, anchor) pairs ``b``, and the alias holding the columns ``lk`` references: the
-        pairs themselves, or the entity's row joined in when the link references another unique column."""
-        if lk.parent_columns == (self.key,):
-            return q, b
-        return q.join(table(self.entity.name, e), on=col(self.key, e).eq(col(self.key, b))), e
-
-    def windowed(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]], t: exp.Expression) -> exp.Select:
-        """The windowed aggregates of a dated child: its rows summed per (link key, time) first, then each
-        (key, anchor) joined with the sums of the times inside its longest window.
-
-        Rows of one time fall inside or outside a window together, so a count, sum, count of values, min and
-        max per time is all a window's count, mean, min and max need. Times repeat where they are coarse (an
-        hour, a day, a DATE column): the flights' 337k rows are 60k (carrier, hour) sums, and the join with
-        the carrier task's 5,400 anchors reads that many fewer rows. A dated parent's values (a flight's
-        weather) are summed per parent time too, so each anchor keeps only the parents that exist at it.
-        """
-        child = self.schema.tables[lk.child]
-        b, e, c, p = "__b", "__e", "__c", "__p"
-        dated = {j for j, up in hops if self.schema.tables[up.parent].time_column is not None}
-        keys = [f"__k{i}" for i in range(len(lk.child_columns))]
-        group = [col(cc, c) for cc in lk.child_columns] + [t.copy()]
-        group += [time_value(self.schema.tables[up.parent], f"__h{j}") for j, up in hops if j in dated]
-        inner = [alias(g.copy(), n) for g, n in zip(group, [*keys, "__t", *(f"__tp{j}" for j, _ in hops
-                                                                          if j in dated)])]
-        inner.append(alias(exp.Count(this=exp.Star()), "__n"))
-        values: dict[str, int] = {}
-        for s in specs:
-            if s.value is None or s.value.sql() in values:
-                continue
-            i = values[s.value.sql()] = len(values)
-            kinds = {x.kind for x in specs if x.value is not None and x.value.sql() == s.value.sql()}
-            if "mean" in kinds:
-                inner += [alias(exp.Sum(this=s.value.copy()), f"__s{i}"), alias(exp.Count(this=s.value.copy()),
-                                                                               f"__m{i}")]
-            if "min" in kinds:
-                inner.append(alias(exp.Min(this=s.value.copy()), f"__lo{i}"))
-            if "max" in kinds:
-                inner.append(alias(exp.Max(this=s.value.copy()), f"__hi{i}"))
-        where = [t.copy().is_(exp.null()).not_()]
-        if self.plan.as_of is not None:
-            where.append(t.copy() <= lit(self.plan.as_of))
-        if lk.parent_columns == (self.key,):  # only the keys asked about (scoring a few entities)
-            where.append(exp.In(this=col(lk.child_columns[0], c),
-                                query=exp.select(col(self.key)).from_(table(self.base_cte)).subquery()))
-        sums = exp.select(*inner).from_(table(child.name, c))
-        for j, up in hops:
-            sums = self.hop_join(sums, up, j, None)
-        sums = sums.where(exp.and_(*where)).group_by(*group)
-
-        anchor = self.anchor(b)
-        q = exp.select(alias(col(self.key, b), self.key), alias(col(ANCHOR, b), ANCHOR)).from_(table(self.base_cte, b))
-        q, parent_alias = self.entity_side(q, lk, b, e)
-        tp = col("__t", p)
-        starts = [shift_sql(anchor.copy(), -n, unit) for n, unit in {s.window for s in specs}]
-        on = [col(k, p).eq(col(pc, parent_alias)) for k, pc in zip(keys, lk.parent_columns)]
-        on += [tp.copy() <= anchor.copy(), tp.copy() > (starts[0] if len(starts) == 1 else exp.func("least", *starts))]
-        q = q.join(sums.subquery(p), on=exp.and_(*on))
-
-        def agg(fn: type[exp.Expression], name: str, s: _Spec) -> exp.Expression:
-            v: exp.Expression = col(name, p)
-            if s.hop in dated:  # a parent dated after the anchor does not exist yet
-                tj = col(f"__tp{s.hop}", p)
-                v = exp.Case(ifs=[exp.If(this=exp.or_(tj.is_(exp.null()), tj.copy() <= anchor.copy()), true=v)])
-            cond = tp.copy() > shift_sql(anchor.copy(), -s.window[0], s.window[1])
-            return exp.Filter(this=fn(this=v), expression=exp.Where(this=cond))
-
-        sel = []
-        for s in specs:
-            i = values.get(s.value.sql()) if s.value is not None else None
-            if s.kind == "count":
-                out = exp.Coalesce(this=exp.cast(agg(exp.Sum, "__n", s), "BIGINT"), expressions=[lit(0)])
-            elif s.kind == "mean":
-                out = agg(exp.Sum, f"__s{i}", s) / exp.Nullif(this=exp.cast(agg(exp.Sum, f"__m{i}", s), "DOUBLE"),
-                                                             expression=lit(0))
-            else:
-                out = agg(exp.Min if s.kind == "min" else exp.Max, f"__{'lo' if s.kind == 'min' else 'hi'}{i}", s)
-            sel.append(alias(out, s.name))
+            elif s.kind == "last":
+                agg = _last(s.value.copy(), t.copy())
+            else:  # days since the last row
+                agg = self.days_before(exp.Max(this=t.copy()), anchor.copy())
+            sel.append(alias(windowed(agg, s.window), s.name))
         return q.select(*sel).group_by(col(self.key, b), col(ANCHOR, b))
 
     def running(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]], t: exp.Expression,
