@@ -32,7 +32,7 @@ from rdl_sql.udfs.metrics import report
 
 from . import store
 from .auto import GBDT, Trained
-from .prepare import Prepared, index_classes
+from .prepare import Prepared, either, index_classes
 
 RESAMPLES = 500
 LEVEL = 0.95
@@ -242,7 +242,7 @@ def _generic_fix(plan, stored: bool) -> str:
         fixes.append("retrain the model on the data as it is now")
     else:
         fixes += ["move val_start / test_start"] + (["use a shorter window"] if plan.column is None else [])
-    return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
+    return either(fixes)
 
 
 def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES) -> pa.Table:
@@ -273,7 +273,7 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES,
         examples = examples.filter(pc.equal(examples.column("split"), "test"))
     if examples.num_rows == 0:
         raise _no_rows(prep, stored=True)
-    notice = _training_overlap(con, prep, stored, examples)
+    notice = _training_overlap(prep, stored, examples)
     if notice:
         prep.notices.append(notice)
     if plan.task_type is TaskType.MULTICLASS:
@@ -285,7 +285,7 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES,
 
 
 # ---- EVALUATE MODEL on the model's own training period ---------------------------------------------
-def _training_overlap(con, prep: Prepared, stored: store.StoredModel | None, examples: pa.Table) -> str | None:
+def _training_overlap(prep: Prepared, stored: store.StoredModel | None, examples: pa.Table) -> str | None:
     """A notice when evaluated rows lie before the model's validation start (their labels may have trained it)."""
     if stored is None or "anchor_time" not in examples.column_names:
         return None

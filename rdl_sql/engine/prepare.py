@@ -127,8 +127,12 @@ def hindsight_notices(prep: Prepared) -> list[str]:
 
 def _fixes(plan: TaskPlan) -> str:
     """What may give a split examples: only what the statement has (a WHERE, a window) can be changed."""
-    fixes = (["relax the WHERE filter"] if plan.query.where is not None else []) + (
-        ["use a shorter window"] if plan.column is None else []) + ["move val_start / test_start"]
+    return either((["relax the WHERE filter"] if plan.query.where is not None else [])
+                  + (["use a shorter window"] if plan.column is None else []) + ["move val_start / test_start"])
+
+
+def either(fixes: list[str]) -> str:
+    """``['a', 'b', 'c']`` as 'a, b or c', for a message that offers several fixes."""
     return ", ".join(fixes[:-1]) + (" or " if len(fixes) > 1 else "") + fixes[-1]
 
 
