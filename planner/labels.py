@@ -245,12 +245,8 @@ class TaskPlan:
             anchor_expr = lit(anchor or self.predict_anchor)
         q = exp.select(self._node(), *self._key_columns(), alias(anchor_expr.copy(), ANCHOR)).from_(source)
         if self.query.entity_in is not None:
-            names = [f"__k{i}" for i in range(len(self.keys))] + ([IN_ANCHOR] if self.in_columns > len(self.keys)
-                                                                  else [])
-            sub = exp.Subquery(this=self.query.entity_in.copy(),
-                               alias=exp.TableAlias(this=ident(IN), columns=[ident(n) for n in names]))
-            on = exp.and_(*[col(k, ENTITY).eq(self._in_key(k, n)) for k, n in zip(self.keys, names)])
-            q = q.join(sub, on=on)
+            on = exp.and_(*[col(k, ENTITY).eq(self._in_key(k, f"__k{i}")) for i, k in enumerate(self.keys)])
+            q = q.join(self._in_source(), on=on)
         conds = [self._exists_at(anchor_expr)]
         if self.in_columns > len(self.keys):  # a pair without a time has no anchor to score at
             conds.append(anchor_expr.copy().is_(exp.null()).not_())
@@ -260,6 +256,12 @@ class TaskPlan:
         if self.column is not None and self.query.entity_in is None:
             conds.append(col(self.column, ENTITY).is_(exp.null()))
         return q.where(exp.and_(*conds)).order_by(*[col(k) for k in self.keys], col(ANCHOR))
+
+    def _in_source(self) -> exp.Subquery:
+        """The FOR ... IN query as ``__in(__k0, ..., [anchor])``: its key columns, then its time if it has one."""
+        names = [f"__k{i}" for i in range(len(self.keys))] + ([IN_ANCHOR] if self.in_columns > len(self.keys) else [])
+        return exp.Subquery(this=self.query.entity_in.copy(),
+                            alias=exp.TableAlias(this=ident(IN), columns=[ident(n) for n in names]))
 
     def _in_key(self, key: str, name: str) -> exp.Expression:
         """A FOR ... IN key column, read as the entity key's type: a value of no such key ('abc' for an
@@ -277,10 +279,7 @@ class TaskPlan:
             return exp.Subquery(this=exp.select(exp.Count(this=exp.Star())).from_(sub))
         no_time: exp.Expression = lit(0)
         if self.in_columns > len(self.keys):
-            names = [f"__k{i}" for i in range(len(self.keys))] + [IN_ANCHOR]
-            listed = exp.Subquery(this=self.query.entity_in.copy(),
-                                  alias=exp.TableAlias(this=ident(IN), columns=[ident(x) for x in names]))
-            no_time = n(exp.select(exp.Star()).from_(listed).where(self._in_anchor().is_(exp.null())))
+            no_time = n(exp.select(exp.Star()).from_(self._in_source()).where(self._in_anchor().is_(exp.null())))
         return exp.select(alias(n(self.query.entity_in.copy()), "listed"),
                           alias(n(self.predict_sql(anchor).order_by(None)), "scored"),
                           alias(n(self.predict_sql(anchor, population=True).order_by(None)), "in_population"),
