@@ -35,6 +35,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 from sqlglot import exp
@@ -250,16 +251,29 @@ def walk_forward(windows: Windows, first: dt.datetime, limit: dt.datetime, count
     return tuple((t, counts[t]) for t in grid if counts.get(t))
 
 
+class EmptySplit(NamedTuple):
+    """A split that planning left without examples: ``why`` for the user, ``cause`` for the fix to offer.
+
+    ``cause`` is ``"dates"`` (the statement's val_start / test_start leave no
+    room), ``"history"`` (the label window is longer than the data) or
+    ``"rows"`` (the dates leave room, but no entity gives an example there).
+    """
+
+    split: str  # "train", "val" or "test"
+    why: str
+    cause: str
+
+
 @dataclass(frozen=True)
 class Splits:
-    """Anchors of each split with their example counts; ``empty``: ``(split, why)`` for each split left empty."""
+    """Anchors of each split with their example counts; ``empty``: each split left without examples."""
 
     train: Anchors
     val: Anchors
     test: Anchors
     val_start: dt.datetime
     test_start: dt.datetime
-    empty: tuple[tuple[str, str], ...] = ()
+    empty: tuple[EmptySplit, ...] = ()
 
 
 def choose_splits(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start: dt.datetime | None,
@@ -284,35 +298,36 @@ def choose_splits(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start
     empty = []
     if not splits.test:
         if test_start is not None and not windows.ends_by(test_start, end):
-            why = (f"test_start {test_start} leaves no room for a {windows.describe()} label window before "
-                   f"{end}, the last time of the table the label counts")
+            why, cause = (f"test_start {test_start} leaves no room for a {windows.describe()} label window before "
+                          f"{end}, the last time of the table the label counts"), "dates"
         elif test_start is None and val_start is not None and \
                 not windows.ends_by(_shift_clamped(val_start, windows.end, windows.unit), end):
-            why = (f"val_start {val_start} leaves no room for a {windows.describe()} validation and a "
-                   f"{windows.describe()} test label window before {end}, the last time of the table the label "
-                   f"counts")
+            why, cause = (f"val_start {val_start} leaves no room for a {windows.describe()} validation and a "
+                          f"{windows.describe()} test label window before {end}, the last time of the table the "
+                          f"label counts"), "dates"
         else:
-            why = (_no_room(windows, lo, end, end, "test") if test_start is None else None) or \
-                f"no test anchor from {splits.test_start} has an entity that {where}"
-        empty.append(("test", why))
+            why, cause = (_no_room(windows, lo, end, end, "test") if test_start is None else None) or \
+                (f"no test anchor from {splits.test_start} has an entity that {where}", "rows")
+        empty.append(EmptySplit("test", why, cause))
     if training and not splits.val:
-        empty.append(("val", _empty_val(windows, lo, end, val_start, test_start, splits.test_start, where)))
+        empty.append(EmptySplit("val", *_empty_val(windows, lo, end, val_start, test_start, splits.test_start, where)))
     if training and not splits.train:
         room = _no_room(windows, lo, min(splits.val_start, end), end, "training", train=True)
         if room:
-            why = room
+            why, cause = room
         elif not (splits.val or splits.test):
-            why = f"no anchor from {lo} to {end} has an entity that {where}"
+            why, cause = f"no anchor from {lo} to {end} has an entity that {where}", "rows"
         else:
-            why = (f"not enough history ({lo} to {end}) for a training window of {windows.describe()} before the "
-                   f"validation start {splits.val_start} with an entity that {where}")
-        empty.append(("train", why))
+            why, cause = (f"not enough history ({lo} to {end}) for a training window of {windows.describe()} before "
+                          f"the validation start {splits.val_start} with an entity that {where}"), "rows"
+        empty.append(EmptySplit("train", why, cause))
     return dataclasses.replace(splits, empty=tuple(empty))
 
 
 def _no_room(windows: Windows, lo: dt.datetime, limit: dt.datetime, end: dt.datetime, split: str, *,
-             train: bool = False) -> str | None:
-    """Why no anchor from the first row ``lo`` has room for its windows before ``limit``; None if one has.
+             train: bool = False) -> tuple[str, str] | None:
+    """Why (and the ``EmptySplit.cause``) no anchor from the first row ``lo`` has room for its windows
+    before ``limit``; None if one has.
 
     Dates, not entities, are then the cause: the window is longer than the
     history (``limit`` is the end), or the split's end leaves no room.
@@ -325,31 +340,32 @@ def _no_room(windows: Windows, lo: dt.datetime, limit: dt.datetime, end: dt.date
     if limit >= end:
         return (f"the {label} {'are' if label.endswith('windows') else 'is'} longer than the history: the table "
                 f"the label counts runs from {lo} to {end}, so no {split} anchor has a label window that ends by "
-                f"{end}")
+                f"{end}"), "history"
     if train:
         return (f"not enough history ({lo} to {end}) before the validation start {limit}: no training anchor "
-                f"from the first row at {lo} on has its {label} end by {limit}")
-    return f"no {split} anchor from the first row at {lo} has room for a {label} before {limit}"
+                f"from the first row at {lo} on has its {label} end by {limit}"), "dates"
+    return f"no {split} anchor from the first row at {lo} has room for a {label} before {limit}", "dates"
 
 
 def _empty_val(windows: Windows, lo: dt.datetime, end: dt.datetime, val_start: dt.datetime | None,
-               test_start: dt.datetime | None, chosen_test_start: dt.datetime, where: str) -> str:
-    """Why validation holds no anchor: a span without room (dates), else no entity (``where``)."""
+               test_start: dt.datetime | None, chosen_test_start: dt.datetime, where: str) -> tuple[str, str]:
+    """Why (and the cause) validation holds no anchor: a span without room (dates), else no entity (``where``)."""
     val_end = min(chosen_test_start, end)
     if val_start is None:
         return (_no_room(windows, lo, val_end, end, "validation")
-                or f"no anchor before {chosen_test_start} whose {windows.describe()} label window ends by "
-                   f"{val_end} has an entity that {where}")
+                or (f"no anchor before {chosen_test_start} whose {windows.describe()} label window ends by "
+                    f"{val_end} has an entity that {where}", "rows"))
     if test_start is not None and val_start >= test_start:
         return (f"val_start {val_start} equals test_start, so the validation span from val_start to test_start is "
-                f"empty (one {windows.describe()} label window needs val_start that much before test_start)")
+                f"empty (one {windows.describe()} label window needs val_start that much before test_start)",
+                "dates")
     if not windows.ends_by(val_start, val_end):
         bound = ("test_start" if val_end == test_start else "the last time of the table the label counts"
                  if val_end == end else "the first test anchor")
         return (f"no anchor from val_start {val_start} has room for a {windows.describe()} label window before "
-                f"{val_end} ({bound})")
+                f"{val_end} ({bound})", "dates")
     return (f"no anchor from val_start {val_start} whose {windows.describe()} label window ends by {val_end} has "
-            f"an entity that {where}")
+            f"an entity that {where}", "rows")
 
 
 def _choose(windows, lo, end, val_start, test_start, max_train_rows, count, training, rows, share) -> Splits:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from .anchors import shift_sql
+from .anchors import EmptySplit, shift_sql
 from .nodes import NODE, node_name, node_select, time_name, time_value
 from .options import Options
 from .query import AggRef, PredictQuery, TaskType
@@ -63,9 +63,13 @@ class TaskPlan:
     #: examples at each anchor of ``split_anchors()``, in its order, as counted while planning
     #: (before ``max_train_rows`` cuts the oldest training anchor)
     anchor_rows: tuple[int, ...] = ()
-    #: ``(split, why)`` for each split that planning found without examples (training and validation
-    #: must have some to train; an empty test split skips test metrics)
-    empty_splits: tuple[tuple[str, str], ...] = ()
+    #: each split that planning found without examples (training and validation must have some to
+    #: train; an empty test split skips test metrics)
+    empty_splits: tuple[EmptySplit, ...] = ()
+
+    def why_empty(self, split: str) -> EmptySplit | None:
+        """Why planning left ``split`` ("train", "val" or "test") without examples; None if it did not."""
+        return next((e for e in self.empty_splits if e.split == split), None)
 
     @property
     def in_columns(self) -> int:

@@ -212,16 +212,16 @@ def _no_rows(prep: Prepared, stored: bool) -> PlanError:
     with AS OF about its AS OF. ``stored``: EVALUATE MODEL (else PREDICT).
     """
     plan = prep.plan
-    why = dict(plan.empty_splits).get("test")
-    if why:
-        if "leaves no room" in why:
+    empty = plan.why_empty("test")
+    if empty:
+        if empty.cause == "dates":
             agg = plan.target.agg
             fix = (f"evaluate AS OF TIMESTAMP '{shift(plan.test_start, agg.end, agg.unit)}' or later (the "
                    f"model's test_start {plan.test_start} plus its label window)" if stored
                    else "use an earlier test_start or a shorter window")
         else:
-            fix = "use a shorter window" if "longer than the history" in why else _generic_fix(plan, stored)
-        return PlanError(f"no labelled rows to evaluate: {why}; {fix}")
+            fix = "use a shorter window" if empty.cause == "history" else _generic_fix(plan, stored)
+        return PlanError(f"no labelled rows to evaluate: {empty.why}; {fix}")
     causes = []
     if plan.query.where is not None:
         causes.append("no entity passes the WHERE filter")

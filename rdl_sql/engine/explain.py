@@ -39,8 +39,8 @@ def _anchor_rows(plan: TaskPlan) -> list[tuple[str, str, str]]:
         counts = plan.anchor_rows[i:i + len(anchors)]
         i += len(anchors)
         if not anchors:
-            why = dict(plan.empty_splits).get({"validation": "val"}.get(name, name), "no anchor")
-            rows.append(("anchors", name, f"none: {why}"))
+            empty = plan.why_empty({"validation": "val"}.get(name, name))
+            rows.append(("anchors", name, f"none: {empty.why if empty else 'no anchor'}"))
             continue
         detail = (f"{len(anchors)} anchor{'s' if len(anchors) > 1 else ''}, first {anchors[0]}, last {anchors[-1]}, "
                   f"every {step} {agg.unit.lower()} (anchors without examples skipped); {sum(counts):,} examples, "

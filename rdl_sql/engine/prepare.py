@@ -78,9 +78,9 @@ def prepare(con, query: PredictQuery) -> Prepared:
     schema = read_schema(con, as_of=query.as_of)  # column types as of the statement's AS OF
     plan = compile_task(con, schema, query)
     for split, name in (("train", "training"), ("val", "validation")):  # known before any label is computed
-        why = dict(plan.empty_splits).get(split)
-        if why:
-            raise PlanError(f"no {name} examples: {why}; {_fixes(plan)}")
+        empty = plan.why_empty(split)
+        if empty:
+            raise PlanError(f"no {name} examples: {empty.why}; {_fixes(plan)}")
     t0 = time.perf_counter()
     examples = cap_training_rows(arrow(con, plan.examples_sql(plan.split_anchors())), plan.options.max_train_rows,
                                  plan.options.seed)
@@ -90,14 +90,11 @@ def prepare(con, query: PredictQuery) -> Prepared:
         examples, classes = index_classes(examples)
     prep = Prepared(plan.schema, plan, examples, 0.0, classes)
     rows = {s: prep.split(s).num_rows for s in SPLITS}
-    why = dict(plan.empty_splits)
     for split, name in (("train", "training"), ("val", "validation")):
         if not rows[split]:
-            raise PlanError(f"no {name} examples: {why.get(split) or _where_examples(plan, split)}; "
-                            f"{_fixes(plan)}")
+            raise PlanError(f"no {name} examples: {_why_empty(plan, split)}; {_fixes(plan)}")
     if not rows["test"]:
-        prep.notices.append(f"no test examples: {why.get('test') or _where_examples(plan, 'test')}; "
-                            f"test metrics skipped")
+        prep.notices.append(f"no test examples: {_why_empty(plan, 'test')}; test metrics skipped")
     if rows["val"] < THIN_VALIDATION and plan.column is None:
         n = len(plan.val_anchors)
         prep.notices.append(f"validation holds only {rows['val']:,} examples ({n} anchor{'s' if n != 1 else ''} "
@@ -146,6 +143,12 @@ def _finite_labels(examples: pa.Table) -> tuple[pa.Table, int]:
     finite = pc.fill_null(pc.is_finite(examples.column("label")), True)
     kept = examples.filter(finite)
     return kept, examples.num_rows - kept.num_rows
+
+
+def _why_empty(plan: TaskPlan, split: str) -> str:
+    """Why a split holds no example: planning's reason, else where its examples would have come from."""
+    empty = plan.why_empty(split)
+    return empty.why if empty else _where_examples(plan, split)
 
 
 def _where_examples(plan: TaskPlan, split: str) -> str:

@@ -157,15 +157,22 @@ def test_short_history_falls_back_to_one_anchor_per_evaluation_split():
     assert len(s.test) == len(s.val) == len(s.train) == 1
 
 
-def test_empty_splits_are_named_with_the_reason():
+def test_empty_splits_are_named_with_the_reason_and_its_cause():
     s = splits(every(5), test_start=D(2023, 12, 25))
-    assert s.test == () and "leaves no room for a 10 days label window" in dict(s.empty)["test"]
+    (test,) = s.empty
+    assert s.test == () and test.split == "test" and "leaves no room for a 10 days label window" in test.why
+    assert test.cause == "dates"  # the user's test_start: EVALUATE offers a later AS OF / an earlier test_start
     assert s.val and s.train
     nothing = splits(every(0))
-    assert {k for k, _ in nothing.empty} == {"train", "val", "test"}
-    assert "no anchor from 2020-01-01 00:00:00 to 2024-01-01 00:00:00 has an entity" in dict(nothing.empty)["train"]
+    why = {e.split: e for e in nothing.empty}
+    assert set(why) == {"train", "val", "test"} and {e.cause for e in nothing.empty} == {"rows"}
+    assert "no anchor from 2020-01-01 00:00:00 to 2024-01-01 00:00:00 has an entity" in why["train"].why
     short = splits(every(5), lo=D(2023, 12, 10))  # 2 anchors of history (12-12, 12-22): test and validation
-    assert short.test and short.val and "not enough history" in dict(short.empty)["train"]
+    (train,) = short.empty
+    assert short.test and short.val and "not enough history" in train.why and train.split == "train"
+    tiny = splits(every(5), lo=D(2023, 12, 28))  # less history than one 10-day window
+    assert {e.split: e.cause for e in tiny.empty}["test"] == "history"
+    assert "longer than the history" in {e.split: e.why for e in tiny.empty}["test"]
 
 
 def test_scoring_plans_choose_test_anchors_only():

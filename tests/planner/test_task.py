@@ -265,12 +265,13 @@ def test_test_start_without_room_for_the_window_leaves_test_empty_and_says_why(t
     p = plan(tiny, agg("COUNT"), options=[("test_start", "2024-01-20")])
     assert p.test_anchors == ()
     assert ("leaves no room for a 10 days label window before 2024-01-25 00:00:00, the last time of the table"
-            in dict(p.empty_splits)["test"])
+            in p.why_empty("test").why)
+    assert p.why_empty("test").cause == "dates" and p.why_empty("val") is None
     # validation still ends by the last order, not by the (later) test_start
     assert p.val_anchors and all(t + 10 * DAY <= p.predict_anchor for t in p.val_anchors)
     assert p.train_anchors
     q = plan(tiny, agg("COUNT"), options=[("val_start", "2024-01-10"), ("test_start", "2024-01-15")])
-    assert q.val_anchors == () and "from val_start 2024-01-10" in dict(q.empty_splits)["val"]
+    assert q.val_anchors == () and "from val_start 2024-01-10" in q.why_empty("val").why
     with pytest.raises(PlanError, match="not a timestamp"):
         plan(tiny, agg("COUNT"), options=[("test_start", "soon")])
 
@@ -278,7 +279,7 @@ def test_test_start_without_room_for_the_window_leaves_test_empty_and_says_why(t
 def test_not_enough_history_leaves_training_empty(tiny):
     p = plan(tiny, agg("COUNT", end=60))
     assert p.train_anchors == ()
-    assert "not enough history" in dict(p.empty_splits)["train"]
+    assert "not enough history" in p.why_empty("train").why
 
 
 @pytest.mark.parametrize("func, column", [("COUNT", None), ("AVG", "amount"), ("MAX", "amount"), ("SUM", "amount")])
