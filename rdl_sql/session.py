@@ -8,6 +8,7 @@ where the DB-API cursor fetches it like any other result.
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -112,8 +113,13 @@ class Session:
             result = predict(self.engine, duck, inner, stmt)
             outcome.notices.extend(result.notices)
             outcome.metrics = result.metrics
-            inner.replace(_ordered(self._query_of(duck, result), inner))
-        self._plain(duck, stmt, node.sql("duckdb"), None)
+            query = self._query_of(duck, result)
+            _check_order(duck, query, inner)
+            inner.replace(_ordered(query, inner))
+        try:
+            duck.execute(node.sql("duckdb"))
+        except duckdb.BinderException as e:
+            raise _unbound_column(e, node) or _wrap_duckdb(e, stmt) from None
         return outcome
 
     # ---- results -----------------------------------------------------------------
@@ -172,6 +178,26 @@ def _check_order(duck, query: exp.Select, node: Predict) -> None:
                 extra = " (a regression PREDICT has no score)" if c.name.lower() == "score" else ""
                 raise PlanError(f"ORDER BY `{c.name}`: the result has no such column{extra}; its columns are "
                                 f"{', '.join(names)}", Position.of(c))
+
+
+def _unbound_column(e: duckdb.BinderException, node: exp.Expression) -> PlanError | None:
+    """DuckDB's "column not found" in a statement around a PREDICT, located in the user's text.
+
+    DuckDB's own message quotes the SQL rdl-sql spliced the prediction query
+    into, whose names and positions the user never wrote; the column's place
+    in the user's statement and the columns that exist say the same without
+    them. None when the column is not one the user wrote.
+    """
+    found = re.search(r'Referenced column "([^"]+)" not found', str(e))
+    if found is None:
+        return None
+    name = found.group(1)
+    written = next((c for c in node.find_all(exp.Column) if c.name == name and Position.of(c) is not None), None)
+    if written is None:
+        return None
+    bindings = re.search(r"Candidate bindings: (.+)", str(e))
+    there = f"; the columns there are {bindings.group(1).strip()}" if bindings else ""
+    return PlanError(f"column `{name}` not found{there}", Position.of(written))
 
 
 def _ordered(query: exp.Select, node: Predict) -> exp.Select:

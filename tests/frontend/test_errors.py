@@ -294,6 +294,22 @@ def test_order_by_a_column_the_result_lacks_names_the_columns_it_has(con):
     assert len(rows) == 2 and rows[0][2] >= rows[1][2]
 
 
+def test_a_missing_column_around_a_nested_predict_is_located_in_the_users_text(con):
+    """DuckDB's binder error quoted the SQL the prediction query was spliced into (``__predictions``,
+    ``__rdl_result_N``) at positions the user never wrote."""
+    spend = "PREDICT SUM(orders.amount, 0, 30, DAYS) FOR EACH customers.customer_id WITH (model = 'gbdt')"
+    inner = f"SELECT * FROM ({spend} ORDER BY score LIMIT 2)"
+    err = str(error(con, inner))
+    assert "ORDER BY `score`: the result has no such column" in err and "__" not in err
+    assert f"line 1, column {inner.index('score') + 1}:" in err
+    outer = f"WITH p AS ({spend}) SELECT customer_id FROM p ORDER BY scor"
+    err = str(error(con, outer))
+    assert "column `scor` not found; the columns there are" in err and "__" not in err
+    assert f"line 1, column {outer.index('scor') + 1}:" in err
+    rows = con.execute(f"WITH p AS ({spend}) SELECT customer_id FROM p ORDER BY prediction DESC LIMIT 2").fetchall()
+    assert len(rows) == 2
+
+
 def test_a_column_target_as_of_before_its_first_row_says_so(con):
     """It blamed NULL times (none are NULL) and suggested filling them in."""
     err = error(con, "PREDICT customers.country FOR EACH customers.customer_id AS OF TIMESTAMP '2000-01-01'")
