@@ -5,7 +5,8 @@ String columns are categorical features: their categories are fixed from the
 training rows and reused at scoring time (an unseen or NULL value is
 missing), so a category means the same split in every table the model reads.
 Seeds, one thread and LightGBM's deterministic mode make the same statement
-on the same data give the same model.
+on the same data give the same model. Boosting checks a ``cancel`` event
+before each round, as GNN training checks it between batches.
 
 A trained model is stored (``dumps`` / ``loads``) as versioned JSON around
 LightGBM's own text format: the booster's ``model_to_string`` plus what
@@ -15,6 +16,7 @@ class labels, the training label mean for EVALUATE's trivial predictor).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -41,6 +43,30 @@ EARLY_STOP = 50
 # one thread: on the 2-core machines this project targets, the shop task (25k rows x 67
 # features) trained in 1.3 s with one thread and 4.0 s with two, beside other work
 THREADS = 1
+
+
+class Cancelled(KeyboardInterrupt):
+    """LightGBM's boosting stopped because its ``cancel`` event was set.
+
+    The twin of ``udfs.train.Cancelled`` (same base, same name, which a server
+    reads to answer a cancel request), defined here because importing that
+    module would load torch into every GBDT statement.
+    """
+
+
+class _StopWhenSet:
+    """A LightGBM callback, run before each boosting round, that raises ``Cancelled`` once ``cancel`` is set:
+    ``lgb.train`` runs its rounds in Python, so the exception leaves it at once, with no booster returned."""
+
+    before_iteration = True
+    order = 0  # LightGBM sorts callbacks by it
+
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+
+    def __call__(self, env) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("training cancelled")
 
 
 @dataclass
@@ -124,11 +150,14 @@ def _is_string(t: pa.DataType) -> bool:
 
 
 def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: str, options: Options,
-             features: list[str] | None = None, num_classes: int = 0) -> GbdtModel:
+             features: list[str] | None = None, num_classes: int = 0,
+             cancel: threading.Event | None = None) -> GbdtModel:
     """Train LightGBM on ``train`` with early stopping on ``val``; metrics on val (and test).
 
     Multiclass labels are class indices ``0 .. num_classes - 1``; -1 marks a
     validation or test label outside the training classes (always wrong).
+    ``cancel`` is checked before each boosting round: once set, ``Cancelled``
+    is raised.
     """
     started = time.perf_counter()
     features = list(features) if features is not None else feature_columns(train)
@@ -160,13 +189,14 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
     if task_type == "multiclass":
         params["num_class"] = int(num_classes)
         stop_val = val.filter(pc.greater_equal(val.column("label"), 0))  # LightGBM refuses unknown classes
+    stops = [] if cancel is None else [_StopWhenSet(cancel)]
     dtrain = lgb.Dataset(model.frame(train), y_train, free_raw_data=True)
     if stop_val.num_rows:
         dval = lgb.Dataset(model.frame(stop_val), _labels(stop_val), reference=dtrain)
         booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dval],
-                            callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False)])
+                            callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False), *stops])
     else:  # nothing to stop on: LightGBM's default number of rounds
-        booster = lgb.train(params, dtrain, num_boost_round=100)
+        booster = lgb.train(params, dtrain, num_boost_round=100, callbacks=stops)
     model.booster = booster  # predicts with its best iteration
     name = METRIC_NAME[task_type]
     val_scores = model.predict(val)
@@ -190,4 +220,4 @@ def _labels(tbl: pa.Table) -> np.ndarray:
     return y
 
 
-__all__ = ["GbdtModel", "fit_gbdt", "feature_columns", "metric", "RESERVED"]
+__all__ = ["Cancelled", "GbdtModel", "fit_gbdt", "feature_columns", "metric", "RESERVED"]

@@ -20,10 +20,15 @@ the time spent is under the budget; a GNN variant starts only if its
 estimated time also fits: the first GNN's seconds scaled by the sampled
 nodes per seed (the variant's fan-outs against the first GNN's), which is
 what a GNN's time grows with. A candidate that has started is never cut
-short, so every candidate compared is a whole model, and the search may end
-past the budget by one candidate's time (more when an estimate was low).
+short by the budget, so every candidate compared is a whole model, and the
+search may end past the budget by one candidate's time (more when an
+estimate was low).
 Every candidate trains on the very same labelled examples (``Prepared``),
 so their validation metrics compare.
+
+A cancel (``Engine.cancel``, set by ``Connection.cancel()`` or a server's
+CancelRequest) stops the whole search, whatever candidate runs: it raises
+``Cancelled`` and nothing is kept, never an earlier candidate.
 
 Torch and LightGBM are imported only when a candidate of that kind trains.
 """
@@ -35,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import duckdb
 import pyarrow.compute as pc
 
 from rdl_sql.planner.depth import link_distances
@@ -56,6 +62,16 @@ _MAX_FANOUT = 10_000
 #: the rows of its longest window (18.8 M rows x about 260 features in 34-40 s)
 GBDT_STREAM_CELLS_PER_SECOND = 16_000_000
 GBDT_CELLS_PER_SECOND = 90_000_000
+
+
+class Cancelled(KeyboardInterrupt):
+    """The statement was cancelled while ``train`` ran, whichever candidate was training.
+
+    A ``KeyboardInterrupt`` named like ``udfs.train.Cancelled`` (which this
+    module cannot import without loading torch), so the front-end and the
+    server answer it as they answer a cancelled GNN: the statement fails and
+    stores nothing.
+    """
 
 
 @dataclass(frozen=True)
@@ -216,16 +232,46 @@ def digest(con, prep: Prepared) -> str:
 def fit_candidate(engine, con, prep: Prepared, candidate: Candidate):
     """Train one candidate on ``prep`` (already carrying its options); returns its result.
 
-    ``engine`` (an ``Engine``) gives a GNN its progress bar and cancel event; None trains quietly
-    (the benchmarks).
+    ``engine`` (an ``Engine``) gives a GNN its progress bar and either kind its cancel event; None trains
+    quietly (the benchmarks).
     """
     if candidate.kind == GBDT:
         from . import gbdt  # LightGBM: loaded only when a GBDT candidate trains
-        return gbdt.fit(con, prep)
+        return gbdt.fit(con, prep, cancel=None if engine is None else engine.cancel)
     if engine is None:
         from . import gnn  # torch: loaded only when a GNN candidate trains
         return gnn.train(con, prep, progress=False)
     return engine.train_gnn(con, prep)
+
+
+def _cancelled(engine) -> bool:
+    return engine is not None and engine.cancel.is_set()
+
+
+def _stop_if_cancelled(engine) -> None:
+    if _cancelled(engine):
+        raise Cancelled("training cancelled")
+
+
+def _fit(engine, con, prep: Prepared, candidate: Candidate):
+    """``fit_candidate``, raising ``Cancelled`` when the statement is cancelled before or while it trains.
+
+    A cancel also interrupts DuckDB, so a candidate it stops may fail with
+    ``duckdb.InterruptException`` (an ``Exception``) or any error of a query cut
+    short; taken for a candidate that cannot train, it would let the search go
+    on and keep an earlier candidate. Any error raised once the event is set is
+    the cancel's doing. A KeyboardInterrupt without the event (Ctrl-C) passes
+    unchanged.
+    """
+    _stop_if_cancelled(engine)
+    try:
+        return fit_candidate(engine, con, prep, candidate)
+    except Cancelled:
+        raise
+    except (Exception, KeyboardInterrupt) as e:
+        if _cancelled(engine) or isinstance(e, duckdb.InterruptException):
+            raise Cancelled("training cancelled") from e
+        raise
 
 
 def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_counter) -> Trained:
@@ -241,7 +287,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
             cands[0], cands[1] = cands[1], cands[0]
     if options.model != "auto":
         (c,) = cands
-        result = fit_candidate(engine, con, prep, c)
+        result = _fit(engine, con, prep, c)
         metrics = dict(result.metrics) if c.kind == GNN else dict(result.metrics, model=GBDT)
         return Trained(c.kind, result, prep, metrics, [f"trained {c.kind}: {describe_metrics(result.metrics)}"])
     key = f"val_{prep.plan.task_type.metric}"
@@ -252,6 +298,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
     per_node: tuple[str, float, float] | None = None  # (first GNN, its seconds, seconds per sampled node)
     budget = options.time_budget
     for i, c in enumerate(cands):
+        _stop_if_cancelled(engine)  # before the budget's checks: a cancel never ends in "not tried"
         spent = clock() - started
         if i and spent >= budget:
             notices.append(f"auto: {c.name} ({c.describe()}) not tried: the time budget of {budget:g} s is spent "
@@ -272,7 +319,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         cprep = with_options(prep, c.options)
         t0 = clock()
         try:
-            result = fit_candidate(engine, con, cprep, c)
+            result = _fit(engine, con, cprep, c)
         except Exception as e:  # a candidate that cannot train here (e.g. GBDT on a composite key)
             notices.append(f"auto: {c.name} ({c.describe()}) failed: {e}")
             errors.append(e)
@@ -283,6 +330,7 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         if c.kind == GNN and per_node is None:
             per_node = (c.name, seconds, seconds / max(1, sampled_nodes(c.options)))
         tried.append(Trial(c, cprep, result, value))
+    _stop_if_cancelled(engine)  # a cancel as the last candidate ended, or while the rest were not tried
     if not tried:
         raise errors[0]
     task = prep.plan.task_type.value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import threading
 import time
 from dataclasses import dataclass
 
@@ -65,15 +66,19 @@ def rows_features(con, plan: TaskPlan, rows: pa.Table) -> tuple[pa.Table, list[s
         con.unregister(name)
 
 
-def fit(con, prep: Prepared) -> GbdtResult:
-    """Train the LightGBM baseline on ``prep``'s examples; its metrics name the feature time too."""
+def fit(con, prep: Prepared, cancel: threading.Event | None = None) -> GbdtResult:
+    """Train the LightGBM baseline on ``prep``'s examples; its metrics name the feature time too.
+
+    ``cancel`` (the engine's event; None in the benchmarks) stops the boosting
+    before its next round; the feature query stops by DuckDB's own interrupt.
+    """
     t0 = time.perf_counter()
     rows, names = example_features(con, prep)
     feature_seconds = time.perf_counter() - t0
     split = rows.column("split")
     parts = {s: rows.filter(pc.equal(split, s)) for s in SPLITS}
     model = fit_gbdt(parts["train"], parts["val"], parts["test"], prep.plan.task_type, prep.plan.options, names,
-                     num_classes=len(prep.classes))
+                     num_classes=len(prep.classes), cancel=cancel)
     model.classes = list(prep.classes)
     model.metrics.update(label_seconds=round(prep.seconds, 3), feature_seconds=round(feature_seconds, 3))
     test = parts["test"]
