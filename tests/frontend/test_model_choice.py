@@ -76,8 +76,8 @@ def test_auto_scores_with_the_gnn_when_it_wins(small_shop, one_thread_torch, mon
     from rdl_sql.engine import gbdt
     real_fit = gbdt.fit
 
-    def losing_fit(con, prep):  # a GBDT that cannot win on validation
-        model = real_fit(con, prep)
+    def losing_fit(con, prep, **kwargs):  # a GBDT that cannot win on validation
+        model = real_fit(con, prep, **kwargs)
         model.metrics["val_AUROC"] = 0.0
         return model
 
@@ -86,6 +86,7 @@ def test_auto_scores_with_the_gnn_when_it_wins(small_shop, one_thread_torch, mon
     rows = cur.fetchall()
     assert cur.metrics["model"] == "gnn" and "epochs" in cur.metrics
     assert cur.notices[-1].startswith("auto: gnn won on validation AUROC")
+    assert not any("failed" in n for n in cur.notices)  # GBDT trained and lost, not left out
     assert [d[0] for d in cur.description] == ["customer_id", "anchor_time", "prediction", "score"]
     assert [r[0] for r in rows] == active_customers(small_shop)
 
