@@ -26,6 +26,8 @@ ANCHORS = "__anchors"
 ANCHOR = "anchor_time"
 SPLIT = "split"
 LABEL = "label"
+#: the predicted value's column (``TaskType.output_fields``)
+PREDICTION = "prediction"
 #: aggregates with a value over an empty window (0, false), so every example of theirs has a label
 _DEFINED_OVER_NO_ROWS = ("COUNT", "EXISTS", "COUNT_DISTINCT", "SUM")
 _OPS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
@@ -96,6 +98,26 @@ class TaskPlan:
     def output_columns(self) -> list[str]:
         """Columns of the prediction table, in order."""
         return list(self.keys) + ([] if self.column else [ANCHOR]) + [n for n, _ in self.task_type.output_fields]
+
+    @property
+    def class_type(self) -> str | None:
+        """Multiclass: the DuckDB type of the column whose value is predicted (a key's BIGINT, a DATE, a
+        category's VARCHAR or ENUM); None for other tasks.
+
+        Labels and classes travel as text (``_label``, a stored model's class list); the predicted class
+        is cast back to this type so that it compares and joins with its column like the column's values.
+        """
+        if self.task_type is not TaskType.MULTICLASS:
+            return None
+        c = (self.entity.column(self.column) if self.column is not None
+             else self.target.table.column(self.target.agg.column))
+        return c.dtype if c is not None else None
+
+    @property
+    def output_fields(self) -> tuple[tuple[str, str], ...]:
+        """The prediction columns and their DuckDB types: ``task_type.output_fields``, the class in ``class_type``."""
+        return tuple((n, self.class_type if n == PREDICTION and self.class_type else t)
+                     for n, t in self.task_type.output_fields)
 
     # ---- SQL -----------------------------------------------------------------
     def entity_rows(self) -> exp.Select:
@@ -303,10 +325,19 @@ class TaskPlan:
             exp.Subquery(this=self.predict_sql(anchor), alias=exp.TableAlias(this=ident("__p"))))
         outs = [alias(exp.func("struct_extract", col("__s"), lit(name)), name)
                 for name, _ in self.task_type.output_fields]
-        front = [col(k) for k in self.keys] + ([] if self.column else [col(ANCHOR)])
-        return (exp.select(*front, *outs)
-                .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__q"))))
+        spread = (exp.select(*[col(k) for k in self.keys], col(ANCHOR), *outs)
+                  .from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("__q")))))
+        return (self.typed_sql(exp.Subquery(this=spread, alias=exp.TableAlias(this=ident("__r"))))
                 .order_by(*[col(k) for k in self.keys], col(ANCHOR)))
+
+    def typed_sql(self, rows: exp.Expression) -> exp.Select:
+        """``output_columns`` of ``rows`` (a table or subquery holding them as the model shapes them, the
+        class as text) in the types of ``output_fields``: where a GNN's (``score_sql``) or a GBDT's
+        predicted class gets its column's type back."""
+        outs = [col(n) if n != PREDICTION or self.class_type is None
+                else alias(exp.Cast(this=col(n), to=exp.DataType.build(self.class_type, dialect="duckdb")), n)
+                for n in self.output_columns]
+        return exp.select(*outs).from_(rows)
 
     def split_anchors(self) -> list[tuple[dt.datetime, str]]:
         """Every ``(anchor, split)`` of the plan, training first (a column target: one row, split by row)."""

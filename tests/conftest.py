@@ -157,3 +157,46 @@ def one_thread_torch():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+TYPED_CLASSES = """
+CREATE TABLE customers (customer_id INTEGER PRIMARY KEY, signup_at TIMESTAMP,
+                        tier ENUM('bronze', 'silver', 'gold'), country VARCHAR);
+CREATE TABLE products (product_id INTEGER PRIMARY KEY, price DOUBLE);
+CREATE TABLE promos (promo_day DATE PRIMARY KEY);
+CREATE TABLE tiers (vip BOOLEAN PRIMARY KEY);
+CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (customer_id),
+                     product_id INTEGER REFERENCES products (product_id),
+                     promo_day DATE REFERENCES promos (promo_day), vip BOOLEAN REFERENCES tiers (vip),
+                     ordered_at TIMESTAMP, amount DOUBLE);
+INSERT INTO customers SELECT i, TIMESTAMP '2024-01-01' + INTERVAL (i * 37 % 200) DAY,
+    CASE WHEN i % 5 = 0 THEN NULL ELSE ['bronze', 'silver', 'gold'][1 + i % 3] END,
+    CASE WHEN i % 7 = 0 THEN NULL ELSE ['US', 'DE', 'FR'][1 + i // 2 % 3] END FROM range(1, 121) r(i);
+INSERT INTO products SELECT i, i * 1.5 FROM range(1, 6) r(i);
+INSERT INTO promos SELECT DATE '2024-01-01' + CAST(7 * i AS INTEGER) FROM range(0, 4) r(i);
+INSERT INTO tiers VALUES (true), (false);
+INSERT INTO orders
+SELECT o.i, c.customer_id, o.p, DATE '2024-01-01' + CAST(7 * (o.p % 4) AS INTEGER), c.customer_id % 3 = 0,
+       c.signup_at + INTERVAL (o.i * 613 % 2880) HOUR, o.i * 37 % 100
+FROM (SELECT i, 1 + i * 7919 % 120 AS c, CASE WHEN i % 10 < 7 THEN 1 + (1 + i * 7919 % 120) % 5
+                                              ELSE 1 + i * 31 % 5 END AS p FROM range(1, 1501) r(i)) o
+JOIN customers c ON c.customer_id = o.c;
+"""
+
+
+@pytest.fixture
+def typed_classes(con):
+    """Multiclass targets of every kind of class column: ``FIRST(orders.product_id ...)`` (an INTEGER key),
+    ``orders.promo_day`` (a DATE key), ``orders.vip`` (a BOOLEAN key), ``customers.tier`` (an ENUM category,
+    NULL for every fifth customer) and ``customers.country`` (a VARCHAR category, NULL for every seventh)."""
+    con.execute(TYPED_CLASSES)
+    return con
+
+
+@pytest.fixture
+def typed_classes_rdl():
+    """``typed_classes`` behind an ``rdl_sql`` connection, to PREDICT on."""
+    import rdl_sql
+    with rdl_sql.connect(progress=False) as c:
+        c.duckdb_connection.execute(TYPED_CLASSES)
+        yield c
