@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 
 from .errors import PlanError, Position, did_you_mean
@@ -24,6 +25,8 @@ CONVS = ("relational", "sage")
 DEPTH_FANOUTS = {1: (16,), 2: (16, 8), 3: (16, 8, 4)}
 #: the deepest model the schema alone chooses (``layers`` may ask for more)
 MAX_DEFAULT_LAYERS = 3
+#: models whose training runs on ``threads`` torch threads (GBDT runs on one, ``popular`` / ``past`` are SQL)
+THREADED_MODELS = ("gnn", "auto", "two_tower", "conditioned")
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,31 @@ class Options:
 
 
 DEFAULTS = Options()
+
+
+def cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system has one (a container given 2
+    of a machine's 64), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def usable_threads(threads: int) -> int:
+    """``threads`` capped at ``cores()``: threads past the cores only wait on each other (OpenMP's spinning
+    barrier made training 100x slower with ``threads = 1000`` on 2 cores). The option keeps the value given,
+    so a model stored on a big machine loads on a small one and uses all of its cores."""
+    return max(1, min(int(threads), cores()))
+
+
+def threads_notices(options: Options) -> list[str]:
+    """What the user should hear when ``threads`` asks for more than the cores here (``usable_threads``)."""
+    used = usable_threads(options.threads)
+    if options.model not in THREADED_MODELS or used == options.threads:
+        return []
+    return [f"threads = {options.threads} is more than the {used} core{'s' if used != 1 else ''} here; "
+            f"training uses {used}"]
 
 
 def fanouts_for(layers: int) -> tuple[int, ...]:

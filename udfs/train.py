@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 
-from rdl_sql.planner.options import Options
+from rdl_sql.planner.options import Options, usable_threads
 from rdl_sql.planner.query import TaskType
 
 from .encoders import CalendarEncoder
@@ -88,10 +88,11 @@ def torch_threads(n: int):
     One thread is the default: on the 2-core machines this product targets,
     any other busy process makes OpenMP's spinning barrier cost more than
     the second thread gains (a 128x128 linear layer on 2,000 rows: 1.0 ms on
-    one thread, 15.6 ms on two while another process held one core).
+    one thread, 15.6 ms on two while another process held one core). More
+    than the cores here run as many as there are (``usable_threads``).
     """
     old = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
+    torch.set_num_threads(usable_threads(n))
     try:
         yield
     finally:

@@ -33,6 +33,7 @@ from sqlglot import exp
 from rdl_sql.planner.errors import PlanError, Position
 from rdl_sql.planner.extract import extract, reachable
 from rdl_sql.planner.labels import ANCHOR
+from rdl_sql.planner.options import threads_notices
 from rdl_sql.planner.query import PredictQuery
 from rdl_sql.planner.ranking import ITEM, RANK, SCORE, RankingPlan, compile_ranking
 from rdl_sql.planner.schema import data_digest, read_schema
@@ -102,6 +103,7 @@ def prepare(con, query: PredictQuery, *, training: bool = True) -> RankPrepared:
                                 f"val_start / test_start")
         if not rows["test"]:
             prep.notices.append("no test examples; test metrics skipped")
+        prep.notices += threads_notices(plan.base.options)
     return prep
 
 

@@ -5,8 +5,9 @@ import datetime as dt
 
 import pytest
 
+from rdl_sql.planner import options
 from rdl_sql.planner.errors import PlanError
-from rdl_sql.planner.options import DEFAULTS, Options
+from rdl_sql.planner.options import DEFAULTS, Options, threads_notices, usable_threads
 
 
 def parse(**values) -> Options:
@@ -88,3 +89,31 @@ def test_stored_options_round_trip():
     o = parse(fanouts="8,4", val_start="2024-01-31 12:00:00", lr=0.01)
     back = Options.from_dict(o.as_dict())
     assert back == o
+
+
+def test_cores_are_the_process_affinity_where_the_system_has_one(monkeypatch):
+    monkeypatch.setattr(options.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(options.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert options.cores() == 2
+    monkeypatch.delattr(options.os, "sched_getaffinity")
+    assert options.cores() == 64
+    monkeypatch.setattr(options.os, "cpu_count", lambda: None)
+    assert options.cores() == 1
+
+
+def test_more_threads_than_cores_use_the_cores_and_say_so(monkeypatch):
+    monkeypatch.setattr(options, "cores", lambda: 2)
+    assert [usable_threads(n) for n in (1, 2, 3, 1000)] == [1, 2, 2, 2]
+    assert threads_notices(parse(threads=1000)) == ["threads = 1000 is more than the 2 cores here; training uses 2"]
+    assert threads_notices(parse(threads=2)) == threads_notices(DEFAULTS) == []
+    assert threads_notices(parse(threads=1000, model="gbdt")) == []  # one LightGBM thread whatever `threads` says
+    monkeypatch.setattr(options, "cores", lambda: 1)
+    assert threads_notices(parse(threads=4, model="auto")) == ["threads = 4 is more than the 1 core here; "
+                                                               "training uses 1"]
+
+
+def test_a_model_stored_with_more_threads_than_the_cores_here_keeps_them(monkeypatch):
+    """Stored on a 64-core machine, loaded on a 2-core one: the option is kept, only its use is capped."""
+    monkeypatch.setattr(options, "cores", lambda: 2)
+    back = Options.from_dict(dict(DEFAULTS.as_dict(), threads=64))
+    assert back.threads == 64 and usable_threads(back.threads) == 2

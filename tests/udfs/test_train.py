@@ -15,6 +15,7 @@ import torch
 from sqlglot import exp
 
 from rdl_sql.datasets.shop import build_shop
+from rdl_sql.planner import options
 from rdl_sql.planner.extract import extract, reachable
 from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import AggRef, Aggregate, PredictQuery, Target
@@ -22,7 +23,7 @@ from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow
 from rdl_sql.planner.task import compile_task
 from rdl_sql.udfs.graph import build_graph
-from rdl_sql.udfs.train import Cancelled, Examples, better, fit, metric
+from rdl_sql.udfs.train import Cancelled, Examples, better, fit, metric, torch_threads
 
 TARGET = Aggregate("COUNT", "orders", None, 0, 30, "DAYS")
 ACTIVE = Aggregate("COUNT", "orders", None, -90, 0, "DAYS")
@@ -227,3 +228,12 @@ def test_planted_future_orders_change_no_prediction(shop, one_thread_torch):
     # the planted orders were influential once visible: five days later the scores move
     later_after = tm.predict(g2, later_ex)
     assert not np.allclose(later_after, later_before, atol=1e-4)
+
+
+def test_more_threads_than_cores_run_on_the_cores(monkeypatch, one_thread_torch):
+    monkeypatch.setattr(options, "cores", lambda: 2)
+    with torch_threads(1000):
+        assert torch.get_num_threads() == 2
+    with torch_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 1
