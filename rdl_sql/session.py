@@ -141,6 +141,8 @@ class Session:
         name = f"{RESULT_VIEW}_{next(_keys)}"
         duck.register(name, result.table)
         self._views.setdefault(id(duck), []).append((duck, name))
+        if result.select is not None:
+            return result.select(ident_table(name))
         return exp.select("*").from_(ident_table(name))
 
     def _drop_views(self, duck) -> None:

@@ -66,3 +66,23 @@ def test_gbdt_and_explain_on_the_odd_schema(con):
     # of 6000 orders, 353 have a NULL customer and 245 a dangling one: no edge, but still rows
     assert details["node Order Items"].startswith("6,000 rows")
     assert details['edge Order Items(customer id) -> My Customers(customer id)'].startswith("5,402 edges")
+
+
+def test_nothing_to_fill_on_a_composite_key_offers_valid_sql_and_keeps_the_columns_type():
+    """The notice offered ``FOR pairs.a, b IN (...)``, which does not parse; the empty result typed an ENUM VARCHAR."""
+    c = rdl_sql.connect(progress=False)
+    c.execute("""
+        CREATE TYPE tier AS ENUM ('low', 'high');
+        CREATE TABLE pairs(a INTEGER, b INTEGER, t tier, x DOUBLE, PRIMARY KEY (a, b));
+        INSERT INTO pairs SELECT i % 20, i // 20, CASE WHEN i % 3 = 0 THEN 'high' ELSE 'low' END, i
+               FROM range(200) t(i);
+    """)
+    cur = c.execute("PREDICT pairs.t FOR EACH (pairs.a, pairs.b) WITH (model = 'gbdt')")
+    assert cur.fetchall() == []
+    hint = cur.notices[0].split("use ")[1].split(" IN (...)")[0]
+    assert hint == "FOR (pairs.a, pairs.b)"
+    assert c.execute("DESCRIBE PREDICT pairs.t FOR EACH (pairs.a, pairs.b) WITH (model = 'gbdt')").fetchall()[2][1] \
+        == "ENUM('low', 'high')"
+    rows = c.execute(f"PREDICT pairs.t {hint} IN (SELECT 1, 2) {FAST}").fetchall()
+    assert len(rows) == 1 and rows[0][2] in ("low", "high")
+    c.close()

@@ -1,6 +1,7 @@
 """What the engine hands back to the front-end for one statement."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -15,11 +16,15 @@ class Result:
     splices into a larger statement: how predictions stream through the
     scoring UDF) or ``table`` (a small Arrow table: metrics, plans,
     properties). ``notices`` are shown after the rows; ``metrics`` are the
-    trained model's, for ``cursor.metrics``.
+    trained model's, for ``cursor.metrics``. ``select`` reads ``table`` where
+    a plain scan would not give its columns' types (a GBDT's class, text in
+    Arrow, back in its column's type, an ENUM included, which an Arrow round
+    trip would make VARCHAR): it gets the table's name, returns the query.
     """
 
     query: exp.Select | None = None
     table: pa.Table | None = None
+    select: Callable[[exp.Expression], exp.Select] | None = None
     notices: list[str] = field(default_factory=list)
     metrics: dict | None = None
 

@@ -93,7 +93,8 @@ class Engine:
         notices = notices + prep.notices  # what preparing the examples found (an empty test split, FOR ... IN)
         if trained.kind == GBDT:
             from . import gbdt  # LightGBM: loaded only when a statement scores a GBDT
-            return Result(table=gbdt.score(con, prep.plan, trained.result), notices=notices, metrics=trained.metrics)
+            return Result(table=gbdt.score(con, prep.plan, trained.result), notices=notices, metrics=trained.metrics,
+                          select=prep.plan.typed_sql)
         return Result(query=self.score_query(prep, trained.result), notices=notices, metrics=trained.metrics)
 
     def train_gnn(self, con, prep: Prepared):
@@ -273,11 +274,12 @@ def _nothing_to_fill(con, prep: Prepared) -> Result | None:
     if run_sql(con, exp.select(exp.Count(this=exp.Star())).from_(rows.copy()))[0][0]:
         return None
     fields = [exp.alias_(exp.cast(exp.null(), exp.DataType.build(t, dialect="duckdb")), n, quoted=True)
-              for n, t in plan.task_type.output_fields]
+              for n, t in plan.output_fields]
     query = exp.select(*[exp.column(k, quoted=True) for k in plan.keys], *fields).from_(rows).where(exp.false())
-    key = ", ".join(sql_name(k) for k in plan.keys)
     entity = sql_name(plan.entity.name)
+    keys = [f"{entity}.{sql_name(k)}" for k in plan.keys]
+    key = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
     return Result(query=query, notices=[
         f"`{plan.entity.name}.{plan.column}` has no NULL to fill in: 0 rows, nothing trained. A column target "
-        f"predicts the rows whose column is NULL; to score chosen rows anyway use FOR {entity}.{key} "
+        f"predicts the rows whose column is NULL; to score chosen rows anyway use FOR {key} "
         f"IN (...), and to measure the model use EVALUATE PREDICT"])

@@ -47,9 +47,16 @@ def test_gnn_predictions_fresh_and_stored_have_the_column_type(typed_classes_rdl
     predictions_match_the_column(con, "PREDICT USING m", target)
 
 
-@pytest.mark.xfail(strict=True, reason="rdl_sql/engine/gbdt.py score builds its Arrow table from "
-                                       "udfs.predictions.columns, the class as text; reading it through "
-                                       "plan.typed_sql(...) there types it (its owner's change)")
-def test_gbdt_predictions_have_the_column_type(typed_classes_rdl):
-    statement = "PREDICT FIRST(orders.product_id, 0, 30, DAYS) FOR EACH customers.customer_id WITH (model = 'gbdt')"
-    assert types(typed_classes_rdl, statement)["prediction"] == "INTEGER"
+@pytest.mark.parametrize("target", TARGETS)
+def test_gbdt_predictions_fresh_and_stored_have_the_column_type(typed_classes_rdl, target):
+    """A GBDT's scores are an Arrow table with the class as text; DuckDB casts it back on the way out."""
+    con, dtype = typed_classes_rdl, TARGETS[target]
+    statement = f"PREDICT {target} FOR EACH customers.customer_id WITH (model = 'gbdt')"
+    fresh = types(con, statement)
+    assert fresh["prediction"] == dtype and fresh["probabilities"] == "MAP(VARCHAR, DOUBLE)"
+    predictions_match_the_column(con, statement, target)
+    con.execute(f"CREATE MODEL g AS {statement}")
+    assert types(con, "PREDICT USING g")["prediction"] == dtype
+    predictions_match_the_column(con, "PREDICT USING g", target)
+    keys = [r[0] for r in con.execute("PREDICT USING g").fetchall()]
+    assert keys == sorted(keys)
