@@ -40,7 +40,7 @@ from typing import NamedTuple
 from dateutil.relativedelta import relativedelta
 from sqlglot import exp
 
-from .errors import PlanError
+from .errors import PlanError, sql_name
 from .nodes import time_value
 from .schema import Schema, TableInfo
 from .sql import col, lit, run, table
@@ -159,7 +159,7 @@ def time_quantiles(con, entity: TableInfo, column: str, as_of, options) -> tuple
     if val is None:
         raise PlanError(f"every row of `{entity.name}` with a value of `{column}` has a NULL time "
                         f"(`{entity.time_column}`), so there is no time to split training from test rows by; "
-                        f"treat the table as static with ALTER GRAPH SET TIME COLUMN {entity.name}(NONE), "
+                        f"treat the table as static with ALTER GRAPH SET TIME COLUMN {sql_name(entity.name)}(NONE), "
                         f"or fill in `{entity.time_column}`")
     val = options.val_start or val
     test = options.test_start or test

@@ -148,6 +148,11 @@ def resolve_aggregate(schema: Schema, entity: TableInfo, agg: Aggregate, *, role
                         f"future; use a window ending at 0 or earlier (e.g. {-(agg.end - agg.start)}, 0), "
                         f"or move the condition to ASSUMING", agg.position)
     if tinfo.time_column is None:
+        times = [c.name for c in tinfo.columns if c.stype == "timestamp"]
+        if len(times) > 1:  # never chosen alone: which one dates a row is the user's call
+            raise PlanError(f"table `{agg.table}` has several time columns ({', '.join(times)}) and none is its time "
+                            f"column, so a window over it has no meaning; say which dates a row, e.g. ALTER GRAPH "
+                            f"SET TIME COLUMN {sql_name(agg.table)}({sql_name(times[0])})", agg.table_position)
         raise PlanError(f"table `{agg.table}` has no time column, so a window over it has no meaning; declare one "
                         f"with ALTER GRAPH SET TIME COLUMN {sql_name(agg.table)}(<column>)", agg.table_position)
     if agg.func in ("SUM", "AVG", "MIN", "MAX") and tinfo.column(agg.column or "") is None:

@@ -14,7 +14,7 @@ import duckdb
 from sqlglot import exp
 
 from . import hindsight, overrides
-from .errors import PlanError, did_you_mean
+from .errors import PlanError, did_you_mean, sql_name
 from .sql import alias, arrow, col, lit, run, table
 
 #: tables rdl-sql keeps in the user's database; never part of the graph
@@ -288,7 +288,7 @@ def read_schema(con: duckdb.DuckDBPyConnection, *, with_counts: bool = True,
             tcol = candidates[0] if len(candidates) == 1 else None
             if len(candidates) > 1:
                 tnotes.append(f"several time columns ({', '.join(candidates)}); table treated as static "
-                              f"until ALTER GRAPH SET TIME COLUMN {tname}(<column>)")
+                              f"until ALTER GRAPH SET TIME COLUMN {sql_name(tname)}(<column>)")
         strings = [c for c, d in cols if _base_type(d) in STRING_TYPES and c not in key_cols[tname]
                    and c not in ignored.get(tname, ())]
         ttype = next((d for c, d in cols if tcol is not None and c.lower() == tcol.lower()), None)

@@ -194,7 +194,7 @@ def _target(node: exp.Expression, entity_table: str) -> Target:
     if isinstance(node, TemporalAgg):
         return Target(aggregate(node))
     if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
-        if node.table and node.table != entity_table:
+        if node.table and node.table.lower() != entity_table.lower():  # DuckDB names ignore case, quoted too
             raise PlanError(f"a column target must be a column of the entity table `{entity_table}`; to predict "
                             f"from `{node.table}`, aggregate it over a window, e.g. "
                             f"LAST({node.table}.{node.name}, 0, 30, DAYS)", Position.of(node))

@@ -324,3 +324,35 @@ def test_the_no_null_to_fill_notice_quotes_the_names_it_suggests(tmp_path):
         cur = c.cursor().execute('PREDICT "My Users".city FOR EACH "My Users"."User ID"')
         (note,) = [n for n in cur.notices if "no NULL to fill in" in n]
         assert 'use FOR "My Users"."User ID" IN (...)' in note
+
+
+def test_odd_schemas_get_fixes_that_run_as_written(tmp_path):
+    """Found by a bug hunt: a column target's table in another case was refused; a suggested ALTER GRAPH
+    named an odd table unquoted (it does not parse); a window over a table with two time columns said it
+    had none."""
+    c = rdl_sql.connect(str(tmp_path / "odd.duckdb"), progress=False)
+    c.execute("""
+        CREATE TABLE base(cid INTEGER PRIMARY KEY, seg VARCHAR, v DOUBLE);
+        INSERT INTO base SELECT i, CASE WHEN i % 4 = 0 THEN NULL ELSE 's' || (i % 3) END, i FROM range(60) t(i);
+        CREATE TABLE ch(id INTEGER PRIMARY KEY, cid INTEGER REFERENCES base(cid), ts TIMESTAMP, shipped_at TIMESTAMP);
+        INSERT INTO ch SELECT i, i % 60, TIMESTAMP '2024-01-01' + INTERVAL (i) HOUR,
+                              TIMESTAMP '2024-01-02' + INTERVAL (i) HOUR FROM range(600) t(i);
+        CREATE TABLE "My Items"(id INTEGER PRIMARY KEY, made TIMESTAMP, kind VARCHAR);
+        INSERT INTO "My Items" SELECT i, NULL, CASE WHEN i % 3 = 0 THEN NULL ELSE 'k' || (i % 2) END
+               FROM range(30) t(i);
+    """)
+    for target in ("BASE.seg", '"Base".seg'):
+        rows = c.execute(f"PREDICT {target} FOR EACH base.cid WITH (model = 'gbdt')").fetchall()
+        assert sorted(r[0] for r in rows) == list(range(0, 60, 4))
+    err = str(error(c, "PREDICT COUNT(ch.*, 0, 7, DAYS) FOR EACH base.cid"))
+    assert "table `ch` has several time columns (ts, shipped_at) and none is its time column" in err
+    fix = err.split("e.g. ")[1].split("\n")[0]
+    assert fix == "ALTER GRAPH SET TIME COLUMN ch(ts)"
+    c.execute(fix)
+    assert len(c.execute("PREDICT COUNT(ch.*, 0, 7, DAYS) FOR EACH base.cid WITH (model = 'gbdt')").fetchall()) == 60
+    err = str(error(c, 'PREDICT "My Items".kind FOR EACH "My Items".id'))
+    fix = err.split("treat the table as static with ")[1].split(", or fill in")[0]
+    assert fix == 'ALTER GRAPH SET TIME COLUMN "My Items"(NONE)'
+    c.execute(fix)
+    assert len(c.execute("PREDICT \"My Items\".kind FOR EACH \"My Items\".id WITH (model = 'gbdt')").fetchall()) == 10
+    c.close()
