@@ -31,10 +31,11 @@ from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 from rdl_sql.planner.options import Options, usable_threads
 from rdl_sql.planner.query import TaskType
 
+from .cancel import Cancelled
 from .encoders import CalendarEncoder
 from .graph import TemporalGraph
 from .loader import Batch, load
-from .metrics import better, metric
+from .metrics import better, defined, metric
 from .model import RelationalGNN
 from .predictions import choose_threshold
 from .sampler import sample
@@ -45,14 +46,6 @@ Timer = Callable[[str], contextlib.AbstractContextManager]
 
 def _untimed(_phase: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
-
-
-class Cancelled(KeyboardInterrupt):
-    """A training stopped between batches because its ``cancel`` event was set.
-
-    A ``KeyboardInterrupt``, so a caller that already stops cleanly on Ctrl-C
-    stops the same way when a server cancels the statement.
-    """
 
 
 @dataclass
@@ -347,6 +340,7 @@ def _fit(graph, seed_type, train, val, test, task_type: TaskType, options: Optio
         tm.threshold = 0.5 if best_scores is None else choose_threshold(val.label.numpy(), best_scores)
         tm.metrics["threshold"] = tm.threshold
     if test is not None and len(test):
-        tm.metrics[f"test_{name}"] = metric(task_type, test.label.numpy(), tm.predict(graph, test))
+        if defined(task_type, test.label.numpy()):  # else left out: a test split of one class has no AUROC
+            tm.metrics[f"test_{name}"] = metric(task_type, test.label.numpy(), tm.predict(graph, test))
         tm.metrics["test_rows"] = len(test)
     return tm

@@ -48,6 +48,7 @@ from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.features import HOPS, default_windows, feature_names, feature_sql, window_microseconds
 from rdl_sql.planner.labels import ANCHOR
 from rdl_sql.planner.options import Options, fanouts_for
+from rdl_sql.udfs.cancel import Cancelled
 from rdl_sql.udfs.metrics import better
 
 from .prepare import Prepared
@@ -62,16 +63,6 @@ _MAX_FANOUT = 10_000
 #: the rows of its longest window (18.8 M rows x about 260 features in 34-40 s)
 GBDT_STREAM_CELLS_PER_SECOND = 16_000_000
 GBDT_CELLS_PER_SECOND = 90_000_000
-
-
-class Cancelled(KeyboardInterrupt):
-    """The statement was cancelled while ``train`` ran, whichever candidate was training.
-
-    A ``KeyboardInterrupt`` named like ``udfs.train.Cancelled`` (which this
-    module cannot import without loading torch), so the front-end and the
-    server answer it as they answer a cancelled GNN: the statement fails and
-    stores nothing.
-    """
 
 
 @dataclass(frozen=True)
