@@ -13,16 +13,26 @@ from sklearn import metrics as m
 
 
 def metric(task_type: str, y: np.ndarray, score: np.ndarray) -> float:
-    """AUROC for binary tasks (NaN if one class only), MAE for regression, accuracy for multiclass."""
-    if len(y) == 0:
+    """AUROC for binary tasks, MAE for regression, accuracy for multiclass.
+
+    NaN where it is undefined (no rows; AUROC of one class) and for a
+    binary model whose scores are NaN (diverged), which scikit-learn would
+    raise on: the engine refuses a NaN validation metric as divergence.
+    """
+    if not defined(task_type, y):
         return float("nan")
     if task_type == "multiclass":
         return float(np.mean(np.argmax(score, 1) == y.astype(np.int64)))
     if task_type == "binary":
-        if len(np.unique(y)) < 2:
+        if not np.all(np.isfinite(score)):
             return float("nan")
         return float(m.roc_auc_score(y, score))
     return float(np.mean(np.abs(y - score)))
+
+
+def defined(task_type: str, y: np.ndarray) -> bool:
+    """Whether ``metric`` is defined on labels ``y``: some rows, and both classes for binary AUROC."""
+    return len(y) > 0 and (task_type != "binary" or len(np.unique(y)) >= 2)
 
 
 def better(task_type: str, a: float, b: float) -> bool:
