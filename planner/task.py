@@ -15,7 +15,7 @@ import duckdb
 
 from .anchors import Windows, choose_splits, latest_time, time_bounds, time_quantiles
 from .depth import default_depth
-from .errors import PlanError
+from .errors import PlanError, sql_name
 from .extract import reachable
 from .labels import TaskPlan
 from .query import PredictQuery
@@ -67,6 +67,8 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         val = test = None
         if entity.time_column is not None:  # dated rows: train on the oldest 80 %, test on the newest 10 %
             val, test = time_quantiles(con, entity, target_column, query.as_of, options)
+        elif training:
+            _refuse_split_dates(entity.name, query)
         return TaskPlan(query, schema, entity, task_type, tuple(resolved), options, query.as_of, now, val, test,
                         column=target_column, in_types=types_in)
 
@@ -101,3 +103,18 @@ def compile_task(con: duckdb.DuckDBPyConnection, schema: Schema, query: PredictQ
         test_anchors=tuple(t for t, _ in splits.test),
         anchor_rows=tuple(n for part in (splits.train, splits.val, splits.test) for _, n in part),
         empty_splits=splits.empty)
+
+
+def _refuse_split_dates(table: str, query: PredictQuery) -> None:
+    """A static table's column target is split by a hash of its key, so a val_start / test_start would be ignored.
+
+    Refused only when training: a stored model whose statement carries one
+    (from before this check) still scores and evaluates.
+    """
+    given = [k for k in ("val_start", "test_start") if getattr(query.options, k) is not None]
+    if given:
+        raise PlanError(f"{' and '.join(given)} cannot apply: `{table}` has no time column, so the rows of "
+                        f"`{table}.{query.target.column}` are split by a hash of their key (about 80 % training, "
+                        f"10 % validation, 10 % test), not by date; drop {' and '.join(given)}, or give "
+                        f"`{table}` a time column with ALTER GRAPH SET TIME COLUMN {sql_name(table)}(...)",
+                        query.options_position)

@@ -32,7 +32,7 @@ from rdl_sql.udfs.metrics import report
 
 from . import store
 from .auto import GBDT, Trained
-from .prepare import Prepared, either, index_classes
+from .prepare import ONE_CLASS_TEST, Prepared, either, index_classes, is_static
 
 RESAMPLES = 500
 LEVEL = 0.95
@@ -47,14 +47,20 @@ def metrics_table(task_type: TaskType, y: np.ndarray, score: np.ndarray, train_m
 
     ``groups`` (one value per row, e.g. the entity's node id) are what a resample draws; None: the rows.
     ``threshold``: a binary model's, so accuracy is that of its ``prediction`` column.
+    A metric undefined on these rows (AUROC of one class, R2 of one row) is NULL, not NaN: SQL's
+    "no value", which ``WHERE value > 0.7`` skips and every client shows alike.
     """
     rows = report(TaskType(task_type).value, y, score, train_mean, threshold)
     ci = bootstrap(task_type, y, score, resamples, seed, groups=groups, threshold=threshold)
     names = list(rows)
-    return pa.table({"metric": names, "value": [rows[k][0] for k in names],
-                     "ci_low": [ci.get(k, (np.nan, np.nan))[0] for k in names],
-                     "ci_high": [ci.get(k, (np.nan, np.nan))[1] for k in names],
-                     "baseline": [rows[k][1] for k in names]})
+
+    def column(values: list[float]) -> pa.Array:
+        return pa.array([float(v) if np.isfinite(v) else None for v in values], pa.float64())
+
+    return pa.table({"metric": names, "value": column([rows[k][0] for k in names]),
+                     "ci_low": column([ci.get(k, (np.nan, np.nan))[0] for k in names]),
+                     "ci_high": column([ci.get(k, (np.nan, np.nan))[1] for k in names]),
+                     "baseline": column([rows[k][1] for k in names])})
 
 
 def bootstrap(task_type: TaskType, y: np.ndarray, score: np.ndarray, resamples: int = RESAMPLES, seed: int = 0,
@@ -240,6 +246,8 @@ def _generic_fix(plan, stored: bool) -> str:
         fixes.append("try another AS OF")
     if stored:
         fixes.append("retrain the model on the data as it is now")
+    elif is_static(plan):  # split by a hash of the key: no date to move
+        fixes.append(f"fill in more values of `{plan.entity.name}.{plan.column}`")
     else:
         fixes += ["move val_start / test_start"] + (["use a shorter window"] if plan.column is None else [])
     return either(fixes)
@@ -256,6 +264,7 @@ def test_split(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES
         y, s, nodes = result.test_label, result.test_score, result.test_nodes  # scored when it was trained
     else:
         y, s, nodes = _outputs(con, prep, trained, test)
+    _note_one_class(prep, y)
     return metrics_table(prep.plan.task_type, y, s, _train_mean(trained), resamples, seed, nodes, _threshold(trained))
 
 
@@ -280,8 +289,23 @@ def fresh(con, prep: Prepared, trained: Trained, resamples: int = RESAMPLES,
         examples, _ = index_classes(examples, trained.result.classes if trained.kind == GBDT
                                     else trained.result.trained.classes)
     y, s, nodes = _outputs(con, prep, trained, examples)
+    _note_one_class(prep, y)
     return metrics_table(plan.task_type, y, s, _train_mean(trained), resamples, plan.options.seed, nodes,
                          _threshold(trained))
+
+
+def _note_one_class(prep: Prepared, y: np.ndarray) -> None:
+    """A notice when binary test labels are all one class: AUROC and average precision are NULL, not a failure.
+
+    It replaces training's "test metrics skipped" notice, since EVALUATE
+    still measures accuracy.
+    """
+    if prep.plan.task_type is not TaskType.BINARY or not len(y) or len(np.unique(y)) > 1:
+        return
+    one = "True" if y[0] >= 0.5 else "False"
+    prep.notices[:] = [n for n in prep.notices if not n.startswith(ONE_CLASS_TEST)]
+    prep.notices.append(f"AUROC and average_precision are NULL: every one of the {len(y):,} test examples is {one}, "
+                        f"and they need both classes; accuracy and rows are still measured")
 
 
 # ---- EVALUATE MODEL on the model's own training period ---------------------------------------------

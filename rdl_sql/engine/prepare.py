@@ -27,9 +27,12 @@ from rdl_sql.planner.sql import arrow, run
 from rdl_sql.planner.task import compile_task
 
 SPLITS = ("train", "val", "test")
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 #: fewer validation examples than this get a notice (AUROC's standard error passes ~0.04)
 THIN_VALIDATION = EVAL_MIN_ROWS // 4
 MAX_CLASSES = 100
+#: starts the notice about a binary test split of one class (EVALUATE replaces it with what it measures)
+ONE_CLASS_TEST = "test metrics skipped"
 
 
 @dataclass
@@ -93,9 +96,10 @@ def prepare(con, query: PredictQuery) -> Prepared:
     rows = {s: prep.split(s).num_rows for s in SPLITS}
     for split, name in (("train", "training"), ("val", "validation")):
         if not rows[split]:
-            raise PlanError(f"no {name} examples: {_why_empty(plan, split)}; {_fixes(plan)}")
+            raise PlanError(f"no {name} examples: {_why_empty(plan, split, examples.num_rows)}; "
+                            f"{_fixes(plan, examples.num_rows)}")
     if not rows["test"]:
-        prep.notices.append(f"no test examples: {_why_empty(plan, 'test')}; test metrics skipped")
+        prep.notices.append(f"no test examples: {_why_empty(plan, 'test', examples.num_rows)}; test metrics skipped")
     if rows["val"] < THIN_VALIDATION and plan.column is None:
         n = len(plan.val_anchors)
         prep.notices.append(f"validation holds only {rows['val']:,} examples ({n} anchor{'s' if n != 1 else ''} "
@@ -104,6 +108,16 @@ def prepare(con, query: PredictQuery) -> Prepared:
     if plan.task_type is not TaskType.REGRESSION and len(pc.unique(prep.split("train").column("label"))) < 2:
         raise PlanError("every training label has the same value, so there is nothing to learn; "
                         "check the target's comparison or the time range")
+    if plan.task_type is TaskType.BINARY:
+        one = one_class(prep.split("val"))
+        if one is not None:
+            raise PlanError(f"every one of the {rows['val']:,} validation examples ({_span(plan, 'val')}) is {one}: "
+                            f"AUROC needs both classes, so validation cannot choose an epoch or a model; "
+                            f"{_one_class_fixes(plan)}")
+        one = one_class(prep.split("test"))
+        if one is not None:
+            prep.notices.append(f"{ONE_CLASS_TEST}: every test example is {one}; AUROC needs both classes "
+                                f"({rows['test']:,} examples, {_span(plan, 'test')})")
     if dropped:
         table, column = ((plan.entity.name, plan.column) if plan.column is not None
                          else (plan.target.table.name, plan.target.agg.column))
@@ -123,10 +137,44 @@ def hindsight_notices(prep: Prepared) -> list[str]:
     return [h.note for t in prep.schema.tables.values() if t.name in read for h in t.hindsight]
 
 
-def _fixes(plan: TaskPlan) -> str:
-    """What may give a split examples: only what the statement has (a WHERE, a window) can be changed."""
-    return either((["relax the WHERE filter"] if plan.query.where is not None else [])
-                  + (["use a shorter window"] if plan.column is None else []) + ["move val_start / test_start"])
+def _fixes(plan: TaskPlan, labelled: int = 1) -> str:
+    """What may give a split examples: only what the statement has (a WHERE, a window) can be changed.
+
+    A static table's rows are split by a hash of their key, so no date moves
+    a row into a split: only more labelled rows fill one (``labelled``: how
+    many it has).
+    """
+    where = ["relax the WHERE filter"] if plan.query.where is not None else []
+    if is_static(plan):
+        more = "more " if labelled else ""
+        return either([f"fill in {more}values of `{plan.entity.name}.{plan.column}`"] + where)
+    return either(where + (["use a shorter window"] if plan.column is None else []) + ["move val_start / test_start"])
+
+
+def _one_class_fixes(plan: TaskPlan) -> str:
+    """What may give validation both classes: more of its rows, or rows from another time.
+
+    More history helps only where validation's anchors are chosen from it
+    (no val_start: the latest anchors, up to a tenth of the history's).
+    """
+    where = ["relax the WHERE filter"] if plan.query.where is not None else []
+    if is_static(plan):
+        return either([f"fill in more values of `{plan.entity.name}.{plan.column}` (`{plan.entity.name}` has no "
+                       f"time column, so its rows are split by a hash of their key: only more labelled rows give "
+                       f"validation both classes)"] + where)
+    history = ["load more history"] if plan.column is None and plan.options.val_start is None else []
+    return either(["use an earlier val_start"] + history + where)
+
+
+def is_static(plan: TaskPlan) -> bool:
+    """A column target of a table without a time column: its rows are split by a hash of their key, not by time."""
+    return plan.column is not None and plan.entity.time_column is None
+
+
+def one_class(examples: pa.Table) -> str | None:
+    """'True' or 'False' when every (binary) label of ``examples`` is that class; None for both classes or none."""
+    labels = pc.unique(examples.column("label")).to_pylist()
+    return ("True" if labels[0] >= 0.5 else "False") if len(labels) == 1 else None
 
 
 def either(fixes: list[str]) -> str:
@@ -146,21 +194,54 @@ def _finite_labels(examples: pa.Table) -> tuple[pa.Table, int]:
     return kept, examples.num_rows - kept.num_rows
 
 
-def _why_empty(plan: TaskPlan, split: str) -> str:
-    """Why a split holds no example: planning's reason, else where its examples would have come from."""
+def _why_empty(plan: TaskPlan, split: str, labelled: int) -> str:
+    """Why a split holds no example: planning's reason, else where its examples would have come from.
+
+    ``labelled``: the examples of every split, which tell a static table's
+    column with no value from one with too few values to fill each split.
+    """
     empty = plan.why_empty(split)
-    return empty.why if empty else _where_examples(plan, split)
+    return empty.why if empty else _where_examples(plan, split, labelled)
 
 
-def _where_examples(plan: TaskPlan, split: str) -> str:
+def _where_examples(plan: TaskPlan, split: str, labelled: int) -> str:
     """Where a split's examples would have come from, for a message about an empty split."""
+    if is_static(plan):
+        target = f"`{plan.entity.name}.{plan.column}`"
+        among = " among the rows that pass the WHERE filter" if plan.query.where is not None else ""
+        if not labelled:
+            return (f"{target} has no non-NULL value{among}, and a column target learns from the rows where it "
+                    f"has one")
+        few = (", too few for training and validation splits" if split != "test" else "")
+        return (f"{target} has only {labelled:,} non-NULL value{'s' if labelled != 1 else ''}{among}{few}: "
+                f"`{plan.entity.name}` has no time column, so its rows are split by a hash of their key (about "
+                f"80 % training, 10 % validation, 10 % test), and none fell in {SPLIT_NAMES[split]}")
     if plan.column is not None:
-        where = {"train": f"on or before {plan.val_start}", "val": f"after {plan.val_start} up to {plan.test_start}",
-                 "test": f"after {plan.test_start}"}[split] if plan.val_start is not None else "in its hash bucket"
-        return f"no row of `{plan.entity.name}` with a value of `{plan.column}` dated {where}"
+        return f"no row of `{plan.entity.name}` with a value of `{plan.column}` {_dated(plan, split)}"
+    return f"no entity of `{plan.entity.name}` has a defined label {_at_anchors(plan, split)}"
+
+
+def _dated(plan: TaskPlan, split: str) -> str:
+    """Which rows of a dated table's column target fall in ``split``."""
+    return "dated " + {"train": f"on or before {plan.val_start}", "val": f"after {plan.val_start} up to "
+                       f"{plan.test_start}", "test": f"after {plan.test_start}"}[split]
+
+
+def _at_anchors(plan: TaskPlan, split: str) -> str:
+    """The anchors of a windowed target's split, for a message."""
     anchors = {"train": plan.train_anchors, "val": plan.val_anchors, "test": plan.test_anchors}[split]
-    at = f"at the anchors {anchors[0]} .. {anchors[-1]}" if anchors else "at any anchor"
-    return f"no entity of `{plan.entity.name}` has a defined label {at}"
+    if not anchors:
+        return "at any anchor"
+    return f"at the anchors {anchors[0]} .. {anchors[-1]}" if len(anchors) > 1 else f"at the anchor {anchors[0]}"
+
+
+def _span(plan: TaskPlan, split: str) -> str:
+    """Where a split's examples come from, for a message about what they hold."""
+    if is_static(plan):
+        return f"the rows of `{plan.entity.name}` whose key hashes to {SPLIT_NAMES[split]}"
+    if plan.column is not None:
+        return f"rows of `{plan.entity.name}` {_dated(plan, split)}"
+    return _at_anchors(plan, split)
 
 
 def in_notices(con, plan: TaskPlan) -> list[str]:

@@ -252,9 +252,14 @@ def _ranking(query: PredictQuery) -> bool:
 
 
 def _refuse_diverged(metrics: dict, lr: float) -> None:
-    """A PlanError when training diverged (a NaN or infinite metric): its predictions would be NULLs."""
-    bad = [k for k, v in metrics.items() if (k.startswith("val_") or k.startswith("test_"))
-           and isinstance(v, float) and not math.isfinite(v)]
+    """A PlanError when training diverged (a NaN or infinite validation metric): its predictions would be NULLs.
+
+    Only validation's metric tells: it is defined on every split ``prepare``
+    lets train (a validation split of one class is refused there), so NaN
+    there means NaN scores; a test metric may be undefined (one class) or
+    absent, and the kept model is the one validation measured.
+    """
+    bad = [k for k, v in metrics.items() if k.startswith("val_") and isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise PlanError(f"training diverged: {bad[0]} is {metrics[bad[0]]}, so every prediction would be NULL; "
                         f"use a smaller learning rate than lr = {lr:g} (the default is 0.005)")

@@ -106,3 +106,56 @@ def test_val_start_equal_to_test_start_is_an_empty_validation_span(shop):
     short = anchors(shop, f"EXPLAIN {CHURN} WITH (val_start = '2023-08-01', test_start = '2023-08-20')")
     assert short["validation"].startswith("none: no anchor from val_start 2023-08-01 00:00:00 has room for a 30 "
                                           "days label window before 2023-08-20 00:00:00 (test_start)")
+
+
+# ---- a binary test split of one class -----------------------------------------------------------
+@pytest.fixture
+def one_class_test():
+    """Dated items whose newest tenth (the test split of `items.price > 50`) all cost 1000; mixed before."""
+    con = rdl_sql.connect(progress=False)
+    con.execute("""CREATE TABLE items(item_id INTEGER PRIMARY KEY, made DATE, price DOUBLE);
+                   INSERT INTO items SELECT i, DATE '2020-01-01' + i::INTEGER, CASE WHEN i % 10 = 0 THEN NULL
+                   WHEN i >= 180 THEN 1000 ELSE (i * 37) % 100 END FROM range(200) t(i)""")
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("model", ["gbdt", "gnn"])
+def test_evaluate_on_a_test_split_of_one_class_says_so_and_gives_null_not_nan(one_class_test, model):
+    cur = one_class_test.execute(f"EVALUATE PREDICT items.price > 50 FOR EACH items.item_id "
+                                 f"WITH (model = '{model}', epochs = 1)")
+    rows = {r[0]: r[1:] for r in cur.fetchall()}
+    assert rows["AUROC"] == rows["average_precision"] == (None, None, None, None)
+    assert rows["rows"] == (18.0, 18.0, 18.0, 18.0) and 0 <= rows["accuracy"][0] <= 1
+    assert ("AUROC and average_precision are NULL: every one of the 18 test examples is True, and they need both "
+            "classes; accuracy and rows are still measured") in cur.notices
+    assert not [n for n in cur.notices if n.startswith("test metrics skipped") or "diverged" in n], cur.notices
+
+
+def test_evaluate_model_on_fresh_labels_of_one_class_says_so(one_class_test):
+    one_class_test.execute("CREATE MODEL m AS PREDICT items.price > 50 FOR EACH items.item_id WITH (model = 'gbdt')")
+    cur = one_class_test.execute("EVALUATE MODEL m")
+    rows = {r[0]: r[1:] for r in cur.fetchall()}
+    assert rows["AUROC"] == (None, None, None, None) and rows["rows"][0] == 18.0
+    assert any(n.startswith("AUROC and average_precision are NULL: every one of the 18 test examples is True")
+               for n in cur.notices), cur.notices
+
+
+def test_an_empty_test_split_of_a_static_column_offers_more_values_not_dates():
+    """A static table's rows are split by a hash of their key: no val_start / test_start to move."""
+    con = rdl_sql.connect(progress=False)
+    try:  # values only outside test's bucket (hash(id, seed) % 10 = 9, planner/labels.py)
+        con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x DOUBLE, y DOUBLE); INSERT INTO t "
+                    "SELECT i, i, CASE WHEN hash(i, 0) % 10 = 9 THEN NULL ELSE i END FROM range(200) t(i)")
+        with pytest.raises(rdl_sql.ProgrammingError) as err:
+            con.execute("EVALUATE PREDICT t.y FOR EACH t.id WITH (model = 'gbdt')")
+        assert str(err.value).endswith("no row of `t` with a value of `y` falls in the test split; fill in more "
+                                       "values of `t.y`")
+        n = con.execute("SELECT count(y) FROM t").fetchone()[0]
+        cur = con.execute("PREDICT t.y FOR EACH t.id WITH (model = 'gbdt')")
+        assert [m for m in cur.notices if m.startswith("no test examples")] == [
+            f"no test examples: `t.y` has only {n} non-NULL values: `t` has no time column, so its rows are split "
+            f"by a hash of their key (about 80 % training, 10 % validation, 10 % test), and none fell in test; "
+            f"test metrics skipped"]
+    finally:
+        con.close()

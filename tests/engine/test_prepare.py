@@ -93,7 +93,8 @@ def test_capped_training_rows_ignore_planted_rows_after_the_validation_start(sho
     q = query(SHOP_CHURN, "max_train_rows = 1500, val_start = '2023-08-01', test_start = '2023-09-15'")
     before = prepare(shop_small, q)
     shop_small.execute("""INSERT INTO orders SELECT (SELECT max(order_id) FROM orders) + row_number() OVER (),
-                          customer_id, 1, TIMESTAMP '2023-08-01 00:00:00.000001', 1.0 FROM customers""")
+                          customer_id, 1, TIMESTAMP '2023-08-01 00:00:00.000001', 1.0 FROM customers
+                          WHERE customer_id % 2 = 0""")  # not every customer: validation keeps both classes
     after = prepare(shop_small, q)
     assert after.split("train").equals(before.split("train"))
     assert not after.split("val").equals(before.split("val"))  # within reach of validation: it changed
@@ -229,3 +230,115 @@ def test_a_nan_or_infinite_label_is_left_out_with_a_notice(tiny, bad):
     n = before - prep.examples.num_rows
     assert note.startswith(f"{n:,} example{'s' if n != 1 else ''} left out: the label is NaN or infinite")
     assert "`orders.amount`" in note
+
+
+# ---- a binary split of one class ----------------------------------------------------------------
+#: dated items whose price climbs with time: every item of the newest fifth costs more than 150
+RISING = """CREATE TABLE items(item_id INTEGER PRIMARY KEY, made DATE, price DOUBLE);
+INSERT INTO items SELECT i, DATE '2020-01-01' + i::INTEGER, CASE WHEN i % 10 = 0 THEN NULL ELSE i END
+FROM range(200) t(i)"""
+
+
+@pytest.fixture
+def rising():
+    con = rdl_sql.connect(progress=False)
+    con.execute(RISING)
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("model", ["gnn", "gbdt", "auto"])
+def test_a_validation_split_of_one_class_is_refused_before_training_by_every_model(rising, model):
+    """AUROC of one class is NaN: the GNN called that divergence ('use a smaller learning rate'), GBDT and auto
+    went ahead with val_AUROC nan and predicted every row True."""
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        rising.execute(f"PREDICT items.price > 150 FOR EACH items.item_id WITH (epochs = 1, model = '{model}')")
+    msg = str(err.value)
+    assert ("every one of the 18 validation examples (rows of `items` dated after 2020-06-08 00:00:00 up to "
+            "2020-06-28 00:00:00) is True: AUROC needs both classes, so validation cannot choose an epoch or a "
+            "model; use an earlier val_start") in msg
+    assert "diverged" not in msg and "learning rate" not in msg
+
+
+def test_one_class_validation_of_a_static_column_offers_more_labelled_rows():
+    con = rdl_sql.connect(progress=False)
+    try:  # hash(id, seed) % 10 = 8 is validation's bucket (planner/labels.py): all True there, both classes elsewhere
+        con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x DOUBLE, y BOOLEAN); INSERT INTO t "
+                    "SELECT i, i, CASE WHEN hash(i, 0) % 10 = 8 THEN true ELSE i % 2 = 0 END FROM range(400) t(i)")
+        with pytest.raises(PlanError) as err:
+            prepare(con.duckdb_connection, query("PREDICT t.y FOR EACH t.id WHERE t.x >= 0"))
+        assert str(err.value).endswith(
+            "is True: AUROC needs both classes, so validation cannot choose an epoch or a model; fill in more "
+            "values of `t.y` (`t` has no time column, so its rows are split by a hash of their key: only more "
+            "labelled rows give validation both classes) or relax the WHERE filter")
+        assert "the rows of `t` whose key hashes to validation" in str(err.value)
+    finally:
+        con.close()
+
+
+def test_one_class_validation_of_a_windowed_target_offers_more_history(shop_small):
+    shop_small.execute("""INSERT INTO orders SELECT (SELECT max(order_id) FROM orders) + row_number() OVER (),
+                          customer_id, 1, TIMESTAMP '2023-08-01 00:00:00.000001', 1.0 FROM customers""")
+    with pytest.raises(PlanError) as err:
+        prepare(shop_small, query(SHOP_CHURN, "val_start = '2023-08-01', test_start = '2023-09-15'"))
+    assert str(err.value).endswith("is False: AUROC needs both classes, so validation cannot choose an epoch or a "
+                                   "model; use an earlier val_start or relax the WHERE filter")
+    assert "validation examples (at the anchor 2023-08-01 00:00:00)" in str(err.value)
+    # without val_start, validation takes the latest anchors up to a tenth of the history's: more history helps
+    from rdl_sql.engine.prepare import _one_class_fixes
+    plan = prepare(shop_small, query(SHOP_CHURN.replace(" WHERE COUNT(orders.*, -90, 0, DAYS) > 0", ""))).plan
+    assert _one_class_fixes(plan) == "use an earlier val_start or load more history"
+
+
+def test_a_test_split_of_one_class_skips_the_test_metric_with_a_notice(rising):
+    rising.execute("UPDATE items SET price = 1000 WHERE item_id >= 180 AND price IS NOT NULL")
+    rising.execute("UPDATE items SET price = (item_id * 37) % 100 WHERE item_id < 180 AND price IS NOT NULL")
+    prep = prepare(rising.duckdb_connection, query("PREDICT items.price > 50 FOR EACH items.item_id"))
+    assert ("test metrics skipped: every test example is True; AUROC needs both classes (18 examples, rows of "
+            "`items` dated after 2020-06-28 00:00:00)") in prep.notices
+    for model in ("gbdt", "gnn"):
+        cur = rising.execute(f"PREDICT items.price > 50 FOR EACH items.item_id WITH (model = '{model}', epochs = 1)")
+        assert len(cur.fetchall()) == 20
+        assert "test_AUROC" not in cur.metrics and cur.metrics["test_rows"] == 18, model
+        assert any(n.startswith("test metrics skipped: every test example is True") for n in cur.notices)
+
+
+# ---- a column target of a static table: split by a hash of its key --------------------------------
+@pytest.fixture
+def static():
+    con = rdl_sql.connect(progress=False)
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, x DOUBLE, y VARCHAR); "
+                "INSERT INTO t SELECT i, i, NULL FROM range(100) t(i)")
+    yield con
+    con.close()
+
+
+def test_a_static_column_with_no_value_says_so_and_offers_filling_it_in(static):
+    """Was: 'no row of `t` with a value of `y` dated in its hash bucket; move val_start / test_start'."""
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        static.execute("PREDICT t.y FOR EACH t.id WITH (model = 'gbdt')")
+    assert str(err.value).endswith("no training examples: `t.y` has no non-NULL value, and a column target learns "
+                                   "from the rows where it has one; fill in values of `t.y`")
+
+
+def test_a_static_column_with_too_few_values_says_how_rows_are_split(static):
+    static.execute("UPDATE t SET y = 'a' WHERE id < 3")
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        static.execute("PREDICT t.y FOR EACH t.id WITH (model = 'gbdt')")
+    msg = str(err.value)
+    assert ("no validation examples: `t.y` has only 3 non-NULL values, too few for training and validation "
+            "splits: `t` has no time column, so its rows are split by a hash of their key (about 80 % training, "
+            "10 % validation, 10 % test), and none fell in validation; fill in more values of `t.y`") in msg
+    assert "val_start" not in msg and "dated" not in msg
+
+
+@pytest.mark.parametrize("dates", ["val_start = '2020-01-01'", "val_start = '2020-01-01', test_start = '2021-01-01'",
+                                   "test_start = '2021-01-01'"])
+def test_val_or_test_start_for_a_static_column_is_refused_not_ignored(static, dates):
+    static.execute("UPDATE t SET y = CASE WHEN id % 2 = 0 THEN 'a' ELSE 'b' END WHERE id < 90")
+    given = " and ".join(k for k in ("val_start", "test_start") if k in dates)
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        static.execute(f"PREDICT t.y FOR EACH t.id WITH (model = 'gbdt', {dates})")
+    assert (f"{given} cannot apply: `t` has no time column, so the rows of `t.y` are split by a hash of their key "
+            f"(about 80 % training, 10 % validation, 10 % test), not by date; drop {given}") in str(err.value)
+    assert err.value.line == 1

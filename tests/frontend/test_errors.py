@@ -134,6 +134,15 @@ def test_training_that_diverges_is_an_error_not_null_predictions(con, monkeypatc
     assert "diverged" in str(err) and "lr" in str(err)
 
 
+def test_only_a_nan_validation_metric_is_divergence_not_an_undefined_test_one():
+    """A test split of one class has no AUROC: that is no reason to blame the learning rate."""
+    from rdl_sql.engine.runner import _refuse_diverged
+    from rdl_sql.planner.errors import PlanError
+    _refuse_diverged({"val_AUROC": 0.71, "test_AUROC": math.nan, "test_rows": 18}, 0.005)
+    with pytest.raises(PlanError, match="training diverged: val_AUROC is nan"):
+        _refuse_diverged({"val_AUROC": math.nan, "test_AUROC": 0.6}, 0.005)
+
+
 # ---- constants DuckDB would fail on mid-query -----------------------------------------------------
 @pytest.mark.parametrize("sql, words", [
     (f"{CHURN.replace('= 0', '= ' + repr('abc'))} {TINY}", "compare it with a number"),

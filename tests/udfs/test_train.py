@@ -23,6 +23,7 @@ from rdl_sql.planner.schema import read_schema
 from rdl_sql.planner.sql import arrow
 from rdl_sql.planner.task import compile_task
 from rdl_sql.udfs.graph import build_graph
+from rdl_sql.udfs.metrics import defined
 from rdl_sql.udfs.train import Cancelled, Examples, better, fit, metric, torch_threads
 
 TARGET = Aggregate("COUNT", "orders", None, 0, 30, "DAYS")
@@ -92,6 +93,14 @@ def test_metric_and_better():
     assert better("binary", 0.8, 0.7) and not better("binary", 0.7, 0.8)
     assert better("regression", 1.0, 2.0) and not better("regression", 2.0, 1.0)
     assert not better("binary", float("nan"), 0.5) and better("binary", 0.5, float("nan"))
+
+
+def test_a_diverged_binary_models_nan_scores_give_a_nan_auroc_not_an_exception():
+    # scikit-learn raised ValueError('Input contains NaN'), so a diverged binary GNN stopped with a Python error
+    assert math.isnan(metric("binary", np.array([0.0, 1.0]), np.array([np.nan, np.nan])))
+    assert defined("binary", np.array([0.0, 1.0])) and not defined("binary", np.ones(3))
+    assert defined("multiclass", np.zeros(3)) and defined("regression", np.ones(3))  # accuracy, MAE: one value is fine
+    assert not defined("regression", np.zeros(0))
 
 
 # ---- training --------------------------------------------------------------------------
