@@ -133,10 +133,14 @@ class Engine:
         self.registry.remember((identity, digest), trained)
         m = trained.metrics
         metric = prep.plan.task_type.metric
-        row = {"model": [name], "task": [prep.plan.task_type.value],
-               f"val_{metric}": [m.get(f"val_{metric}")], f"test_{metric}": [m.get(f"test_{metric}")],
-               "train_rows": [m.get("train_rows")], "val_rows": [m.get("val_rows")], "test_rows": [m.get("test_rows")],
-               "epochs": [m.get("epochs")], "train_seconds": [round(m.get("train_seconds", 0.0), 3)]}
+        # typed, not inferred: a GBDT has no epochs and an empty test split no test metric, and the row's
+        # columns (cursor.description, DESCRIBE CREATE MODEL) must not change type with them
+        fields = [("model", pa.string(), name), ("task", pa.string(), prep.plan.task_type.value),
+                  (f"val_{metric}", pa.float64(), m.get(f"val_{metric}")),
+                  (f"test_{metric}", pa.float64(), m.get(f"test_{metric}")),
+                  *[(k, pa.int64(), m.get(k)) for k in ("train_rows", "val_rows", "test_rows", "epochs")],
+                  ("train_seconds", pa.float64(), round(m.get("train_seconds", 0.0), 3))]
+        row = {k: pa.array([v], t) for k, t, v in fields}
         chosen = f", chosen by auto: {m['candidate']}" if "candidate" in m else ""
         notices = (list(trained.notices) + [f"model `{name}` ({trained.kind}{chosen}) stored in {store.TABLE}"]
                    + prep.notices)

@@ -42,6 +42,18 @@ def test_create_model_returns_metrics_and_stores_every_field(con):
     assert "val_AUROC" in stored[6] and stored[7] > 1000 and stored[8] is not None
 
 
+def test_create_model_row_has_the_same_column_types_for_every_kind_of_model(con):
+    """A GBDT has no epochs: the row's `epochs` was typed NULL for it (BIGINT for a GNN)."""
+    types = {}
+    for kind in ("gnn", "gbdt"):
+        cur = con.execute(f"CREATE MODEL churn_{kind} AS {CHURN.replace('WITH (', f'WITH (model = {kind!r}, ')}")
+        types[kind] = [(d[0], str(d[1])) for d in cur.description]
+        assert cur.fetchall()[0][7] == (None if kind == "gbdt" else 1)
+    assert types["gbdt"] == types["gnn"]
+    assert [t for _, t in types["gbdt"]] == ["VARCHAR", "VARCHAR", "DOUBLE", "DOUBLE", "BIGINT", "BIGINT", "BIGINT",
+                                             "BIGINT", "DOUBLE"]
+
+
 def test_create_model_misuse(con):
     assert "model `churn` already exists; use CREATE OR REPLACE MODEL or DROP MODEL churn" in error_of(
         con, "CREATE MODEL churn AS " + CHURN)
