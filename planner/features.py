@@ -5,7 +5,9 @@ For every example row ``(__node, <key>, anchor_time)`` the query adds
 * the entity row's own columns (numbers as DOUBLE, categories as VARCHAR,
   timestamps as days before the anchor, NULL when later than it, and the
   row's age);
-* the columns of the entity's parent rows (one hop up a link);
+* the columns of the entity's parent rows (one hop up a link; one row per
+  link, the earliest when rows added after ``ALTER GRAPH ADD LINK`` repeat
+  the parent's value: ``nodes.one_row_per``, so no entity is counted twice);
 * for every table linking to the entity (its children): count, mean, min,
   max of each numeric column over past windows ``(anchor - w, anchor]`` and
   over all the past, the last value of each column and the days since the
@@ -31,7 +33,7 @@ from sqlglot import exp
 from .anchors import shift_sql
 from .extract import reachable
 from .labels import ANCHOR, TaskPlan
-from .nodes import NODE, fresh_name, time_value, visible
+from .nodes import NODE, fresh_name, one_row_per, time_value, visible
 from .schema import Link, TableInfo, as_timestamp
 from .sql import alias, col, ident, lit, table
 
@@ -188,7 +190,8 @@ class _Builder:
             a = f"__p{i}"
             on = [col(pc, a).eq(col(cc, ent)) for cc, pc in zip(lk.child_columns, lk.parent_columns)]
             vis = self.visible_at(p, a, anchor)
-            q = q.join(table(p.name, a), on=exp.and_(*on, *([vis] if vis is not None else [])), join_type="LEFT")
+            q = q.join(one_row_per(p, lk.parent_columns, a), on=exp.and_(*on, *([vis] if vis is not None else [])),
+                       join_type="LEFT")
             unique = sum(1 for x in ups if x.parent == lk.parent) == 1
             label = p.name if unique else f"{p.name}.{'.'.join(lk.child_columns)}"
             for c in p.features:
@@ -286,7 +289,11 @@ class _Builder:
         return parts, [(s.name, s.kind == "count", index[s.name]) for s in specs]
 
     def hop_join(self, q: exp.Select, up: Link, j: int, anchor: exp.Expression | None) -> exp.Select:
-        """LEFT JOIN the child's parent ``up`` as ``__h<j>``: its rows that exist at ``anchor`` (None: at AS OF)."""
+        """LEFT JOIN the child's parent ``up`` as ``__h<j>``: its row that exists at ``anchor`` (None: at AS OF).
+
+        One parent row per child row (``nodes.one_row_per``), so a parent key that repeats neither counts a
+        child row twice nor weighs it twice in a mean.
+        """
         p = self.schema.tables[up.parent]
         a = f"__h{j}"
         pon = [col(pc, a).eq(col(cc, "__c")) for cc, pc in zip(up.child_columns, up.parent_columns)]
@@ -294,7 +301,8 @@ class _Builder:
             vis = self.visible_at(p, a, anchor)
         else:
             vis = visible(p, self.plan.as_of, a)
-        return q.join(table(p.name, a), on=exp.and_(*pon, *([vis] if vis is not None else [])), join_type="LEFT")
+        return q.join(one_row_per(p, up.parent_columns, a), on=exp.and_(*pon, *([vis] if vis is not None else [])),
+                      join_type="LEFT")
 
     def grouped(self, lk: Link, specs: list[_Spec], hops: list[tuple[int, Link]],
                 t: exp.Expression | None) -> exp.Select:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from sqlglot import exp
 
 from .schema import TableInfo
-from .sql import alias, col, lit, table
+from .sql import alias, col, ident, lit, table
 
 NODE = "__node"
 TIME = "__time"
@@ -95,3 +95,25 @@ def node_select(tinfo: TableInfo, as_of: dt.datetime | None, columns: list[exp.E
     q = exp.select(*sel, *columns).from_(table(tinfo.name))
     cond = visible(tinfo, as_of)
     return q.where(cond) if cond is not None else q
+
+
+def one_row_per(tinfo: TableInfo, columns: tuple[str, ...], tbl_alias: str) -> exp.Expression:
+    """``tinfo``'s table as ``tbl_alias``, with at most one row per value of ``columns`` (a link's parent side).
+
+    ``ALTER GRAPH ADD LINK`` refuses parent columns that repeat a value, but rows inserted later may
+    repeat one, and a join on them would then multiply the rows joined to it (an entity scored twice).
+    The row kept is the earliest: undated ones first, then by time, then in node order
+    (``node_order``). A row dated after an anchor therefore never displaces one dated at or before
+    it, so which row a feature reads depends on no future row; a row later than the anchor is kept
+    only when every row of its value is, and the caller's time rule hides it. The table itself when
+    ``columns`` are its key (DuckDB keeps them unique): one window over the table otherwise.
+    """
+    if tinfo.primary_key and set(columns) == set(tinfo.primary_key):
+        return table(tinfo.name, tbl_alias)
+    order = node_order(tinfo)
+    if tinfo.time_column is not None:
+        order = [exp.Ordered(this=time_value(tinfo), nulls_first=True), *order]
+    first = exp.Window(this=exp.RowNumber(), partition_by=[col(c) for c in columns],
+                       order=exp.Order(expressions=order))
+    q = exp.select(exp.Star()).from_(table(tinfo.name)).qualify(first.eq(exp.Literal.number(1)))
+    return exp.Subquery(this=q, alias=exp.TableAlias(this=ident(tbl_alias)))

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import pyarrow as pa
+from sqlglot import exp
 
 from rdl_sql.dialect import AlterGraph, DescribeGraph
 from rdl_sql.engine import Engine, Result
 from rdl_sql.planner import overrides
-from rdl_sql.planner.errors import PlanError, Position, did_you_mean
+from rdl_sql.planner.errors import PlanError, Position, did_you_mean, sql_name
 from rdl_sql.planner.schema import read_schema
+from rdl_sql.planner.sql import col, lit, run, table
 from rdl_sql.script import Statement
 
 
@@ -23,6 +25,7 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
         ref = node.args["ref_table"]
         rinfo = schema.table(ref.name, Position.of(ref))
         ref_cols = _columns(rinfo, node.args["ref_columns"])
+        _refuse_repeated(duck, tname, cols, rinfo, ref_cols, Position.of(node.args["ref_columns"][0]))
         overrides.add_link(duck, tname, cols, rinfo.name, ref_cols)
         msg = f"link {tname}({', '.join(cols)}) -> {rinfo.name}({', '.join(ref_cols)}) added"
     elif action == "DROP_LINK":
@@ -58,6 +61,44 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
             overrides.ignore_column(duck, tname, c)
         msg = f"{tname}: {', '.join(cols)} ignored"
     return Result(table=pa.table({"result": [msg]}), notices=[msg])
+
+
+def _refuse_repeated(duck, child: str, cols: list[str], rinfo, ref_cols: list[str], position) -> None:
+    """Refuse a link whose parent columns hold a value in several rows.
+
+    A link names one parent row per child row: with two, a child would have two parents and
+    GBDT's joins would count it twice. Rows added later may still repeat a value; the feature
+    query then reads one of them (``planner.nodes.one_row_per``). A key DuckDB keeps unique
+    (PRIMARY KEY or UNIQUE) is not counted.
+    """
+    if rinfo.primary_key and set(ref_cols) == set(rinfo.primary_key):
+        return
+    keys = [col(c) for c in ref_cols]
+    n = exp.Count(this=exp.Star())
+    q = (exp.select(*keys, n).from_(table(rinfo.name))
+         .where(exp.and_(*[k.copy().is_(exp.null()).not_() for k in keys]))
+         .group_by(*[k.copy() for k in keys]).having(n.copy() > lit(1))
+         .order_by(*[k.copy() for k in keys]).limit(1))
+    rows = run(duck, q)
+    if not rows:
+        return
+    *value, count = rows[0]
+    where = " and ".join(f"{c} = {_literal(v)}" for c, v in zip(ref_cols, value))
+    key = rinfo.primary_key
+    fix = (f"reference its key instead (ALTER GRAPH ADD LINK {sql_name(child)}(<column>) REFERENCES "
+           f"{sql_name(rinfo.name)}({', '.join(map(sql_name, key))})), or " if key else "")
+    raise PlanError(f"cannot add link {child}({', '.join(cols)}) -> {rinfo.name}({', '.join(ref_cols)}): "
+                    f"({', '.join(ref_cols)}) does not identify one row of `{rinfo.name}` ({where} is in {count} "
+                    f"rows), and a link must name one parent row per child row; {fix}declare the link to "
+                    f"columns whose values are unique in `{rinfo.name}`, or keep one row per value there",
+                    position)
+
+
+def _literal(value) -> str:
+    """A repeated key value as a user would write it in SQL."""
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _columns(tinfo, nodes) -> list[str]:

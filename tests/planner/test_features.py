@@ -10,6 +10,7 @@ import datetime as dt
 
 import pytest
 
+from rdl_sql.planner import overrides
 from rdl_sql.planner.features import default_windows, feature_names, feature_sql
 from rdl_sql.planner.query import Aggregate, PredictQuery, Target
 from rdl_sql.planner.schema import read_schema
@@ -323,3 +324,63 @@ def test_the_same_query_gives_the_same_floats_on_several_threads():
     runs = {tuple(map(tuple, arrow(con, q).sort_by([("customer_id", "ascending"), ("anchor_time", "ascending")])
                       .to_pydict().values())) for _ in range(6)}
     assert len(runs) == 1
+
+
+# ---- a parent key that repeats (rows added after ALTER GRAPH ADD LINK) ------------------------------------
+def link_countries(con, dated: bool) -> None:
+    """``countries`` keyed by a name that repeats, linked from ``customers`` and from a new child ``visits``.
+
+    The links are recorded directly, as ADD LINK records them: the repeated rows stand for rows inserted after it.
+    Customer 2 visits US on 2024-01-05 and 2023-06-01, DE on 01-06; customer 1 visits US on 01-08.
+    """
+    time = ", opened_at TIMESTAMP" if dated else ""
+    con.execute(f"""
+        CREATE TABLE countries (country VARCHAR, gdp DOUBLE{time});
+        CREATE TABLE visits (visit_id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (customer_id),
+                             country VARCHAR, visited_at TIMESTAMP);
+        INSERT INTO visits VALUES (1, 2, 'US', '2024-01-05'), (2, 2, 'DE', '2024-01-06'), (3, 2, 'US', '2023-06-01'),
+                                  (4, 1, 'US', '2024-01-08');
+    """)
+    overrides.add_link(con, "customers", ["country"], "countries", ["country"])
+    overrides.add_link(con, "visits", ["country"], "countries", ["country"])
+
+
+def scored_rows(con, p, t) -> list[dict]:
+    return arrow(con, feature_sql(p, p.predict_sql(t))).to_pylist()
+
+
+def test_a_repeated_parent_key_joins_each_row_with_one_parent_row(tiny):
+    link_countries(tiny, dated=False)
+    tiny.execute("INSERT INTO countries VALUES ('US', 2.0), ('US', 1.0), ('DE', 5.0), ('DE', 5.0)")
+    p = plan(tiny)
+    rows = scored_rows(tiny, p, A)
+    assert sorted(r["customer_id"] for r in rows) == [1, 2, 4]       # once each (customer 3 signs up after A)
+    f = {r["customer_id"]: r for r in rows}
+    assert f[1]["countries__gdp"] == 1.0                               # ('US', 1.0): the first in row order
+    assert f[2]["countries__gdp"] == 5.0 and f[4]["countries__gdp"] is None   # customer 4 is in FR
+    c2 = f[2]
+    assert c2["visits__count__10days"] == 2 and c2["visits__count__all"] == 3   # no visit counted twice
+    assert c2["visits__countries__gdp__mean__10days"] == 3.0           # US 1.0 and DE 5.0
+    assert c2["visits__countries__gdp__mean__all"] == pytest.approx(7 / 3)
+    labelled = feature_sql(p, p.examples_sql([(A, "train"), (B, "val")]))
+    assert len(arrow(tiny, labelled)) == len(arrow(tiny, p.examples_sql([(A, "train"), (B, "val")])))
+
+
+def test_a_repeated_parent_key_reads_its_earliest_row_and_never_a_future_one(tiny):
+    """The earliest parent row of a value: a row dated after the anchor cannot displace one dated before it."""
+    link_countries(tiny, dated=True)
+    tiny.execute("""INSERT INTO countries VALUES ('US', 20.0, '2023-06-01'), ('US', 10.0, '2023-01-01'),
+                                                 ('DE', 500.0, '2024-01-12')""")   # DE opens between A and B
+    p = plan(tiny)
+    before = {t: scored_rows(tiny, p, t) for t in (A, B)}
+    at_a = {r["customer_id"]: r for r in before[A]}
+    assert at_a[1]["countries__gdp"] == 10.0 and at_a[2]["countries__gdp"] is None
+    assert at_a[2]["visits__countries__gdp__mean__all"] == 10.0        # the US visits; DE does not exist yet
+    assert {r["customer_id"]: r for r in before[B]}[2]["countries__gdp"] == 500.0
+    # planted after A: a US row (also after B), and a DE row one second after A, earlier than DE's own row
+    tiny.execute("""INSERT INTO countries VALUES ('US', 9999.0, '2024-01-10 00:00:01'), ('US', 9999.0, '2030-01-01'),
+                                                 ('DE', 7777.0, '2024-01-10 00:00:01')""")
+    assert scored_rows(tiny, p, A) == before[A]
+    at_b = {r["customer_id"]: r for r in scored_rows(tiny, p, B)}
+    assert at_b[1]["countries__gdp"] == 10.0 and at_b[2]["countries__gdp"] == 7777.0   # DE's earliest row at B
+    assert len(at_b) == len(before[B])
