@@ -167,12 +167,25 @@ class _Builder:
                 self.out.append(alias(exp.Coalesce(this=v, expressions=[lit(0)]) if is_count else v, name))
         q = q.select(*self.out)
         base = exp.select(col(self.key), col(ANCHOR)).distinct().from_(table(self.rows_cte))
-        q = q.with_(ident(self.rows_cte), as_=exp.select("*").from_(rows), materialized=True)
+        q = q.with_(ident(self.rows_cte), as_=exp.select(self.typed_key()).from_(rows), materialized=True)
         q = q.with_(ident(self.base_cte), as_=base)
         order = _outer_order(rows.this, "__r") if isinstance(rows, exp.Subquery) and rows.this.args.get("order") else []
         if order:
             q = q.order_by(*order)
         return q
+
+    def typed_key(self) -> exp.Expression:
+        """The rows' columns, the key cast to the entity key's type.
+
+        Example rows registered from Arrow hold a UUID key as text (Arrow has no UUID), which DuckDB
+        compares with the key column in ``=`` but refuses in ``IN``; cast once, every join and the
+        output read the key's own type. A no-op for rows already typed (``predict_sql``).
+        """
+        c = self.entity.column(self.key)
+        if c is None:
+            return exp.Star()
+        to = exp.DataType.build(c.dtype, dialect="duckdb")
+        return exp.Star(replace=[alias(exp.Cast(this=col(self.key), to=to), self.key)])
 
     def entity_features(self, ent: str, anchor: exp.Expression) -> None:
         e = self.entity

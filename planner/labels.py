@@ -332,11 +332,15 @@ class TaskPlan:
 
     def typed_sql(self, rows: exp.Expression) -> exp.Select:
         """``output_columns`` of ``rows`` (a table or subquery holding them as the model shapes them, the
-        class as text) in the types of ``output_fields``: where a GNN's (``score_sql``) or a GBDT's
-        predicted class gets its column's type back."""
-        outs = [col(n) if n != PREDICTION or self.class_type is None
-                else alias(exp.Cast(this=col(n), to=exp.DataType.build(self.class_type, dialect="duckdb")), n)
-                for n in self.output_columns]
+        class as text) in the types of ``output_fields``, the keys in the entity's: where a GNN's
+        (``score_sql``) or a GBDT's predicted class gets its column's type back, and a GBDT's key, which
+        passed through Arrow (a UUID as text), its key's."""
+        def typed(name: str, dtype: str | None) -> exp.Expression:
+            if dtype is None:
+                return col(name)
+            return alias(exp.Cast(this=col(name), to=exp.DataType.build(dtype, dialect="duckdb")), name)
+        key_types = {k: c.dtype for k in self.keys if (c := self.entity.column(k)) is not None}
+        outs = [typed(n, self.class_type if n == PREDICTION else key_types.get(n)) for n in self.output_columns]
         return exp.select(*outs).from_(rows)
 
     def split_anchors(self) -> list[tuple[dt.datetime, str]]:

@@ -93,7 +93,7 @@ def score(con, plan: TaskPlan, result: GbdtResult, anchor=None) -> pa.Table:
     keys = list(plan.keys)
     rows = arrow(con, feature_sql(plan, plan.predict_sql(anchor)))
     _check_features(result.model, rows)
-    out = {**{k: rows.column(k) for k in keys}, ANCHOR: rows.column(ANCHOR),
+    out = {**{k: _decoded(rows.column(k)) for k in keys}, ANCHOR: rows.column(ANCHOR),
            **columns(plan.task_type, result.model.predict(rows), result.classes, result.model.threshold)}
     order = [(k, "ascending") for k in keys] + [(ANCHOR, "ascending")]
     return pa.table(out).sort_by(order).select(plan.output_columns)
@@ -105,6 +105,11 @@ def predict_rows(con, plan: TaskPlan, result: GbdtResult,
     feats, _ = rows_features(con, plan, rows)
     _check_features(result.model, feats)
     return _labels(feats), result.model.predict(feats), feats.column(NODE).to_numpy(zero_copy_only=False)
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """An ENUM key (an Arrow dictionary, which Arrow cannot sort) as its text; ``plan.typed_sql`` casts it back."""
+    return pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
 
 def _labels(rows: pa.Table) -> np.ndarray:
