@@ -7,9 +7,11 @@ never formats statements.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
+import duckdb
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
@@ -54,8 +56,17 @@ def did_you_mean(name: str, candidates) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
+@functools.cache
+def _duckdb_keywords() -> frozenset[str]:
+    """DuckDB's keywords that cannot always stand bare as a name (``AT``, ``TIME``, ``ORDER``): sqlglot's
+    list misses some, and a fix offered with one bare does not parse."""
+    rows = duckdb.sql("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category <> 'unreserved'").fetchall()
+    return frozenset(r[0].upper() for r in rows)
+
+
 def sql_name(name: str) -> str:
     """``name`` as it must be written in a statement: bare if it can be, else double-quoted."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.upper() not in DuckDB.Tokenizer.KEYWORDS:
+    if (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.upper() not in DuckDB.Tokenizer.KEYWORDS
+            and name.upper() not in _duckdb_keywords()):
         return name
     return '"' + name.replace('"', '""') + '"'

@@ -37,8 +37,15 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
         col = cols[0] if cols else None
         if col is not None and tinfo.column(col).dtype.split("(")[0].upper() not in (
                 "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"):
-            raise PlanError(f"`{tname}.{col}` is {tinfo.column(col).dtype}; a time column must be DATE or "
-                            f"TIMESTAMP", Position.of(node.args["columns"][0]))
+            dtype = tinfo.column(col).dtype
+            epoch = ""
+            if dtype.upper() in ("BIGINT", "INTEGER", "HUGEINT", "UBIGINT", "UINTEGER"):
+                t, c = sql_name(tname), sql_name(col)  # a number that may count seconds since 1970
+                epoch = (f"; if it counts seconds since 1970, convert it: ALTER TABLE {t} ALTER {c} TYPE TIMESTAMP "
+                         f"USING make_timestamp({c} * 1000000) (milliseconds: USING epoch_ms({c})), then run this "
+                         f"statement again")
+            raise PlanError(f"`{tname}.{col}` is {dtype}; a time column must be DATE or TIMESTAMP{epoch}",
+                            Position.of(node.args["columns"][0]))
         overrides.set_time_column(duck, tname, col)
         msg = f"time column of {tname}: {col or 'none (static table)'}"
     elif action == "UNIGNORE":

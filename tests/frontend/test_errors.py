@@ -365,3 +365,19 @@ def test_odd_schemas_get_fixes_that_run_as_written(tmp_path):
     c.execute(fix)
     assert len(c.execute("PREDICT \"My Items\".kind FOR EACH \"My Items\".id WITH (model = 'gbdt')").fetchall()) == 10
     c.close()
+
+
+def test_an_epoch_number_as_time_column_gets_a_conversion_that_runs(tmp_path):
+    """SET TIME COLUMN on a BIGINT said only 'must be DATE or TIMESTAMP', and every window error sends the
+    user back to SET TIME COLUMN: the refusal now says how to turn epoch seconds into a time."""
+    c = rdl_sql.connect(str(tmp_path / "epoch.duckdb"), progress=False)
+    c.execute("""CREATE TABLE "Buys"(id INTEGER PRIMARY KEY, "at" BIGINT);
+                 INSERT INTO "Buys" SELECT i, 1700000000 + i * 3600 FROM range(50) t(i);""")
+    err = str(error(c, 'ALTER GRAPH SET TIME COLUMN "Buys"("at")'))
+    assert "`Buys.at` is BIGINT; a time column must be DATE or TIMESTAMP; if it counts seconds since 1970" in err
+    fix = err.split("convert it: ")[1].split(" (milliseconds")[0]
+    c.execute(fix)
+    c.execute('ALTER GRAPH SET TIME COLUMN "Buys"("at")')
+    first = c.execute('SELECT min("at") FROM "Buys"').fetchone()[0]
+    assert str(first) == "2023-11-14 22:13:20"
+    c.close()
