@@ -145,11 +145,17 @@ def latest_time(con, schema: Schema, as_of: dt.datetime | None, tables: list[str
 def time_quantiles(con, entity: TableInfo, column: str, as_of, options) -> tuple[dt.datetime, dt.datetime]:
     """Validation and test start for a column target of a dated table: options, else the 80 % / 90 % times."""
     t = time_value(entity)
-    q = (exp.select(exp.func("quantile_disc", t, lit(0.8)), exp.func("quantile_disc", t.copy(), lit(0.9)))
+    q = (exp.select(exp.func("quantile_disc", t, lit(0.8)), exp.func("quantile_disc", t.copy(), lit(0.9)),
+                    exp.Min(this=t.copy()), exp.Max(this=t.copy()))
          .from_(table(entity.name)).where(exp.not_(col(column).is_(exp.null()))))
     if as_of is not None:
         q = q.where(t.copy() <= lit(as_of))
-    val, test = run(con, q)[0]
+    val, test, first, last = run(con, q)[0]
+    if first is not None and first == last and options.val_start is None and options.test_start is None:
+        raise PlanError(f"every row of `{entity.name}` with a value of `{column}` is dated {first} "
+                        f"(`{entity.time_column}`), so time cannot split training from validation and test rows; "
+                        f"treat the table as static with ALTER GRAPH SET TIME COLUMN {sql_name(entity.name)}(NONE) "
+                        f"(its rows are then split by a hash of their key)")
     if val is None and as_of is not None:
         dated = (exp.select(exp.Count(this=exp.Star())).from_(table(entity.name))
                  .where(exp.and_(exp.not_(col(column).is_(exp.null())), exp.not_(t.copy().is_(exp.null())))))

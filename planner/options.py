@@ -179,8 +179,14 @@ def usable_threads(threads: int) -> int:
 
 def threads_notices(options: Options) -> list[str]:
     """What the user should hear when ``threads`` asks for more than the cores here (``usable_threads``)."""
+    if options.model not in THREADED_MODELS:
+        if "threads" in options.given and options.threads != 1:
+            how = ("LightGBM trains on one thread (on 2 cores it trained faster than on two, beside other work)"
+                   if options.model == "gbdt" else "it is SQL, run on DuckDB's threads (SET threads = N)")
+            return [f"threads = {options.threads} is not used by model = '{options.model}': {how}"]
+        return []
     used = usable_threads(options.threads)
-    if options.model not in THREADED_MODELS or used == options.threads:
+    if used == options.threads:
         return []
     return [f"threads = {options.threads} is more than the {used} core{'s' if used != 1 else ''} here; "
             f"training uses {used}"]

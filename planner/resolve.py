@@ -270,7 +270,12 @@ def aggregate_task_type(target: Target, resolved: ResolvedAggregate) -> TaskType
         return TaskType.BINARY
     if agg.func in ("FIRST", "LAST") and value_type in ("categorical", "id"):
         return TaskType.MULTICLASS  # which category (or which linked row: a key) comes first / last
-    if agg.func in ("FIRST", "LAST") and value_type not in ("numerical", "time", "timestamp"):
+    if agg.func in ("FIRST", "LAST") and value_type in ("time", "timestamp"):
+        raise PlanError(f"{agg.func} of `{agg.table}.{agg.column}` (a time) cannot be predicted as a time; "
+                        f"predict whether there is a row (EXISTS({agg.table}.*, {agg.start}, {agg.end}, "
+                        f"{agg.unit})) or compare it with a time, e.g. {agg.func}(...) > DATE '2024-01-01'",
+                        agg.column_position)
+    if agg.func in ("FIRST", "LAST") and value_type != "numerical":
         raise PlanError(f"{agg.func} of `{agg.table}.{agg.column}` ({value_type}) cannot be predicted; "
                         f"compare it with a constant, e.g. {agg.func}(...) = 'x'", agg.column_position)
     return TaskType.REGRESSION

@@ -118,8 +118,10 @@ class Session:
             inner.replace(_ordered(query, inner))
         try:
             duck.execute(node.sql("duckdb"))
-        except duckdb.BinderException as e:
-            raise _unbound_column(e, node) or _wrap_duckdb(e, stmt) from None
+        except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException) as e:
+            raise _around_predict(e, node) from None
+        except duckdb.Error as e:  # a value DuckDB cannot cast: its class stays, the spliced SQL goes
+            raise _wrap_duckdb(e, stmt, quoted_sql=False) from None
         return outcome
 
     # ---- results -----------------------------------------------------------------
@@ -169,37 +171,58 @@ class Session:
 def _check_order(duck, query: exp.Select, node: Predict) -> None:
     """A PREDICT's ORDER BY names columns of its result: say which exist, not DuckDB's binder error on
     rdl-sql's wrapper query (a regression result has no ``score``, the README's example orders by)."""
+    _check_limit(node.args.get("limit"))
     order = node.args.get("order")
     if order is None:
         return
     names = list(duck.sql(to_sql(query)).columns)  # binds the query, runs nothing
     folded = {n.lower() for n in names}
     for o in order.expressions:
+        key = o.this
+        if isinstance(key, exp.Literal) and key.is_int and not 1 <= int(key.name) <= len(names):
+            raise PlanError(f"ORDER BY {key.name}: the result has {len(names)} columns ({', '.join(names)})",
+                            Position.of(key))
         for c in o.find_all(exp.Column):
+            if c.table:
+                raise PlanError(f"ORDER BY `{c.table}.{c.name}`: a PREDICT's ORDER BY names the columns of its "
+                                f"result, without a table (`{c.name}`); its columns are {', '.join(names)}",
+                                Position.of(c))
             if c.name.lower() not in folded:
                 extra = " (a regression PREDICT has no score)" if c.name.lower() == "score" else ""
                 raise PlanError(f"ORDER BY `{c.name}`: the result has no such column{extra}; its columns are "
                                 f"{', '.join(names)}", Position.of(c))
 
 
-def _unbound_column(e: duckdb.BinderException, node: exp.Expression) -> PlanError | None:
-    """DuckDB's "column not found" in a statement around a PREDICT, located in the user's text.
+def _check_limit(limit: exp.Expression | None) -> None:
+    """A PREDICT's LIMIT is a count of rows: DuckDB's own errors for -1 or 'a' quote the wrapper query."""
+    if limit is None:
+        return
+    value = limit.expression
+    if isinstance(value, exp.Literal) and value.is_int:
+        return
+    raise PlanError(f"LIMIT {value.sql('duckdb')}: a PREDICT's LIMIT is a whole number of rows, 0 or more",
+                    Position.of(value) or Position.of(value.find(exp.Literal)))
 
-    DuckDB's own message quotes the SQL rdl-sql spliced the prediction query
-    into, whose names and positions the user never wrote; the column's place
-    in the user's statement and the columns that exist say the same without
-    them. None when the column is not one the user wrote.
+
+def _around_predict(e: duckdb.Error, node: exp.Expression) -> PlanError:
+    """DuckDB's error on a statement around a PREDICT, without the SQL rdl-sql spliced the prediction
+    query into (its ``LINE 1: ...`` quotes names and positions the user never wrote).
+
+    A column DuckDB could not bind is located where the user wrote it;
+    otherwise the message is DuckDB's first line, shown with the user's
+    statement.
     """
-    found = re.search(r'Referenced column "([^"]+)" not found', str(e))
-    if found is None:
-        return None
-    name = found.group(1)
-    written = next((c for c in node.find_all(exp.Column) if c.name == name and Position.of(c) is not None), None)
+    text = str(e)
+    first = text.splitlines()[0] if text else type(e).__name__
+    found = re.search(r'Referenced column "([^"]+)" not found|does not have a column named "([^"]+)"', text)
+    name = found and (found.group(1) or found.group(2))
+    written = next((c for c in node.find_all(exp.Column) if c.name == name and Position.of(c) is not None),
+                   None) if name else None
     if written is None:
-        return None
-    bindings = re.search(r"Candidate bindings: (.+)", str(e))
-    there = f"; the columns there are {bindings.group(1).strip()}" if bindings else ""
-    return PlanError(f"column `{name}` not found{there}", Position.of(written))
+        return PlanError(re.sub(r"^[A-Za-z ]+ Error: ", "", first))
+    bindings = re.search(r"Candidate bindings: (.+)", text)
+    close = f"; DuckDB's closest names: {bindings.group(1).strip(' :')}" if bindings else ""
+    return PlanError(f"column `{written.sql('duckdb')}` not found{close}", Position.of(written))
 
 
 def _ordered(query: exp.Select, node: Predict) -> exp.Select:
@@ -236,8 +259,10 @@ def _parse_error(stmt: Statement, info: dict) -> errors.ProgrammingError:
     return _located(stmt, msg, start, end)
 
 
-def _wrap_duckdb(e: duckdb.Error, stmt: Statement | None = None) -> errors.DatabaseError:
-    msg = str(e)
+def _wrap_duckdb(e: duckdb.Error, stmt: Statement | None = None, quoted_sql: bool = True) -> errors.DatabaseError:
+    """DuckDB's error as the DB-API class for it; ``quoted_sql=False`` drops the ``LINE 1: ...`` excerpt
+    DuckDB adds, where that is SQL rdl-sql generated rather than the user's."""
+    msg = str(e) if quoted_sql else str(e).split("\n\nLINE ")[0].rstrip()
     if stmt is not None and not msg.startswith("statement "):
         msg = f"statement {stmt.index}: {msg}"
     if isinstance(e, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,

@@ -106,8 +106,16 @@ def prepare(con, query: PredictQuery) -> Prepared:
                             f"from {plan.val_start}): the metric that early stopping and model choice use is "
                             f"noisy; more history, an earlier val_start or a looser WHERE gives more")
     if plan.task_type is not TaskType.REGRESSION and len(pc.unique(prep.split("train").column("label"))) < 2:
-        raise PlanError("every training label has the same value, so there is nothing to learn; "
-                        "check the target's comparison or the time range")
+        value = pc.unique(prep.split("train").column("label"))[0].as_py()
+        shown = (("True" if value >= 0.5 else "False") if plan.task_type is TaskType.BINARY
+                 else repr(classes[int(value)]))
+        if is_static(plan):
+            fix = (f"check the target's comparison, or fill in more values of `{plan.entity.name}.{plan.column}` "
+                   f"(`{plan.entity.name}` has no time column, so its rows are split by a hash of their key)")
+        else:
+            fix = "check the target's comparison or the time range"
+        raise PlanError(f"every one of the {rows['train']:,} training labels is {shown}, so there is nothing to "
+                        f"learn; {fix}")
     if plan.task_type is TaskType.BINARY:
         one = one_class(prep.split("val"))
         if one is not None:

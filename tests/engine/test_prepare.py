@@ -342,3 +342,14 @@ def test_val_or_test_start_for_a_static_column_is_refused_not_ignored(static, da
     assert (f"{given} cannot apply: `t` has no time column, so the rows of `t.y` are split by a hash of their key "
             f"(about 80 % training, 10 % validation, 10 % test), not by date; drop {given}") in str(err.value)
     assert err.value.line == 1
+
+
+def test_one_training_class_of_a_static_column_names_the_class_and_no_time_range(static):
+    """It said 'check the target's comparison or the time range' of a table without time."""
+    static.execute("UPDATE t SET x = NULL WHERE id >= 8")
+    with pytest.raises(rdl_sql.ProgrammingError) as err:
+        static.execute("PREDICT t.x > 100 FOR EACH t.id WITH (model = 'gbdt')")
+    msg = str(err.value)
+    assert "training labels is False, so there is nothing to learn; check the target's comparison, or fill in " \
+           "more values of `t.x` (`t` has no time column, so its rows are split by a hash of their key)" in msg
+    assert "time range" not in msg

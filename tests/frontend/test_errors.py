@@ -313,10 +313,33 @@ def test_a_missing_column_around_a_nested_predict_is_located_in_the_users_text(c
     assert f"line 1, column {inner.index('score') + 1}:" in err
     outer = f"WITH p AS ({spend}) SELECT customer_id FROM p ORDER BY scor"
     err = str(error(con, outer))
-    assert "column `scor` not found; the columns there are" in err and "__" not in err
+    assert "column `scor` not found; DuckDB's closest names:" in err and "__" not in err
     assert f"line 1, column {outer.index('scor') + 1}:" in err
     rows = con.execute(f"WITH p AS ({spend}) SELECT customer_id FROM p ORDER BY prediction DESC LIMIT 2").fetchall()
     assert len(rows) == 2
+
+
+def test_errors_around_a_predict_show_none_of_the_sql_it_was_spliced_into(con):
+    """Qualified names, ordinals, LIMITs and casts around a PREDICT gave DuckDB's message with ``LINE 1:`` quoting
+    the generated SQL (``__predictions``, ``__rdl_result_N``, the scoring query)."""
+    p = "PREDICT COUNT(orders.*, 0, 30, DAYS) > 0 FOR EACH customers.customer_id WITH (model = 'gbdt')"
+    cases = {
+        f"SELECT p.nonexistent FROM ({p}) p": ("column `p.nonexistent` not found", "nonexistent"),
+        f"SELECT c.bogus FROM ({p}) p JOIN customers c USING (customer_id)": ("column `c.bogus` not found", "bogus"),
+        f"{p} ORDER BY c.score DESC": ("ORDER BY `c.score`: a PREDICT's ORDER BY names the columns of its result, "
+                                       "without a table (`score`)", "score"),
+        f"{p} ORDER BY 9": ("ORDER BY 9: the result has 4 columns (customer_id, anchor_time, prediction, score)", "9"),
+        f"{p} LIMIT -1": ("LIMIT -1: a PREDICT's LIMIT is a whole number of rows, 0 or more", "1"),
+        f"SELECT * FROM ({p} LIMIT 'a')": ("LIMIT 'a': a PREDICT's LIMIT is a whole number", "'a'"),
+    }
+    for sql, (message, at) in cases.items():
+        err = str(error(con, sql))
+        assert message in err and "__" not in err and "LINE 1" not in err, err
+        assert f"line 1, column {sql.rindex(at) + 1}:" in err, err
+    err = str(error(con, f"SELECT customer_id FROM ({p}) x, ({p}) y"))
+    assert 'Ambiguous reference to column name "customer_id"' in err and "__" not in err
+    err = error(con, f"SELECT CAST('x' AS INTEGER) FROM ({p}) LIMIT 1", rdl_sql.DataError)
+    assert "Could not convert string 'x'" in str(err) and "LINE 1" not in str(err)
 
 
 def test_a_column_target_as_of_before_its_first_row_says_so(con):
@@ -380,4 +403,20 @@ def test_an_epoch_number_as_time_column_gets_a_conversion_that_runs(tmp_path):
     c.execute('ALTER GRAPH SET TIME COLUMN "Buys"("at")')
     first = c.execute('SELECT min("at") FROM "Buys"').fetchone()[0]
     assert str(first) == "2023-11-14 22:13:20"
+    c.close()
+
+
+def test_a_column_target_whose_rows_share_one_time_offers_the_static_split():
+    """Every labelled row dated alike left validation empty, and the fix offered ('move val_start /
+    test_start') could not help: any dates put every row on one side."""
+    c = rdl_sql.connect(progress=False)
+    c.execute("""CREATE TABLE people(pid INTEGER PRIMARY KEY, joined TIMESTAMP, city VARCHAR, age DOUBLE);
+                 INSERT INTO people SELECT i, TIMESTAMP '2023-01-01', CASE WHEN i % 10 = 0 THEN NULL
+                        ELSE 'c' || (i % 3) END, i % 70 FROM range(200) t(i);""")
+    err = str(error(c, "PREDICT people.city FOR EACH people.pid WITH (model = 'gbdt')"))
+    assert ("every row of `people` with a value of `city` is dated 2023-01-01 00:00:00 (`joined`), so time cannot "
+            "split training from validation and test rows") in err
+    fix = err.split("treat the table as static with ")[1].split(" (its rows")[0]
+    c.execute(fix)
+    assert len(c.execute("PREDICT people.city FOR EACH people.pid WITH (model = 'gbdt')").fetchall()) == 20
     c.close()

@@ -106,7 +106,11 @@ def test_more_threads_than_cores_use_the_cores_and_say_so(monkeypatch):
     assert [usable_threads(n) for n in (1, 2, 3, 1000)] == [1, 2, 2, 2]
     assert threads_notices(parse(threads=1000)) == ["threads = 1000 is more than the 2 cores here; training uses 2"]
     assert threads_notices(parse(threads=2)) == threads_notices(DEFAULTS) == []
-    assert threads_notices(parse(threads=1000, model="gbdt")) == []  # one LightGBM thread whatever `threads` says
+    assert threads_notices(parse(threads=1000, model="gbdt")) == [  # one LightGBM thread whatever `threads` says
+        "threads = 1000 is not used by model = 'gbdt': LightGBM trains on one thread (on 2 cores it trained faster "
+        "than on two, beside other work)"]
+    assert threads_notices(parse(threads=1, model="gbdt")) == threads_notices(parse(model="gbdt")) == []
+    assert "run on DuckDB's threads" in threads_notices(parse(threads=4, model="popular"))[0]
     monkeypatch.setattr(options, "cores", lambda: 1)
     assert threads_notices(parse(threads=4, model="auto")) == ["threads = 4 is more than the 1 core here; "
                                                                "training uses 1"]

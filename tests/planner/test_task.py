@@ -507,3 +507,11 @@ def test_assuming_window_longer_than_the_target_moves_training_anchors_back(tiny
     assert p.train_anchors
     for t in p.train_anchors:
         assert shift(t, 30, "DAYS") <= p.val_start  # the ASSUMING window, not only the label's
+
+
+@pytest.mark.parametrize("func", ["FIRST", "LAST"])
+def test_first_or_last_of_a_time_column_is_refused_with_a_target_that_works(tiny, func):
+    """It planned as regression and failed in DuckDB casting the DATE / TIMESTAMP label to DOUBLE."""
+    with pytest.raises(PlanError, match=f"{func} of `orders.ordered_at` \\(a time\\) cannot be predicted as a "
+                                        f"time; predict whether there is a row \\(EXISTS\\(orders"):
+        plan(tiny, agg(func, "ordered_at"))
