@@ -26,8 +26,11 @@ def alter_graph(engine: Engine, duck, node: AlterGraph, stmt: Statement) -> Resu
         rinfo = schema.table(ref.name, Position.of(ref))
         ref_cols = _columns(rinfo, node.args["ref_columns"])
         _refuse_repeated(duck, tname, cols, rinfo, ref_cols, Position.of(node.args["ref_columns"][0]))
+        known = any(lk.child == tname and lk.child_columns == tuple(cols) and lk.parent == rinfo.name
+                    and lk.parent_columns == tuple(ref_cols) for lk in schema.links)
         overrides.add_link(duck, tname, cols, rinfo.name, ref_cols)
-        msg = f"link {tname}({', '.join(cols)}) -> {rinfo.name}({', '.join(ref_cols)}) added"
+        msg = (f"link {tname}({', '.join(cols)}) -> {rinfo.name}({', '.join(ref_cols)}) "
+               f"{'was already there; nothing changed' if known else 'added'}")
     elif action == "DROP_LINK":
         if not any(lk.child == tname and lk.child_columns == tuple(cols) for lk in schema.links):
             raise PlanError(f"no link from {tname}({', '.join(cols)})", Position.of(node.args["table"]))

@@ -72,3 +72,14 @@ def test_a_column_target_with_a_repeated_parent_value_fills_each_null_once(shops
     shops.execute("INSERT INTO regions VALUES ('S', 'south again', 3.0)")
     rows = shops.execute("PREDICT shops.size FOR EACH shops.shop_id WITH (model = 'gbdt')").fetchall()
     assert sorted(r[0] for r in rows) == list(range(0, 200, 5))            # the 40 shops whose size is NULL
+
+
+def test_adding_a_link_twice_says_nothing_changed(shops):
+    """It said 'added' again; one link was kept, as now."""
+    assert shops.execute(LINK).fetchall() == [("link shops(region_code) -> regions(region_code) added",)]
+    assert shops.execute(LINK).fetchall() == [
+        ("link shops(region_code) -> regions(region_code) was already there; nothing changed",)]
+    declared = shops.execute("ALTER GRAPH ADD LINK visits(shop_id) REFERENCES shops(shop_id)").fetchall()
+    assert declared == [("link visits(shop_id) -> shops(shop_id) was already there; nothing changed",)]
+    links = [r for r in shops.execute("DESCRIBE GRAPH").fetchall() if str(r[4]).startswith("link")]
+    assert len(links) == 2
