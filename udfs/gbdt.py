@@ -182,7 +182,10 @@ def fit_gbdt(train: pa.Table, val: pa.Table, test: pa.Table | None, task_type: s
         params["num_class"] = int(num_classes)
         stop_val = val.filter(pc.greater_equal(val.column("label"), 0))  # LightGBM refuses unknown classes
     stops = [] if cancel is None else [_StopWhenSet(cancel)]
-    dtrain = lgb.Dataset(model.frame(train), y_train, free_raw_data=True)
+    frame = model.frame(train)
+    for stop in stops:  # the frames take seconds on large tables: a cancel meanwhile need not wait for round 1
+        stop(None)
+    dtrain = lgb.Dataset(frame, y_train, free_raw_data=True)
     if stop_val.num_rows:
         dval = lgb.Dataset(model.frame(stop_val), _labels(stop_val), reference=dtrain)
         booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dval],

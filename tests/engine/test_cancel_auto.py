@@ -54,8 +54,19 @@ def test_boosting_stops_before_the_round_after_the_event_is_set():
     with pytest.raises(udfs_gbdt.Cancelled, match="training cancelled"):
         udfs_gbdt.fit_gbdt(rows(1000, 0), rows(300, 1), None, "binary", Options(seed=0), ["x", "noise"],
                            cancel=cancel)
-    assert cancel.checks == 4  # checked once before each round: three rounds ran, the fourth never started
+    assert cancel.checks == 4  # once before the data set is built, then before each round: two rounds ran
     assert issubclass(udfs_gbdt.Cancelled, KeyboardInterrupt)
+
+
+def test_a_cancel_while_the_frames_are_built_stops_before_lightgbm_builds_its_data_set(monkeypatch):
+    """The frames take seconds on a large table; the first round's check came only after LightGBM built its data."""
+    built = []
+    monkeypatch.setattr(udfs_gbdt.lgb, "Dataset", lambda *a, **k: built.append(1))
+    cancel = SetAfter(1)
+    with pytest.raises(udfs_gbdt.Cancelled):
+        udfs_gbdt.fit_gbdt(rows(1000, 0), rows(300, 1), None, "binary", Options(seed=0), ["x", "noise"],
+                           cancel=cancel)
+    assert cancel.checks == 1 and built == []
 
 
 def test_an_event_never_set_changes_nothing():
