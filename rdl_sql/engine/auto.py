@@ -47,7 +47,7 @@ from rdl_sql.planner.depth import link_distances
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.features import HOPS, default_windows, feature_names, feature_sql, window_microseconds
 from rdl_sql.planner.labels import ANCHOR
-from rdl_sql.planner.options import Options, fanouts_for
+from rdl_sql.planner.options import Options, fanouts_for, threads_notices
 from rdl_sql.udfs.cancel import Cancelled
 from rdl_sql.udfs.metrics import better
 
@@ -276,14 +276,16 @@ def train(engine, con, prep: Prepared, clock: Callable[[], float] = time.perf_co
         gbdt_guess = gbdt_seconds(prep)
         if gbdt_guess > options.time_budget / 4:  # GBDT would eat the budget: the GNN goes first
             cands[0], cands[1] = cands[1], cands[0]
+    threads = threads_notices(options)  # said when a model trains, not when an identical statement reuses it
     if options.model != "auto":
         (c,) = cands
         result = _fit(engine, con, prep, c)
         metrics = dict(result.metrics) if c.kind == GNN else dict(result.metrics, model=GBDT)
-        return Trained(c.kind, result, prep, metrics, [f"trained {c.kind}: {describe_metrics(result.metrics)}"])
+        return Trained(c.kind, result, prep, metrics,
+                       threads + [f"trained {c.kind}: {describe_metrics(result.metrics)}"])
     key = f"val_{prep.plan.task_type.metric}"
     started = clock()
-    notices: list[str] = not_tried(options)
+    notices: list[str] = threads + not_tried(options)
     tried: list[Trial] = []
     errors: list[Exception] = []
     per_node: tuple[str, float, float] | None = None  # (first GNN, its seconds, seconds per sampled node)

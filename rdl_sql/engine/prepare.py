@@ -19,7 +19,6 @@ from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.extract import reachable
 from rdl_sql.planner.features import tables_read
 from rdl_sql.planner.labels import TaskPlan
-from rdl_sql.planner.options import threads_notices
 from rdl_sql.planner.query import PredictQuery, TaskType
 from rdl_sql.planner.schema import Schema, read_schema
 from rdl_sql.planner.schema import data_digest as schema_digest
@@ -134,7 +133,7 @@ def prepare(con, query: PredictQuery) -> Prepared:
                             f"infinite (from a NaN or ±inf "
                             f"value in {source}); a model cannot learn or be scored against it; clean those "
                             f"values (or filter them out) to use them")
-    prep.notices += in_notices(con, plan) + hindsight_notices(prep) + threads_notices(plan.options)
+    prep.notices += in_notices(con, plan) + hindsight_notices(prep)
     prep.seconds = time.perf_counter() - t0
     return prep
 

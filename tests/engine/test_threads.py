@@ -20,6 +20,8 @@ def test_training_uses_the_cores_and_says_so_and_the_stored_option_is_kept(typed
     cur = con.execute(STATEMENT)
     assert NOTICE in cur.notices and cur.fetchall()
     assert 2 in asked and set(asked) <= {1, 2}
+    again = con.execute(STATEMENT)  # the same model, reused: nothing trains, so nothing to say about threads
+    assert any(n.startswith("reused the model") for n in again.notices) and NOTICE not in again.notices
     cur = con.execute(f"CREATE MODEL m AS {STATEMENT}")
     assert NOTICE in cur.notices
     described = dict(con.execute("DESCRIBE MODEL m").fetchall())
