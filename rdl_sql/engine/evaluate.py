@@ -32,7 +32,7 @@ from rdl_sql.udfs.metrics import report
 
 from . import store
 from .auto import GBDT, Trained
-from .prepare import ONE_CLASS_TEST, Prepared, either, index_classes, is_static
+from .prepare import Prepared, either, index_classes, is_static
 
 RESAMPLES = 500
 LEVEL = 0.95
@@ -303,7 +303,7 @@ def _note_one_class(prep: Prepared, y: np.ndarray) -> None:
     if prep.plan.task_type is not TaskType.BINARY or not len(y) or len(np.unique(y)) > 1:
         return
     one = "True" if y[0] >= 0.5 else "False"
-    prep.notices[:] = [n for n in prep.notices if not n.startswith(ONE_CLASS_TEST)]
+    prep.notices[:] = [n for n in prep.notices if n is not prep.one_class_test]
     prep.notices.append(f"AUROC and average_precision are NULL: every one of the {len(y):,} test examples is {one}, "
                         f"and they need both classes; accuracy and rows are still measured")
 

@@ -30,8 +30,6 @@ SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 #: fewer validation examples than this get a notice (AUROC's standard error passes ~0.04)
 THIN_VALIDATION = EVAL_MIN_ROWS // 4
 MAX_CLASSES = 100
-#: starts the notice about a binary test split of one class (EVALUATE replaces it with what it measures)
-ONE_CLASS_TEST = "test metrics skipped"
 
 
 @dataclass
@@ -53,6 +51,9 @@ class Prepared:
     #: temporal graphs already loaded for these examples, by the tables they hold (``engine.gnn.train``):
     #: ``dataclasses.replace`` passes the same dict on, so auto's GNN candidates of one depth load one graph
     graphs: dict = field(default_factory=dict, compare=False, repr=False)
+    #: the notice (one of ``notices``) that a binary test split of one class skips the test metric;
+    #: EVALUATE, which still measures accuracy there, says what it measured instead
+    one_class_test: str | None = None
 
     def split(self, name: str) -> pa.Table:
         return self.examples.filter(pc.equal(self.examples.column("split"), name))
@@ -123,8 +124,9 @@ def prepare(con, query: PredictQuery) -> Prepared:
                             f"{_one_class_fixes(plan)}")
         one = one_class(prep.split("test"))
         if one is not None:
-            prep.notices.append(f"{ONE_CLASS_TEST}: every test example is {one}; AUROC needs both classes "
-                                f"({rows['test']:,} examples, {_span(plan, 'test')})")
+            prep.one_class_test = (f"test metrics skipped: every test example is {one}; AUROC needs both classes "
+                                   f"({rows['test']:,} examples, {_span(plan, 'test')})")
+            prep.notices.append(prep.one_class_test)
     if dropped:
         table, column = ((plan.entity.name, plan.column) if plan.column is not None
                          else (plan.target.table.name, plan.target.agg.column))
