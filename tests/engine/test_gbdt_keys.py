@@ -12,7 +12,7 @@ import rdl_sql
 
 #: key type -> the key of entity i (0..n-1); the number of entities where it is not 40
 KEYS = {
-    "UUID": ("uuid()", 40),
+    "UUID": ("md5(i::VARCHAR)::UUID", 40),  # fixed keys: a static table's rows split by a hash of the key
     "VARCHAR": ("'k' || i", 40),
     "DATE": ("DATE '2020-01-01' + i::INTEGER", 40),
     "DECIMAL(18,3)": ("i / 8", 40),
