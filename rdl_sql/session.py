@@ -135,7 +135,20 @@ class Session:
         return Outcome(list(result.notices), result.metrics)
 
     def _query_of(self, duck, result: Result) -> exp.Select:
-        """The query giving ``result``'s rows: its own, or a scan of its table registered on ``duck``."""
+        """The query giving ``result``'s rows: its own, or a scan of its table registered on ``duck``.
+
+        Inside a transaction the user opened on ``duck``, a query is run first on a
+        connection of its own and its rows registered instead: rdl-sql statements read
+        committed data only (the model's graph was read so), and the scoring functions,
+        installed after that transaction began, are not in its catalog.
+        """
+        if result.query is not None and _in_transaction(duck):
+            work = duck.cursor()
+            try:
+                result = Result(table=work.sql(to_sql(result.query)).to_arrow_table(), notices=result.notices,
+                                metrics=result.metrics)
+            finally:
+                work.close()
         if result.query is not None:
             return result.query
         # views stay registered until the cursor's next statement: DuckDB
@@ -166,6 +179,13 @@ class Session:
             raise _wrap_duckdb(e) from None
         except (TypeError, ValueError, OverflowError) as e:  # parameters DuckDB's client cannot convert
             raise errors.InterfaceError(f"statement {stmt.index}: parameters not accepted: {e}") from None
+
+
+def _in_transaction(duck) -> bool:
+    """Whether ``duck`` has a transaction open (BEGIN): outside one each statement gets a transaction id
+    of its own, inside one they share it."""
+    first = duck.execute("SELECT txid_current()").fetchall()
+    return duck.execute("SELECT txid_current()").fetchall() == first
 
 
 def _check_order(duck, query: exp.Select, node: Predict) -> None:

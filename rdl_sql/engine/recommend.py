@@ -283,8 +283,8 @@ def create_model(engine, con, name: str, query: PredictQuery, statement: str, id
     if not replace and name in store.names(con):
         raise PlanError(f"model `{name}` already exists; use CREATE OR REPLACE MODEL or DROP MODEL {name}", position)
     prep = prepare(con, query)
+    digest = prep.digest(con)  # before training: rows written meanwhile must not count as read
     ranker = train(engine, con, prep)
-    digest = prep.digest(con)
     weights = b""
     if ranker.kind in GRAPH_MODELS:
         from rdl_sql.udfs import ranking  # torch: loaded already, since a graph model was trained

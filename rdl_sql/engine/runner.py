@@ -127,8 +127,8 @@ class Engine:
         if _ranking(query):
             return recommend.create_model(self, con, name, query, statement, identity, replace, position)
         prep = prepare(con, query)
+        digest = auto.digest(con, prep)  # before training: rows written meanwhile must not count as read
         trained = auto.train(self, con, prep)
-        digest = auto.digest(con, prep)
         store.save(con, self._to_stored(trained, name, statement, identity, digest), replace, position)
         self.registry.remember((identity, digest), trained)
         m = trained.metrics

@@ -2,6 +2,7 @@
 import pytest
 
 import rdl_sql
+from rdl_sql.datasets.shop import build_shop
 
 
 @pytest.fixture
@@ -317,3 +318,29 @@ def test_a_displayed_result_is_released_by_the_next_statement(con):
     cur.execute("SELECT 7")
     cur.fetchall()
     assert "0 rows" in cur._repr_html_()            # fetched before it was shown: nothing left to show
+
+
+def test_a_gnn_predict_inside_an_open_transaction_reads_committed_rows_and_keeps_the_transaction(tmp_path):
+    """It failed (an IndexError from the scoring UDF: the query saw the transaction's new row, the model's graph
+    did not; or 'rdl_score_binary does not exist', installed after the transaction began), which aborted the
+    transaction, so COMMIT then dropped the user's INSERT or UPDATE without a word."""
+    path = str(tmp_path / "tx.duckdb")
+    with rdl_sql.connect(path, progress=False) as c:
+        build_shop(c.duckdb_connection, customers=120, products=20, days=150, seed=1)
+        c.execute("CREATE MODEL g AS PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id "
+                  "WITH (epochs = 1, max_train_rows = 500, channels = 8)")
+        age = c.execute("SELECT age FROM customers WHERE customer_id = 3").fetchall()[0][0]
+    for change in ("INSERT INTO customers VALUES (9001, TIMESTAMP '2020-01-01', 'XX', 30)",
+                   "UPDATE customers SET age = age + 1 WHERE customer_id = 3"):
+        with rdl_sql.connect(path, progress=False) as c:
+            committed = c.execute("PREDICT USING g").fetchall()
+            cur = c.cursor()
+            cur.execute("BEGIN")
+            cur.execute(change)
+            assert cur.execute("PREDICT USING g").fetchall() == committed  # committed data, as README says
+            joined = cur.execute("SELECT count(*) FROM (PREDICT USING g) p JOIN customers USING (customer_id)")
+            assert joined.fetchall() == [(len(committed),)]
+            cur.execute("COMMIT")
+    with rdl_sql.connect(path, progress=False) as c:
+        assert c.execute("SELECT count(*) FROM customers WHERE customer_id = 9001").fetchall() == [(1,)]
+        assert c.execute("SELECT age FROM customers WHERE customer_id = 3").fetchall() == [(age + 1,)]
