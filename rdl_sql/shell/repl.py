@@ -199,12 +199,41 @@ class Shell:
         interrupt caught half-made is cleared when it is collected, and must clear its line before the
         message, not over the next prompt."""
         gc.collect()
-        self.cur.close()       # a fresh cursor: the interrupted one may hold a half-made result
-        self.cur = self.con.cursor()
+        state = self._after_interrupt()
         self.out.flush()
         if _isatty(self.err):  # end the progress bar's line
             self.err.write("\n")
-        return self.error("Interrupted", prefix=False)
+        return self.error("Interrupted" + state, prefix=False)
+
+    def _after_interrupt(self) -> str:
+        """Make the cursor usable again after a Ctrl-C and say what became of an open transaction.
+
+        The cursor is kept: each cursor is a DuckDB connection of its own, so
+        closing it would roll back the transaction the user opened with BEGIN.
+        A small statement drops what the interrupted one left (a result fetched
+        in part: the cursor aborts it before its next statement) and shows
+        whether DuckDB aborted the transaction. Only when that fails otherwise
+        (a cursor the interrupt left unusable) is it replaced by a fresh one.
+        """
+        try:
+            self.cur.execute("SELECT 1")
+            return ""
+        except rdl_sql.Error as e:
+            if "transaction is aborted" in str(e).lower():
+                return ("; the open transaction was aborted by DuckDB and keeps none of its changes: "
+                        "ROLLBACK to end it")
+            reason = str(e)
+        except Exception as e:  # noqa: BLE001 - any failure: the cursor is replaced below
+            reason = str(e)
+        except KeyboardInterrupt:  # a second Ctrl-C while the cursor is checked
+            reason = "interrupted"
+        try:
+            self.cur.close()
+        except Exception:  # noqa: BLE001, S110 - it is dropped anyway
+            pass
+        self.cur = self.con.cursor()
+        return f"; the cursor was replaced ({reason.splitlines()[0] if reason else 'unusable'}): " \
+               "an open transaction was rolled back"
 
     def show(self, stmt: Statement | None = None) -> None:
         """Print the current result of the cursor in the output mode, then its notices."""

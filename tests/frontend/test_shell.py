@@ -249,21 +249,111 @@ def test_an_interrupt_is_reported_after_a_half_made_progress_bar_clears_its_line
         def __del__(self):
             err.write("<cleared>")
 
-    class Interrupting:
-        def execute(self, stmt):
-            bar = HalfMadeBar()  # noqa: F841 - held by this frame, which the traceback keeps alive
-            raise KeyboardInterrupt
-
-        def close(self):
-            pass
-
     con = api.connect(":memory:")
+
+    class Interrupting:          # the shell's own cursor, whose first statement is interrupted
+        real = con.cursor()
+        interrupted = False
+
+        def execute(self, stmt):
+            if not self.interrupted:
+                self.interrupted = True
+                bar = HalfMadeBar()  # noqa: F841 - held by this frame, which the traceback keeps alive
+                raise KeyboardInterrupt
+            return self.real.execute(stmt)
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
     try:
         sh = shell.Shell(con, out=io.StringIO(), err=err)
         sh.cur = Interrupting()
         assert sh.run_sql("SELECT 1;") is False
         assert err.getvalue() == "<cleared>Interrupted\n"
-        assert sh.run_sql("SELECT 1;") is True     # a fresh cursor took the interrupted one's place
+        assert sh.run_sql("SELECT 1;") is True     # the interrupted cursor runs the next statement
+    finally:
+        con.close()
+
+
+def _shop(tmp_path):
+    from rdl_sql.datasets.shop import build_shop
+    db = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(db))
+    try:
+        build_shop(con, customers=200, products=30, days=200)
+    finally:
+        con.close()
+    return db
+
+
+def test_ctrl_c_while_a_model_trains_keeps_the_open_transaction(tmp_path, monkeypatch):
+    """The third hunt's bug: the shell closed its cursor on Ctrl-C, and as each cursor is a DuckDB
+    connection of its own, that rolled back the transaction the user had opened, without a word;
+    COMMIT then failed with "no transaction is active" and the INSERT was gone."""
+    import rdl_sql as api
+    from rdl_sql.engine import gnn
+
+    def interrupted_training(*args, **kwargs):   # Ctrl-C lands while the model trains
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gnn, "train", interrupted_training)
+    db = _shop(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    con = api.connect(str(db))
+    try:
+        sh = shell.Shell(con, out=out, err=err, database=str(db))
+        assert sh.feed("CREATE TABLE t (x INTEGER); BEGIN; INSERT INTO t VALUES (3);")
+        cursor = sh.cur
+        assert sh.feed(LONG_PREDICT) is False
+        assert err.getvalue() == "Interrupted\n"
+        assert sh.cur is cursor                     # kept, with its transaction
+        assert sh.feed("COMMIT;"), err.getvalue()
+    finally:
+        con.close()
+    check = duckdb.connect(str(db), read_only=True)
+    try:
+        assert check.execute("SELECT x FROM t").fetchall() == [(3,)]
+    finally:
+        check.close()
+
+
+def test_ctrl_c_says_when_duckdb_aborted_the_open_transaction(tmp_path):
+    """An interrupted DuckDB query inside a transaction may leave it aborted: the shell says so
+    rather than only "Interrupted", and the transaction stays for the user to ROLLBACK."""
+    import threading
+
+    import rdl_sql as api
+    con = api.connect(":memory:")
+    err = io.StringIO()
+    try:
+        sh = shell.Shell(con, out=io.StringIO(), err=err)
+        assert sh.feed("CREATE TABLE t (x INTEGER); BEGIN; INSERT INTO t VALUES (3);")
+        real = sh.cur
+
+        class InterruptedQuery:  # Ctrl-C lands in a long DuckDB query: DuckDB interrupts it
+            interrupted = False
+
+            def execute(self, stmt):
+                if not self.interrupted:
+                    self.interrupted = True
+                    timer = threading.Timer(0.3, con.cancel)
+                    timer.start()
+                    try:
+                        real.execute("SELECT count(*) FROM range(10000000000) a, range(1000) b")
+                    except api.Error:
+                        raise KeyboardInterrupt from None
+                    finally:
+                        timer.cancel()
+                return real.execute(stmt)
+
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+        sh.cur = InterruptedQuery()
+        assert sh.run_sql("SELECT 1;") is False
+        assert "Interrupted; the open transaction was aborted" in err.getvalue()
+        assert "ROLLBACK" in err.getvalue()
+        assert sh.feed("ROLLBACK; SELECT 1;")
     finally:
         con.close()
 
