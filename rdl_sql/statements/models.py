@@ -32,6 +32,12 @@ def describe_model(engine: Engine, duck, node: DescribeModel, stmt: Statement) -
 
 
 def drop_model(engine: Engine, duck, node: DropModel, stmt: Statement) -> Result:
-    return engine.drop_model(duck, model_name(duck, node.this.name), bool(node.args.get("exists")),
-                             Position.of(node.this))
+    """On a connection of its own, as CREATE MODEL writes: outside a transaction the user opened, so
+    ``BEGIN; DROP MODEL m; CREATE MODEL m ...`` sees the drop instead of conflicting with it."""
+    work = duck.cursor()
+    try:
+        return engine.drop_model(work, model_name(work, node.this.name), bool(node.args.get("exists")),
+                                 Position.of(node.this))
+    finally:
+        work.close()
 

@@ -344,3 +344,23 @@ def test_a_gnn_predict_inside_an_open_transaction_reads_committed_rows_and_keeps
     with rdl_sql.connect(path, progress=False) as c:
         assert c.execute("SELECT count(*) FROM customers WHERE customer_id = 9001").fetchall() == [(1,)]
         assert c.execute("SELECT age FROM customers WHERE customer_id = 3").fetchall() == [(age + 1,)]
+
+
+def test_drop_then_create_model_in_one_transaction_replaces_the_model(tmp_path):
+    """DROP MODEL ran inside the user's transaction and CREATE MODEL outside it: the create said the model
+    existed ('use DROP MODEL', just done) or conflicted, and after COMMIT no model was left."""
+    path = str(tmp_path / "models.duckdb")
+    churn = "PREDICT COUNT(orders.*, 0, 30, DAYS) = 0 FOR EACH customers.customer_id WITH (model = 'gbdt')"
+    with rdl_sql.connect(path, progress=False) as c:
+        build_shop(c.duckdb_connection, customers=120, products=20, days=150, seed=1)
+        c.execute(f"CREATE MODEL churn AS {churn}")
+    for create in ("CREATE MODEL", "CREATE OR REPLACE MODEL"):
+        with rdl_sql.connect(path, progress=False) as c:
+            before = c.execute("SELECT created_at FROM rdl_models WHERE name = 'churn'").fetchall()
+            cur = c.cursor()
+            cur.execute("BEGIN")
+            cur.execute("DROP MODEL churn")
+            cur.execute(f"{create} churn AS {churn}")
+            cur.execute("COMMIT")
+            after = c.execute("SELECT created_at FROM rdl_models WHERE name = 'churn'").fetchall()
+            assert len(after) == 1 and after != before
