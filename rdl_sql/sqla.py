@@ -14,19 +14,25 @@ URL query options: ``read_only`` (true/false), ``storage_compatibility``
 SQL is compiled as PostgreSQL (DuckDB's dialect is close to it);
 reflection (the inspector's table, view, column, key and index calls) asks
 DuckDB's own catalog functions, not pg_catalog. rdl-sql connections
-auto-commit (see ``rdl_sql.connection``): a SQLAlchemy ``begin()`` block
-issues ``BEGIN`` and ends it with commit or rollback.
+auto-commit (see ``rdl_sql.connection``), so SQLAlchemy's transactions are
+made real here: a transaction (a ``begin()`` block, or the one ``connect()``
+opens on its first statement) issues ``BEGIN`` on one rdl-sql cursor that
+every statement of that transaction then runs on (each rdl-sql cursor is a
+DuckDB connection of its own), and commit or rollback ends it. With
+``isolation_level="AUTOCOMMIT"`` (engine or execution option) no ``BEGIN``
+is issued and every statement commits on its own.
 """
 from __future__ import annotations
 
 import re
+import weakref
 
 from sqlalchemy import exc, pool
 from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.postgresql import ARRAY, INTERVAL, UUID
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import reflection
-from sqlalchemy.engine.default import DefaultDialect
+from sqlalchemy.engine.default import DefaultDialect, DefaultExecutionContext
 
 import rdl_sql
 
@@ -66,6 +72,150 @@ def column_type(name: str) -> sqltypes.TypeEngine:
     return kind()
 
 
+def _raw(dbapi_connection):
+    """The rdl_sql.Connection behind a pool's proxy (or itself)."""
+    return getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+
+
+class _Transaction:
+    """The one rdl-sql cursor an open SQLAlchemy transaction runs its statements on.
+
+    A statement's result stays on that cursor until the next statement comes; the
+    next one first reads what is left of it into its SQLAlchemy cursor, so a result
+    fetched later (or a loop that executes while it iterates) still sees its rows.
+    """
+
+    def __init__(self, cursor):
+        self.cursor = cursor
+        self.owner: _Cursor | None = None
+
+    def run(self, owner: _Cursor, method: str, *args):
+        if self.owner is not None and self.owner is not owner:
+            self.owner._buffer()
+        self.owner = owner
+        getattr(self.cursor, method)(*args)
+
+    def close(self):
+        if self.owner is not None:
+            self.owner._buffer()
+            self.owner = None
+        self.cursor.close()
+
+
+class _Cursor:
+    """What SQLAlchemy gets as a cursor. SQLAlchemy makes it before its autobegin issues BEGIN, so
+    which rdl-sql cursor runs the statement is settled at execute: the transaction's one while a
+    transaction is open, else one of its own (each statement then commits on its own)."""
+
+    def __init__(self, dialect, connection):
+        self._dialect, self._connection = dialect, connection
+        self._txn: _Transaction | None = None
+        self._own = None  # an rdl-sql cursor, outside a transaction
+        self._rows: list | None = None  # the rest of the result, once another statement needed the cursor
+        self._description = None
+        self._rowcount = -1
+        self.arraysize = 1
+
+    def _run(self, method: str, *args):
+        self._rows = None
+        if self._own is None and self._txn is None:
+            self._txn = self._dialect._transactions.get(self._connection)
+            if self._txn is None:
+                self._own = self._connection.cursor()
+        if self._own is not None:
+            getattr(self._own, method)(*args)
+            cur = self._own
+        else:
+            self._txn.run(self, method, *args)
+            cur = self._txn.cursor
+        self._description, self._rowcount = cur.description, cur.rowcount
+        return self
+
+    def execute(self, operation, parameters=None):
+        return self._run("execute", operation, parameters)
+
+    def executemany(self, operation, seq_of_parameters):
+        return self._run("executemany", operation, seq_of_parameters)
+
+    def _buffer(self):
+        if self._rows is None:
+            self._rows = self._txn.cursor.fetchall() if self._description is not None else []
+        if self._txn.owner is self:
+            self._txn.owner = None
+
+    def _live(self):
+        """The rdl-sql cursor that holds this result unread, or None once it is buffered here."""
+        if self._own is not None:
+            return self._own
+        if self._txn is not None and self._rows is None and self._txn.owner is self:
+            return self._txn.cursor
+        return None
+
+    @property
+    def description(self):
+        return self._description
+
+    @property
+    def rowcount(self):
+        return self._rowcount
+
+    @property
+    def lastrowid(self):
+        return None
+
+    @property
+    def notices(self):
+        live = self._live()
+        return live.notices if live is not None else []
+
+    @property
+    def metrics(self):
+        live = self._live()
+        return live.metrics if live is not None else None
+
+    def fetchone(self):
+        live = self._live()
+        if live is not None:
+            return live.fetchone()
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size=None):
+        live = self._live()
+        if live is not None:
+            return live.fetchmany(size)
+        n = self.arraysize if size is None else size
+        out, self._rows[:n] = (self._rows or [])[:n], []
+        return out
+
+    def fetchall(self):
+        live = self._live()
+        if live is not None:
+            return live.fetchall()
+        out, self._rows = self._rows or [], []
+        return out
+
+    def __iter__(self):
+        return iter(self.fetchone, None)
+
+    def setinputsizes(self, sizes):
+        pass
+
+    def setoutputsize(self, size, column=None):
+        pass
+
+    def close(self):
+        if self._own is not None:
+            self._own.close()
+        elif self._txn is not None and self._txn.owner is self:
+            self._txn.owner = None  # the transaction's cursor stays open; its next statement drops this result
+        self._rows = []
+
+
+class RdlExecutionContext(DefaultExecutionContext):
+    def create_default_cursor(self):
+        return _Cursor(self.dialect, _raw(self._dbapi_connection))
+
+
 class RdlDialect(PGDialect):
     name = "rdl_sql"
     driver = "rdl_sql"
@@ -80,6 +230,12 @@ class RdlDialect(PGDialect):
     supports_comments = False
     div_is_floordiv = False
     default_schema_name = "main"
+    execution_ctx_cls = RdlExecutionContext
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._transactions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> _Transaction
+        self._autocommit: weakref.WeakSet = weakref.WeakSet()  # connections set to isolation_level AUTOCOMMIT
 
     # reflection: the generic loops over the single-table methods below, not PostgreSQL's pg_catalog queries
     get_multi_columns = DefaultDialect.get_multi_columns
@@ -129,21 +285,53 @@ class RdlDialect(PGDialect):
     def _get_default_schema_name(self, connection):
         return connection.exec_driver_sql("SELECT current_schema()").scalar()
 
-    # ---- transactions: auto-commit connections; BEGIN only inside a begin() block ----------------------
+    # ---- transactions: BEGIN on one cursor that the transaction's statements share ------------------------
     def get_isolation_level(self, dbapi_connection):
-        return "AUTOCOMMIT"
+        return "AUTOCOMMIT" if _raw(dbapi_connection) in self._autocommit else "SERIALIZABLE"
 
     def get_default_isolation_level(self, dbapi_connection):
-        return "AUTOCOMMIT"
+        return "SERIALIZABLE"
 
     def set_isolation_level(self, dbapi_connection, level):
-        pass
+        if level == "AUTOCOMMIT":
+            self._autocommit.add(_raw(dbapi_connection))
+        else:
+            self._autocommit.discard(_raw(dbapi_connection))
 
     def get_isolation_level_values(self, dbapi_connection):
-        return ["AUTOCOMMIT"]
+        return ["AUTOCOMMIT", "SERIALIZABLE"]
 
     def do_begin(self, dbapi_connection):
-        pass  # each statement commits on its own, as with DuckDB; rdl_sql.Connection.commit/rollback end a BEGIN
+        raw = _raw(dbapi_connection)
+        if raw in self._autocommit or raw in self._transactions:
+            return
+        cur = raw.cursor()
+        try:
+            cur.execute("BEGIN")
+        except BaseException:
+            cur.close()
+            raise
+        self._transactions[raw] = _Transaction(cur)
+
+    def _end(self, dbapi_connection, how: str):
+        raw = _raw(dbapi_connection)
+        txn = self._transactions.pop(raw, None)
+        try:
+            if not raw.closed:
+                getattr(raw, how)()  # every cursor's open transaction, the one BEGIN opened included
+        finally:
+            if txn is not None and not raw.closed:
+                txn.close()
+
+    def do_commit(self, dbapi_connection):
+        self._end(dbapi_connection, "commit")
+
+    def do_rollback(self, dbapi_connection):
+        self._end(dbapi_connection, "rollback")
+
+    def do_close(self, dbapi_connection):
+        self._transactions.pop(_raw(dbapi_connection), None)
+        dbapi_connection.close()
 
     def do_ping(self, dbapi_connection):
         cur = dbapi_connection.cursor()

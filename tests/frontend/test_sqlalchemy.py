@@ -96,3 +96,78 @@ def test_in_memory_engine_round_trips_a_dataframe():
     pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_sql("t", e, index=False)
     assert pd.read_sql("SELECT * FROM t ORDER BY a", e).to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
     e.dispose()
+
+
+@pytest.fixture
+def audit(tmp_path):
+    e = sa.create_engine(f"rdl_sql:///{tmp_path / 'audit.duckdb'}")
+    with e.begin() as c:
+        c.exec_driver_sql("CREATE TABLE audit (x INTEGER)")
+        c.exec_driver_sql("INSERT INTO audit VALUES (1)")
+    yield e
+    e.dispose()
+
+
+def _audit_rows(engine):
+    with engine.connect() as c:
+        return [r[0] for r in c.exec_driver_sql("SELECT x FROM audit ORDER BY x")]
+
+
+def test_a_begin_block_that_raises_rolls_back(audit):
+    with pytest.raises(RuntimeError), audit.begin() as c:
+        c.execute(sa.text("INSERT INTO audit VALUES (2)"))
+        c.execute(sa.text("INSERT INTO audit VALUES (3)"))
+        raise RuntimeError("boom")
+    assert _audit_rows(audit) == [1]
+
+
+def test_a_begin_block_that_ends_commits(audit):
+    with audit.begin() as c:
+        c.execute(sa.text("INSERT INTO audit VALUES (2)"))
+        assert c.execute(sa.text("SELECT count(*) FROM audit")).scalar() == 2  # its own row, in its transaction
+        assert _audit_rows(audit) == [1]  # another connection: not yet committed
+    assert _audit_rows(audit) == [1, 2]
+
+
+def test_connect_then_rollback_drops_and_commit_keeps(audit):
+    with audit.connect() as c:
+        c.execute(sa.text("INSERT INTO audit VALUES (2)"))
+        c.rollback()
+        c.execute(sa.text("INSERT INTO audit VALUES (3)"))
+        c.commit()
+        c.execute(sa.text("INSERT INTO audit VALUES (4)"))  # never committed: closing rolls it back
+    assert _audit_rows(audit) == [1, 3]
+
+
+def test_connect_then_commit_keeps(audit):
+    with audit.connect() as c:
+        c.execute(sa.text("INSERT INTO audit VALUES (2)"))
+        assert _audit_rows(audit) == [1]  # another connection: not yet committed
+        c.commit()
+        assert _audit_rows(audit) == [1, 2]
+    assert _audit_rows(audit) == [1, 2]
+
+
+def test_a_result_read_after_the_next_statement_keeps_its_rows(audit):
+    with audit.connect() as c:
+        first = c.execute(sa.text("SELECT x FROM audit"))
+        c.execute(sa.text("INSERT INTO audit VALUES (2)"))
+        assert first.fetchall() == [(1,)]
+        assert c.execute(sa.text("SELECT count(*) FROM audit")).scalar() == 2
+        c.rollback()
+    assert _audit_rows(audit) == [1]
+
+
+def test_autocommit_isolation_commits_each_statement(audit, tmp_path):
+    with audit.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("INSERT INTO audit VALUES (2)"))
+        c.rollback()  # nothing to roll back: the INSERT committed
+    assert _audit_rows(audit) == [1, 2]
+    e = sa.create_engine(f"rdl_sql:///{tmp_path / 'audit.duckdb'}", isolation_level="AUTOCOMMIT")
+    audit.dispose()  # one engine at a time holds the file
+    try:
+        with e.connect() as c:
+            c.execute(sa.text("INSERT INTO audit VALUES (3)"))
+        assert _audit_rows(e) == [1, 2, 3]
+    finally:
+        e.dispose()
