@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot import exp
 
+from .errors import PlanError
 from .sql import ident, lit, run, table
 
 OVERRIDES_TABLE = "rdl_graph"
@@ -31,6 +32,7 @@ class Override:
 
 def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``rdl_graph`` if missing; one row per override, in order of declaration."""
+    has_table(con)  # refuses a table of that name that is not rdl-sql's before writing to it
     con.execute(
         exp.Create(
             this=exp.Schema(
@@ -53,10 +55,20 @@ def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def has_table(con: duckdb.DuckDBPyConnection) -> bool:
-    rows = run(con, exp.select("1").from_("duckdb_tables()").where(
+    """Whether ``rdl_graph`` exists; a PlanError if a table of that name lacks its columns (a user's own)."""
+    rows = run(con, exp.select(exp.column("column_name")).from_("duckdb_columns()").where(
         exp.column("table_name").eq(lit(OVERRIDES_TABLE))
     ).where(exp.column("schema_name").eq(lit("main"))))
-    return bool(rows)
+    if not rows:
+        return False
+    missing = [c for c in ("kind", "table_name", "columns", "ref_table", "ref_columns")
+               if c not in {r[0].lower() for r in rows}]
+    if missing:
+        raise PlanError(f"the table `{OVERRIDES_TABLE}` here lacks the column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)} of rdl-sql's graph declarations: it is not rdl-sql's, or was "
+                        f"altered; rename it (ALTER TABLE {OVERRIDES_TABLE} RENAME TO {OVERRIDES_TABLE}_old) "
+                        f"and rdl-sql makes its own")
+    return True
 
 
 def record(con: duckdb.DuckDBPyConnection, override: Override) -> None:

@@ -55,6 +55,7 @@ class StoredModel:
 
 
 def _ensure(con) -> None:
+    exists_table(con)  # refuses a table of that name that is not rdl-sql's before writing to it
     cols = []
     for name, kind in COLUMNS:
         dtype, *rest = kind.split(" ", 1)
@@ -73,9 +74,23 @@ def _columns(con) -> list[str]:
 
 
 def exists_table(con) -> bool:
+    """Whether ``rdl_models`` exists; a PlanError if a table of that name lacks its columns.
+
+    A user's own table of that name (or one altered by hand) must be neither
+    written to (a column added, a row of a model's name deleted) nor read as
+    models.
+    """
     q = (exp.select("1").from_("duckdb_tables()").where(exp.column("table_name").eq(lit(TABLE)))
          .where(exp.column("schema_name").eq(lit("main"))))
-    return bool(run(con, q))
+    if not run(con, q):
+        return False
+    have = {c.lower() for c in _columns(con)}
+    missing = [n for n, _ in COLUMNS if n != "canonical" and n not in have]  # canonical: added to old files
+    if missing:
+        raise PlanError(f"the table `{TABLE}` here lacks the column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)} of rdl-sql's stored models: it is not rdl-sql's, or was altered; "
+                        f"rename it (ALTER TABLE {TABLE} RENAME TO {TABLE}_old) and rdl-sql makes its own")
+    return True
 
 
 def names(con) -> list[str]:
