@@ -175,7 +175,7 @@ class Engine:
             cols = ["name", "task", "model", "metrics", "created_at", "statement"]
             q = exp.select(*[exp.column(c) for c in cols]).from_(ident_table(store.TABLE)).order_by(exp.column("name"))
             for name, task, model, metrics, created_at, statement in run_sql(con, q):
-                m = json.loads(metrics or "{}")
+                m = _metrics_of(metrics)
                 metric = TaskType(task).metric if task in {t.value for t in TaskType} else None
                 rows.append((name, task, model, metric, _number(m.get(f"val_{metric}")),
                              _number(m.get(f"test_{metric}")), m.get("train_rows"), m.get("val_rows"),
@@ -267,6 +267,15 @@ def _refuse_diverged(metrics: dict, lr: float) -> None:
     if bad:
         raise PlanError(f"training diverged: {bad[0]} is {metrics[bad[0]]}, so every prediction would be NULL; "
                         f"use a smaller learning rate than lr = {lr:g} (the default is 0.005)")
+
+
+def _metrics_of(text) -> dict:
+    """A stored model's metrics for SHOW MODELS; empty when the row was damaged by hand (DESCRIBE MODEL says how)."""
+    try:
+        m = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
 
 
 def _number(v) -> float | None:

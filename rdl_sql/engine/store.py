@@ -155,6 +155,12 @@ def load(con, name: str, position: Position | None = None) -> StoredModel:
                 raise ValueError(f"a JSON {type(parsed[column]).__name__}, not an object")
         except (TypeError, ValueError) as e:
             raise _unreadable(name, stmt, column, e, position) from None
+    if not isinstance(stmt, str) or not stmt.strip():
+        raise _unreadable(name, None, "statement", "NULL or empty", position)
+    if not isinstance(created, dt.datetime):
+        raise _unreadable(name, stmt, "created_at", f"{created!r}, not a time", position)
+    if not isinstance(parsed["fingerprint"].get("tables"), dict):
+        raise _unreadable(name, stmt, "fingerprint", "no `tables` object", position)
     if not isinstance(weights, (bytes, bytearray, memoryview)):
         raise _unreadable(name, stmt, "weights", f"{'NULL' if weights is None else type(weights).__name__}, "
                           f"not bytes", position)

@@ -193,15 +193,19 @@ def test_stored_rows_of_an_unknown_kind_or_format_are_refused_clearly(shop):
 
 
 @pytest.mark.parametrize("damage", ["options = '{bad json'", "metrics = '[1, 2]'", "fingerprint = NULL",
-                                    "weights = NULL"])
+                                    "weights = NULL", "created_at = NULL", "fingerprint = '{}'",
+                                    "statement = NULL"])
 def test_a_row_damaged_outside_rdl_sql_is_refused_with_how_to_retrain(shop, damage):
     shop.execute("CREATE MODEL g AS " + GBDT)
     shop.duckdb_connection.execute(f"UPDATE rdl_models SET {damage} WHERE name = 'g'")
     column = damage.split(" = ")[0]
+    redo = ("DROP MODEL g, then CREATE MODEL g AS PREDICT ..." if column == "statement"
+            else "CREATE OR REPLACE MODEL g AS PREDICT COUNT(orders.*")
     for statement in ("PREDICT USING g", "DESCRIBE MODEL g", "EVALUATE MODEL g"):
         text = error_of(shop, statement)
         assert f"model `g` cannot be read: its `{column}` in rdl_models is damaged (" in text, statement
-        assert "retrain it with CREATE OR REPLACE MODEL g AS PREDICT COUNT(orders.*" in text
+        assert f"retrain it with {redo}" in text
+    assert [r[0] for r in shop.execute("SHOW MODELS").fetchall()] == ["g"]  # listed, whatever is damaged
     shop.execute("DROP MODEL g")  # the way back still works
     assert shop.execute("SHOW MODELS").fetchall() == []
 
