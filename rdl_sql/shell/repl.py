@@ -33,8 +33,10 @@ import dataclasses
 import gc
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -89,6 +91,7 @@ class Shell:
         self.con = con
         self.database = database
         self.cur = con.cursor()
+        self._stuck = False   # a second Ctrl-C came: the cancelled statement did not stop
         self.stdout, self.err = out, err
         self.out = out                 # where results go now (.output / .once change it)
         self._redirect: tuple[TextIO, subprocess.Popen | None] | None = None
@@ -169,8 +172,8 @@ class Shell:
             interrupted = False
             try:
                 numbering[0] += 1
-                self.cur.execute(dataclasses.replace(stmt, index=numbering[0],
-                                                     first_line=first_line + stmt.first_line - 1))
+                self._execute(dataclasses.replace(stmt, index=numbering[0],
+                                                  first_line=first_line + stmt.first_line - 1))
                 self.show(stmt)
             except rdl_sql.Error as e:
                 return self.error(str(e))
@@ -194,6 +197,58 @@ class Shell:
                 self.err.flush()
         return True
 
+    def _execute(self, stmt: Statement) -> None:
+        """Run ``stmt`` on the cursor; a Ctrl-C cancels it as ``Connection.cancel()`` does and raises
+        KeyboardInterrupt once it stopped, keeping the cursor and the transaction it may hold.
+
+        The cancel stops a training between batches and interrupts a DuckDB
+        query. Python runs its SIGINT handler only between bytecodes, which a
+        DuckDB query holds off to its end; the signal's wakeup fd, written by
+        the C handler at once, lets a thread cancel the query meanwhile. A
+        second Ctrl-C raises KeyboardInterrupt at once, for a statement that
+        does not stop (the cursor is then replaced).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            self.cur.execute(stmt)
+            return
+        sigints = [0]
+
+        def on_sigint(signum, frame) -> None:
+            sigints[0] += 1
+            if sigints[0] > 1:
+                self._stuck = True
+                raise KeyboardInterrupt
+            self.con.cancel()
+
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        woken = threading.Event()
+
+        def watch() -> None:
+            while os.read(read, 64):
+                if not woken.is_set():
+                    woken.set()
+                    self.con.cancel()
+
+        watcher = threading.Thread(target=watch, name="rdl-sql Ctrl-C", daemon=True)
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+        old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        watcher.start()
+        try:
+            try:
+                self.cur.execute(stmt)
+            except rdl_sql.Error:
+                if not (sigints[0] or woken.is_set()):
+                    raise
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            signal.signal(signal.SIGINT, old_handler)
+            os.close(write)
+            watcher.join()
+            os.close(read)
+        if sigints[0] or woken.is_set():  # its error, or a result that came as it was cancelled, is dropped
+            raise KeyboardInterrupt
+
     def _interrupted(self) -> bool:
         """Report a Ctrl-C, once the interrupted statement's frames are gone: a progress bar that the
         interrupt caught half-made is cleared when it is collected, and must clear its line before the
@@ -215,7 +270,10 @@ class Shell:
         whether DuckDB aborted the transaction. Only when that fails otherwise
         (a cursor the interrupt left unusable) is it replaced by a fresh one.
         """
+        stuck, self._stuck = self._stuck, False
         try:
+            if stuck:  # a second Ctrl-C: the cancelled statement did not stop, and may have left anything
+                raise KeyboardInterrupt
             self.cur.execute("SELECT 1")
             return ""
         except rdl_sql.Error as e:
@@ -225,8 +283,8 @@ class Shell:
             reason = str(e)
         except Exception as e:  # noqa: BLE001 - any failure: the cursor is replaced below
             reason = str(e)
-        except KeyboardInterrupt:  # a second Ctrl-C while the cursor is checked
-            reason = "interrupted"
+        except KeyboardInterrupt:  # a second Ctrl-C, during the statement or while the cursor is checked
+            reason = "Ctrl-C again"
         try:
             self.cur.close()
         except Exception:  # noqa: BLE001, S110 - it is dropped anyway

@@ -317,6 +317,60 @@ def test_ctrl_c_while_a_model_trains_keeps_the_open_transaction(tmp_path, monkey
         check.close()
 
 
+def test_ctrl_c_cancels_training_between_batches_and_keeps_the_open_transaction(tmp_path, monkeypatch):
+    """A real SIGINT while a model trains: the shell cancels the statement as Connection.cancel() does
+    (the training sees the cancel event and stops), says "Interrupted", and COMMIT keeps the INSERT."""
+    import signal
+    import threading
+
+    import rdl_sql as api
+    from rdl_sql.engine import auto, gnn
+
+    def training(con, prep, progress, cancel):   # trains until cancelled, as gnn.train does between batches
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        assert cancel.wait(20)
+        raise auto.Cancelled("training cancelled")
+
+    monkeypatch.setattr(gnn, "train", training)
+    db = _shop(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    con = api.connect(str(db))
+    try:
+        sh = shell.Shell(con, out=out, err=err, database=str(db))
+        assert sh.feed("CREATE TABLE t (x INTEGER); BEGIN; INSERT INTO t VALUES (3);")
+        assert sh.feed("CREATE MODEL m AS " + LONG_PREDICT) is False
+        assert err.getvalue() == "Interrupted\n"
+        assert sh.feed("COMMIT;"), err.getvalue()
+    finally:
+        con.close()
+    check = duckdb.connect(str(db), read_only=True)
+    try:
+        assert check.execute("SELECT x FROM t").fetchall() == [(3,)]
+    finally:
+        check.close()
+
+
+def test_a_real_ctrl_c_interrupts_a_running_duckdb_query():
+    """SIGINT reaches Python only between bytecodes, so a DuckDB query used to hold it to its end: the
+    statement runs in a thread of its own, and the shell interrupts DuckDB. Here the interrupted query
+    aborted the transaction, and the message says so."""
+    import signal
+    import threading
+
+    import rdl_sql as api
+    con = api.connect(":memory:")
+    err = io.StringIO()
+    try:
+        sh = shell.Shell(con, out=io.StringIO(), err=err)
+        assert sh.feed("CREATE TABLE t (x INTEGER); BEGIN; INSERT INTO t VALUES (3);")
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        assert sh.run_sql("SELECT count(*) FROM range(10000000000) a, range(1000) b;") is False
+        assert err.getvalue().startswith("Interrupted; the open transaction was aborted")
+        assert sh.feed("ROLLBACK; SELECT 1;")
+    finally:
+        con.close()
+
+
 def test_ctrl_c_says_when_duckdb_aborted_the_open_transaction(tmp_path):
     """An interrupted DuckDB query inside a transaction may leave it aborted: the shell says so
     rather than only "Interrupted", and the transaction stays for the user to ROLLBACK."""
