@@ -176,7 +176,7 @@ class Session:
             if hint is not None:  # SHOW MODEL, CREATE MODLE ...: say which rdl-sql statement was meant
                 message, start, end = hint
                 raise _located(stmt, f"{message} (DuckDB: {str(e).splitlines()[0]})", start, end) from None
-            raise _wrap_duckdb(e) from None
+            raise _wrap_duckdb(e, stmt) from None
         except (TypeError, ValueError, OverflowError) as e:  # parameters DuckDB's client cannot convert
             raise errors.InterfaceError(f"statement {stmt.index}: parameters not accepted: {e}") from None
 

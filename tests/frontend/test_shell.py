@@ -77,7 +77,7 @@ def test_c_prints_each_result_as_a_duckdb_box(tmp_path):
 def test_c_with_broken_sql_prints_one_error_with_a_caret_and_exits_1(tmp_path):
     r = rdl_sql(str(tmp_path / "a.duckdb"), "-c", "SELECT 1; SELEC 2; SELECT 3")
     assert r.returncode == 1
-    assert r.stderr.startswith("Error: Parser Error: syntax error at or near \"SELEC\"")
+    assert r.stderr.startswith("Error: statement 2: Parser Error: syntax error at or near \"SELEC\"")
     assert "^^^^^" in r.stderr
     assert "│       1 │" in r.stdout
     assert "│       3 │" not in r.stdout  # stopped at the error
@@ -191,7 +191,7 @@ def test_interactive_session(tmp_path):
         command(child, ".timer off")
 
         out = command(child, "SELECT nope FROM t;")
-        assert "Error: Binder Error" in out and "^" in out and "Traceback" not in out
+        assert "Error: statement 1: Binder Error" in out and "^" in out and "Traceback" not in out
         assert command(child, "SELECT 'still here' AS s;").endswith("s\nstill here\n")
 
         child.sendline("SELECT 'dropped'")          # Ctrl-C at the prompt drops the open statement

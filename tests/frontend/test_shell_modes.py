@@ -95,7 +95,7 @@ def test_flags_act_in_order_and_every_c_runs(run):
 
 def test_first_failing_c_stops_the_rest_and_exits_1(run):
     code, out, err = run(":memory:", "-csv", "-c", "SELECT 1 AS a", "-c", "SELECT nope", "-c", "SELECT 3 AS c")
-    assert code == 1 and out == "a\n1\n" and err.startswith("Error: Binder Error")
+    assert code == 1 and out == "a\n1\n" and err.startswith("Error: statement 1: Binder Error")
 
 
 def test_mode_flags(run):
