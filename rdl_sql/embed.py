@@ -141,11 +141,12 @@ def register(con: duckdb.DuckDBPyConnection, progress: bool | None = False) -> N
         con.create_function("rdl_run", _call(state.run), ["VARCHAR"], "VARCHAR", side_effects=True)
     except duckdb.Error as e:
         state.close()
-        if "already" in str(e).lower():
+        if "already" in str(e).lower() or "not an scalar function" in str(e).lower():
             raise errors.InterfaceError(
-                "rdl_sql.register: another connection of this process to the same database has the rdl-sql "
-                "functions already (DuckDB shares Python functions between them); use that connection or a "
-                "cursor of it") from None
+                "rdl_sql.register: the name rdl_query or rdl_run is taken on this database: by another "
+                "connection of this process that registered rdl-sql (DuckDB shares Python functions between "
+                "them; use that connection or a cursor of it), or by a function or macro of your own (drop or "
+                f"rename it) (DuckDB: {str(e).splitlines()[0]})") from None
         raise errors.InterfaceError(f"rdl_sql.register: {e}") from None
     con.execute("CREATE OR REPLACE TEMP MACRO rdl(sql) AS TABLE FROM query(rdl_query(sql))")
     _registered[con] = state

@@ -130,3 +130,18 @@ def test_a_prediction_that_trains_runs_inside_the_function(con, stored):
     (said,) = con.execute(f"SELECT rdl_run('CREATE MODEL churn2 AS {quoted}')").fetchone()
     assert said.startswith("1 row ") and "trained" in said
     assert con.execute("SELECT name FROM rdl_models ORDER BY name").fetchall() == [("churn",), ("churn2",)]
+
+
+def test_a_name_taken_by_the_users_own_function_or_macro_is_said_so():
+    """It blamed 'another connection of this process' for the user's own rdl_run, and said only
+    'rdl_query is not an scalar function' for a macro of that name."""
+    plain = duckdb.connect()
+    plain.create_function("rdl_run", lambda s: s, ["VARCHAR"], "VARCHAR")
+    macro = duckdb.connect()
+    macro.execute("CREATE MACRO rdl_query(x) AS x")
+    for c in (plain, macro):
+        with pytest.raises(rdl_sql.InterfaceError, match="the name rdl_query or rdl_run is taken on this database: "
+                                                         "by another connection .* or by a function or macro of "
+                                                         "your own \\(drop or rename it\\)"):
+            rdl_sql.register(c)
+        c.close()
