@@ -215,13 +215,7 @@ def test_interactive_session(tmp_path):
 
 
 def test_ctrl_c_aborts_training_and_ctrl_d_exits(tmp_path):
-    from rdl_sql.datasets.shop import build_shop
-    db = tmp_path / "shop.duckdb"
-    con = duckdb.connect(str(db))
-    try:
-        build_shop(con, customers=200, products=30, days=200)
-    finally:
-        con.close()
+    db = _shop(tmp_path)
     # a history file that cannot be written is skipped without a word
     child = spawn(db, tmp_path, RDL_SQL_HISTORY=str(tmp_path / "no" / "such" / "dir" / "history"))
     try:
