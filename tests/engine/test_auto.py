@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import rdl_sql
 from rdl_sql.engine import auto
 from rdl_sql.planner.errors import PlanError
 from rdl_sql.planner.options import Options
@@ -238,18 +237,6 @@ def test_a_nan_validation_metric_never_wins(fake):
 
 
 # ---- end to end -------------------------------------------------------------------------------------
-@pytest.fixture
-def shop():
-    """A connection on a small generated shop (300 customers, 300 days)."""
-    from rdl_sql.datasets.shop import build_shop
-    con = rdl_sql.connect(progress=False)
-    try:
-        build_shop(con.duckdb_connection, customers=300, products=40, days=300, seed=0)
-        yield con
-    finally:
-        con.close()
-
-
 @pytest.mark.slow
 def test_auto_stores_the_candidate_best_on_validation_and_scores_with_it(shop, one_thread_torch):
     small = "epochs = 1, channels = 16, max_train_rows = 1500, batch_size = 128"

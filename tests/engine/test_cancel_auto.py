@@ -18,7 +18,6 @@ import pyarrow as pa
 import pytest
 
 import rdl_sql
-from rdl_sql.datasets.shop import build_shop
 from rdl_sql.engine import auto, runner
 from rdl_sql.planner.options import Options
 from rdl_sql.planner.query import TaskType
@@ -157,16 +156,6 @@ def test_a_statement_cancelled_before_its_training_trains_nothing(fake, model):
 
 
 # ---- through Connection.cancel(), LightGBM training for real ---------------------------------------
-@pytest.fixture
-def shop():
-    con = rdl_sql.connect(progress=False)
-    try:
-        build_shop(con.duckdb_connection, customers=300, products=40, days=300, seed=0)
-        yield con
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def cancel_in_boosting(shop, monkeypatch):
     """While ``armed``, LightGBM calls ``shop.cancel()`` after its third round, as a cancel from another

@@ -269,6 +269,15 @@ def test_an_interrupt_is_reported_after_a_half_made_progress_bar_clears_its_line
         con.close()
 
 
+def _committed_rows(db) -> list:
+    """Table ``t`` as another connection reads it once the shell has closed the file."""
+    check = duckdb.connect(str(db), read_only=True)
+    try:
+        return check.execute("SELECT x FROM t").fetchall()
+    finally:
+        check.close()
+
+
 def _shop(tmp_path):
     from rdl_sql.datasets.shop import build_shop
     db = tmp_path / "shop.duckdb"
@@ -304,11 +313,7 @@ def test_ctrl_c_while_a_model_trains_keeps_the_open_transaction(tmp_path, monkey
         assert sh.feed("COMMIT;"), err.getvalue()
     finally:
         con.close()
-    check = duckdb.connect(str(db), read_only=True)
-    try:
-        assert check.execute("SELECT x FROM t").fetchall() == [(3,)]
-    finally:
-        check.close()
+    assert _committed_rows(db) == [(3,)]
 
 
 def test_ctrl_c_cancels_training_between_batches_and_keeps_the_open_transaction(tmp_path, monkeypatch):
@@ -337,11 +342,7 @@ def test_ctrl_c_cancels_training_between_batches_and_keeps_the_open_transaction(
         assert sh.feed("COMMIT;"), err.getvalue()
     finally:
         con.close()
-    check = duckdb.connect(str(db), read_only=True)
-    try:
-        assert check.execute("SELECT x FROM t").fetchall() == [(3,)]
-    finally:
-        check.close()
+    assert _committed_rows(db) == [(3,)]
 
 
 def test_a_real_ctrl_c_interrupts_a_running_duckdb_query():
